@@ -1,0 +1,24 @@
+use std::{net::SocketAddr, time::Duration};
+
+/// todomanager: the gRPC service that stores todos (`todo_mgr.TodoManager`).
+#[derive(Debug, Clone, clap::Parser)]
+#[command(version, about)]
+pub struct Config {
+    /// Address to serve gRPC on.
+    #[arg(long, env = "TODOMANAGER_LISTEN", default_value = "0.0.0.0:8090")]
+    pub listen: SocketAddr,
+
+    /// Database to store todos in: an SQLite file (created if missing) or a MySQL/MariaDB server,
+    /// e.g. mysql://todo:secret@mariadb:3306/todo.
+    #[arg(long, env = "DATABASE_URL", default_value = "sqlite://todo.db?mode=rwc")]
+    pub database_url: String,
+
+    /// How long a query waits for a database connection before the RPC fails with UNAVAILABLE.
+    #[arg(long, env = "DATABASE_TIMEOUT", default_value = "1s", value_parser = humantime::parse_duration)]
+    pub database_timeout: Duration,
+
+    /// How long to keep retrying at start-up while the database is not reachable yet
+    /// (in a cluster, MariaDB may start after todomanager).
+    #[arg(long, env = "DATABASE_WAIT", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub database_wait: Duration,
+}

@@ -1,0 +1,119 @@
+//! The `todo_mgr.TodoManager` gRPC service: checks each request, then asks the store.
+
+use std::pin::Pin;
+
+use proto::{DeleteTodoRes, ListTodosReq, TodoIdReq};
+use tokio_stream::{Stream, StreamExt};
+use tonic::{Request, Response, Status};
+
+use crate::store::{self, Store, StoreError};
+
+/// The longest todo text accepted, in characters.
+pub const MAX_TEXT_CHARS: usize = 1000;
+/// The longest owner name accepted, in characters (the column holds 255).
+pub const MAX_OWNER_CHARS: usize = 255;
+
+pub struct TodoService {
+    store: Store,
+}
+
+impl TodoService {
+    pub fn new(store: Store) -> Self {
+        Self { store }
+    }
+}
+
+#[tonic::async_trait]
+impl proto::TodoManager for TodoService {
+    async fn create_todo(&self, request: Request<proto::Todo>) -> Result<Response<proto::Todo>, Status> {
+        let todo = request.into_inner();
+        let owner = valid_owner(&todo.owner)?;
+        let text = valid_text(&todo.text)?;
+        let created = self.store.create(owner, text, todo.done).await?;
+        Ok(Response::new(created.into()))
+    }
+
+    type ListTodosStream = Pin<Box<dyn Stream<Item = Result<proto::Todo, Status>> + Send>>;
+
+    async fn list_todos(&self, request: Request<ListTodosReq>) -> Result<Response<Self::ListTodosStream>, Status> {
+        let owner = valid_owner(&request.get_ref().owner)?.to_owned();
+        let todos = self.store.list(owner).map(|row| row.map(proto::Todo::from).map_err(Status::from));
+        Ok(Response::new(Box::pin(todos)))
+    }
+
+    async fn get_todo(&self, request: Request<TodoIdReq>) -> Result<Response<proto::Todo>, Status> {
+        let request = request.into_inner();
+        let owner = valid_owner(&request.owner)?;
+        let todo = self.store.get(owner, valid_id(request.id)?).await?;
+        Ok(Response::new(todo.into()))
+    }
+
+    async fn update_todo(&self, request: Request<proto::Todo>) -> Result<Response<proto::Todo>, Status> {
+        let todo = request.into_inner();
+        let owner = valid_owner(&todo.owner)?;
+        let text = valid_text(&todo.text)?;
+        let updated = self.store.update(owner, valid_id(todo.id)?, text, todo.done).await?;
+        Ok(Response::new(updated.into()))
+    }
+
+    async fn delete_todo(&self, request: Request<TodoIdReq>) -> Result<Response<DeleteTodoRes>, Status> {
+        let request = request.into_inner();
+        let owner = valid_owner(&request.owner)?;
+        self.store.delete(owner, valid_id(request.id)?).await?;
+        Ok(Response::new(DeleteTodoRes { success: true }))
+    }
+}
+
+fn valid_text(text: &str) -> Result<&str, Status> {
+    if text.trim().is_empty() {
+        return Err(Status::invalid_argument("text must not be empty"));
+    }
+    let chars = text.chars().count();
+    if chars > MAX_TEXT_CHARS {
+        return Err(Status::invalid_argument(format!(
+            "text is {chars} characters long, the limit is {MAX_TEXT_CHARS}"
+        )));
+    }
+    Ok(text)
+}
+
+fn valid_owner(owner: &str) -> Result<&str, Status> {
+    if owner.trim().is_empty() {
+        return Err(Status::invalid_argument("owner must not be empty"));
+    }
+    if owner.chars().count() > MAX_OWNER_CHARS {
+        return Err(Status::invalid_argument(format!("owner is longer than {MAX_OWNER_CHARS} characters")));
+    }
+    Ok(owner)
+}
+
+/// Ids start at 1; proto3 sends an unset id as 0.
+fn valid_id(id: u64) -> Result<i64, Status> {
+    match id {
+        0 => Err(Status::invalid_argument("id must be set (ids start at 1)")),
+        // The database counts in signed 64 bits: a larger id cannot exist.
+        id => i64::try_from(id).map_err(|_| Status::not_found(format!("todo {id} not found"))),
+    }
+}
+
+impl From<store::Todo> for proto::Todo {
+    fn from(todo: store::Todo) -> Self {
+        Self { id: todo.id as u64, text: todo.text, done: todo.done, owner: todo.owner }
+    }
+}
+
+impl From<StoreError> for Status {
+    fn from(error: StoreError) -> Self {
+        match &error {
+            StoreError::NotFound { .. } => Status::not_found(error.to_string()),
+            StoreError::Unavailable(_) => {
+                tracing::warn!(%error, "database unavailable");
+                Status::unavailable(error.to_string())
+            }
+            StoreError::Database(_) | StoreError::Open(_) => {
+                tracing::error!(%error, "database error");
+                Status::internal("the database failed; see todomanager's log")
+            }
+        }
+    }
+}

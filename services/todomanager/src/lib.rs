@@ -1,0 +1,10 @@
+//! todomanager: the gRPC service that stores the workshop's todos.
+
+pub mod config;
+pub mod grpc;
+pub mod server;
+pub mod store;
+
+pub use config::Config;
+pub use server::serve;
+pub use store::Store;

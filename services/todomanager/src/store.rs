@@ -1,0 +1,173 @@
+//! Where the todos live: an SQLite file by default, MySQL/MariaDB in the cluster.
+//!
+//! Both backends run the same SQL (`?` placeholders work on both); the schema differs slightly,
+//! so each has its own folder of migrations, run at start-up.
+
+use std::{str::FromStr, time::Duration};
+
+use sqlx::{
+    MySqlPool, SqlitePool,
+    mysql::{MySqlConnectOptions, MySqlPoolOptions},
+    sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions},
+};
+use tokio_stream::{Stream, StreamExt};
+
+/// One row of the `todos` table.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct Todo {
+    pub id: i64,
+    pub owner: String,
+    pub text: String,
+    pub done: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("todo {id} not found")]
+    NotFound { id: i64 },
+    #[error("the database is unavailable: {0}")]
+    Unavailable(#[source] sqlx::Error),
+    #[error("the database failed: {0}")]
+    Database(#[source] sqlx::Error),
+    #[error("cannot open the database: {0}")]
+    Open(String),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(error: sqlx::Error) -> Self {
+        use sqlx::Error::*;
+        match error {
+            // No connection to be had: the caller may retry later.
+            Io(_) | Tls(_) | PoolTimedOut | PoolClosed | WorkerCrashed => Self::Unavailable(error),
+            _ => Self::Database(error),
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+enum Pool {
+    Sqlite(SqlitePool),
+    MySql(MySqlPool),
+}
+
+/// Runs the same sqlx code on whichever backend the store was opened with.
+macro_rules! on_pool {
+    ($pool:expr, |$p:ident| $body:expr) => {
+        match $pool {
+            Pool::Sqlite($p) => $body,
+            Pool::MySql($p) => $body,
+        }
+    };
+}
+
+const SELECT_ONE: &str = "SELECT id, owner, text, done FROM todos WHERE id = ? AND owner = ?";
+const SELECT_ALL: &str = "SELECT id, owner, text, done FROM todos WHERE owner = ? ORDER BY id";
+
+/// The todo database. Cloning it is cheap: clones share one connection pool.
+#[derive(Clone, Debug)]
+pub struct Store {
+    pool: Pool,
+}
+
+impl Store {
+    /// Opens the database at `url` (`sqlite://todo.db?mode=rwc` or `mysql://user:pass@host/db`)
+    /// and brings its schema up to date. `timeout` bounds how long a query waits for a
+    /// connection before the database counts as unavailable.
+    pub async fn open(url: &str, timeout: Duration) -> Result<Self, StoreError> {
+        let pool = if url.starts_with("sqlite:") {
+            let options = SqliteConnectOptions::from_str(url)?
+                // WAL lets readers go on while one connection writes.
+                .journal_mode(SqliteJournalMode::Wal)
+                .busy_timeout(timeout);
+            let pool = SqlitePoolOptions::new().acquire_timeout(timeout).connect_with(options).await?;
+            sqlx::migrate!("migrations/sqlite").run(&pool).await.map_err(sqlx::Error::from)?;
+            Pool::Sqlite(pool)
+        } else if url.starts_with("mysql:") || url.starts_with("mariadb:") {
+            let options = MySqlConnectOptions::from_str(&url.replacen("mariadb:", "mysql:", 1))?;
+            let pool = MySqlPoolOptions::new().acquire_timeout(timeout).connect_with(options).await?;
+            sqlx::migrate!("migrations/mysql").run(&pool).await.map_err(sqlx::Error::from)?;
+            Pool::MySql(pool)
+        } else {
+            return Err(StoreError::Open(format!(
+                "unsupported database URL {url:?}: use sqlite://FILE?mode=rwc or mysql://USER:PASSWORD@HOST/DATABASE"
+            )));
+        };
+        Ok(Self { pool })
+    }
+
+    /// Which kind of database this is, for logs and the tracing attribute `db.system.name`.
+    pub fn backend(&self) -> &'static str {
+        match self.pool {
+            Pool::Sqlite(_) => "sqlite",
+            Pool::MySql(_) => "mysql",
+        }
+    }
+
+    /// Checks that the database answers.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        on_pool!(&self.pool, |pool| sqlx::query("SELECT 1").execute(pool).await.map(drop))?;
+        Ok(())
+    }
+
+    pub async fn create(&self, owner: &str, text: &str, done: bool) -> Result<Todo, StoreError> {
+        const INSERT: &str = "INSERT INTO todos (owner, text, done) VALUES (?, ?, ?)";
+        let id = match &self.pool {
+            Pool::Sqlite(pool) => {
+                let result = sqlx::query(INSERT).bind(owner).bind(text).bind(done).execute(pool).await?;
+                result.last_insert_rowid()
+            }
+            Pool::MySql(pool) => {
+                let result = sqlx::query(INSERT).bind(owner).bind(text).bind(done).execute(pool).await?;
+                result.last_insert_id() as i64
+            }
+        };
+        Ok(Todo { id, owner: owner.to_owned(), text: text.to_owned(), done })
+    }
+
+    pub async fn get(&self, owner: &str, id: i64) -> Result<Todo, StoreError> {
+        let todo = on_pool!(&self.pool, |pool| {
+            sqlx::query_as(SELECT_ONE).bind(id).bind(owner).fetch_optional(pool).await
+        })?;
+        todo.ok_or(StoreError::NotFound { id })
+    }
+
+    /// The owner's todos in id order, read from the database while the caller consumes them.
+    pub fn list(&self, owner: String) -> impl Stream<Item = Result<Todo, StoreError>> + Send + 'static {
+        let pool = self.pool.clone();
+        async_stream::try_stream! {
+            match pool {
+                Pool::Sqlite(pool) => {
+                    let mut rows = sqlx::query_as(SELECT_ALL).bind(&owner).fetch(&pool);
+                    while let Some(todo) = rows.try_next().await? { yield todo; }
+                }
+                Pool::MySql(pool) => {
+                    let mut rows = sqlx::query_as(SELECT_ALL).bind(&owner).fetch(&pool);
+                    while let Some(todo) = rows.try_next().await? { yield todo; }
+                }
+            }
+        }
+    }
+
+    /// Replaces the text and the done flag of the owner's todo `id`.
+    pub async fn update(&self, owner: &str, id: i64, text: &str, done: bool) -> Result<Todo, StoreError> {
+        const UPDATE: &str = "UPDATE todos SET text = ?, done = ? WHERE id = ? AND owner = ?";
+        // MySQL counts only rows whose values changed, so "0 rows affected" does not mean
+        // "not found": read the row back in the same transaction instead.
+        let todo: Option<Todo> = on_pool!(&self.pool, |pool| {
+            let mut tx = pool.begin().await?;
+            sqlx::query(UPDATE).bind(text).bind(done).bind(id).bind(owner).execute(&mut *tx).await?;
+            let todo = sqlx::query_as(SELECT_ONE).bind(id).bind(owner).fetch_optional(&mut *tx).await?;
+            tx.commit().await?;
+            todo
+        });
+        todo.ok_or(StoreError::NotFound { id })
+    }
+
+    pub async fn delete(&self, owner: &str, id: i64) -> Result<(), StoreError> {
+        const DELETE: &str = "DELETE FROM todos WHERE id = ? AND owner = ?";
+        let deleted = on_pool!(&self.pool, |pool| {
+            sqlx::query(DELETE).bind(id).bind(owner).execute(pool).await?.rows_affected()
+        });
+        if deleted == 0 { Err(StoreError::NotFound { id }) } else { Ok(()) }
+    }
+}

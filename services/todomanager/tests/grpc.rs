@@ -1,0 +1,215 @@
+//! todomanager over real gRPC, on every storage backend available here.
+
+use std::{net::SocketAddr, time::Duration};
+
+use proto::{ListTodosReq, Todo, TodoIdReq, TodoManagerClient};
+use testkit::{Relay, TestDb};
+use tokio::{net::TcpListener, sync::oneshot};
+use tokio_stream::StreamExt;
+use tonic::{Code, transport::Channel};
+use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient};
+use tonic_reflection::pb::v1::{
+    ServerReflectionRequest, server_reflection_client::ServerReflectionClient,
+    server_reflection_request::MessageRequest, server_reflection_response::MessageResponse,
+};
+use todomanager::Store;
+
+/// A todomanager serving on an ephemeral port until dropped.
+struct Server {
+    addr: SocketAddr,
+    _stop: oneshot::Sender<()>,
+}
+
+impl Server {
+    async fn start(database_url: &str) -> Self {
+        let store = Store::open(database_url, Duration::from_millis(500)).await.expect("cannot open the store");
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = oneshot::channel::<()>();
+        tokio::spawn(todomanager::serve(listener, store, async {
+            let _ = stopped.await;
+        }));
+        Self { addr, _stop: stop }
+    }
+
+    async fn channel(&self) -> Channel {
+        Channel::from_shared(format!("http://{}", self.addr)).unwrap().connect().await.unwrap()
+    }
+
+    async fn client(&self) -> TodoManagerClient<Channel> {
+        TodoManagerClient::new(self.channel().await)
+    }
+}
+
+fn todo(owner: &str, text: &str) -> Todo {
+    Todo { id: 0, text: text.into(), done: false, owner: owner.into() }
+}
+
+fn id_req(owner: &str, id: u64) -> TodoIdReq {
+    TodoIdReq { id, owner: owner.into() }
+}
+
+async fn list(client: &mut TodoManagerClient<Channel>, owner: &str) -> Vec<Todo> {
+    let stream = client.list_todos(ListTodosReq { owner: owner.into() }).await.unwrap().into_inner();
+    stream.collect::<Result<Vec<_>, _>>().await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_rpc_works_on_every_backend() {
+    for db in testkit::all_backends().await {
+        every_rpc_works(&db).await;
+    }
+}
+
+async fn every_rpc_works(db: &TestDb) {
+    let backend = db.backend;
+    let server = Server::start(&db.url).await;
+    let mut client = server.client().await;
+
+    assert_eq!(list(&mut client, "alice").await, vec![], "{backend}: empty at first");
+
+    let first = client.create_todo(todo("alice", "Check tracing")).await.unwrap().into_inner();
+    let second = client.create_todo(todo("alice", "Read the spans")).await.unwrap().into_inner();
+    let bobs = client.create_todo(todo("bob", "Bob's")).await.unwrap().into_inner();
+    assert!(first.id >= 1 && second.id > first.id && bobs.id > second.id, "{backend}: ids come from the database");
+    assert_eq!(first, Todo { id: first.id, text: "Check tracing".into(), done: false, owner: "alice".into() });
+
+    let got = client.get_todo(id_req("alice", first.id)).await.unwrap().into_inner();
+    assert_eq!(got, first, "{backend}");
+
+    assert_eq!(list(&mut client, "alice").await, vec![first.clone(), second.clone()], "{backend}: id order, own todos");
+    assert_eq!(list(&mut client, "bob").await, vec![bobs.clone()], "{backend}");
+
+    let changed = Todo { done: true, text: "Check tracing again".into(), ..first.clone() };
+    let updated = client.update_todo(changed.clone()).await.unwrap().into_inner();
+    assert_eq!(updated, changed, "{backend}");
+    // The same values again: still found (MySQL reports 0 changed rows here).
+    let unchanged = client.update_todo(changed.clone()).await.unwrap().into_inner();
+    assert_eq!(unchanged, changed, "{backend}");
+    assert_eq!(client.get_todo(id_req("alice", first.id)).await.unwrap().into_inner(), changed, "{backend}");
+
+    let deleted = client.delete_todo(id_req("alice", second.id)).await.unwrap().into_inner();
+    assert!(deleted.success, "{backend}");
+    assert_eq!(list(&mut client, "alice").await, vec![changed], "{backend}");
+
+    // A new todo never gets a deleted todo's id.
+    let third = client.create_todo(todo("alice", "Third")).await.unwrap().into_inner();
+    assert!(third.id > bobs.id, "{backend}: ids are not reused");
+
+    // Multi-byte text: the limit counts characters, not bytes.
+    let long = "é".repeat(1000);
+    let created = client.create_todo(todo("alice", &long)).await.unwrap().into_inner();
+    assert_eq!(client.get_todo(id_req("alice", created.id)).await.unwrap().into_inner().text, long, "{backend}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn mistakes_get_the_right_status_on_every_backend() {
+    for db in testkit::all_backends().await {
+        mistakes_get_the_right_status(&db).await;
+    }
+}
+
+async fn mistakes_get_the_right_status(db: &TestDb) {
+    let backend = db.backend;
+    let server = Server::start(&db.url).await;
+    let mut client = server.client().await;
+    let alices = client.create_todo(todo("alice", "mine")).await.unwrap().into_inner();
+
+    let cases: Vec<(&str, Result<(), tonic::Status>, Code)> = vec![
+        ("empty text", client.create_todo(todo("alice", "")).await.map(drop), Code::InvalidArgument),
+        ("blank text", client.create_todo(todo("alice", " \t\n")).await.map(drop), Code::InvalidArgument),
+        ("1001 chars", client.create_todo(todo("alice", &"x".repeat(1001))).await.map(drop), Code::InvalidArgument),
+        ("no owner", client.create_todo(todo("", "text")).await.map(drop), Code::InvalidArgument),
+        ("long owner", client.create_todo(todo(&"o".repeat(256), "text")).await.map(drop), Code::InvalidArgument),
+        ("get unknown", client.get_todo(id_req("alice", 999_999)).await.map(drop), Code::NotFound),
+        ("get huge id", client.get_todo(id_req("alice", u64::MAX)).await.map(drop), Code::NotFound),
+        ("get id 0", client.get_todo(id_req("alice", 0)).await.map(drop), Code::InvalidArgument),
+        ("get other's", client.get_todo(id_req("bob", alices.id)).await.map(drop), Code::NotFound),
+        ("list no owner", client.list_todos(ListTodosReq { owner: "".into() }).await.map(drop), Code::InvalidArgument),
+        (
+            "update unknown",
+            client.update_todo(Todo { id: 999_999, ..todo("alice", "x") }).await.map(drop),
+            Code::NotFound,
+        ),
+        (
+            "update other's",
+            client.update_todo(Todo { id: alices.id, ..todo("bob", "x") }).await.map(drop),
+            Code::NotFound,
+        ),
+        (
+            "update empty text",
+            client.update_todo(Todo { id: alices.id, ..todo("alice", "") }).await.map(drop),
+            Code::InvalidArgument,
+        ),
+        ("delete unknown", client.delete_todo(id_req("alice", 999_999)).await.map(drop), Code::NotFound),
+        ("delete other's", client.delete_todo(id_req("bob", alices.id)).await.map(drop), Code::NotFound),
+    ];
+    for (case, result, code) in cases {
+        let status = result.expect_err(case);
+        assert_eq!(status.code(), code, "{backend}, {case}: {status:?}");
+        assert!(!status.message().is_empty(), "{backend}, {case}: the status says why");
+    }
+    // None of the mistakes changed anything.
+    assert_eq!(list(&mut client, "alice").await, vec![alices], "{backend}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn health_and_reflection_are_served() {
+    let db = testkit::sqlite();
+    let server = Server::start(&db.url).await;
+
+    let mut health = HealthClient::new(server.channel().await);
+    for service in ["", "todo_mgr.TodoManager"] {
+        let answer = health.check(HealthCheckRequest { service: service.into() }).await.unwrap().into_inner();
+        assert_eq!(answer.status(), ServingStatus::Serving, "health of {service:?}");
+    }
+
+    let mut reflection = ServerReflectionClient::new(server.channel().await);
+    let request = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let mut answers = reflection.server_reflection_info(tokio_stream::iter([request])).await.unwrap().into_inner();
+    let Some(MessageResponse::ListServicesResponse(listed)) = answers.next().await.unwrap().unwrap().message_response
+    else {
+        panic!("reflection did not list the services");
+    };
+    let names: Vec<_> = listed.service.into_iter().map(|service| service.name).collect();
+    assert!(names.contains(&"todo_mgr.TodoManager".to_string()), "{names:?}");
+    assert!(names.contains(&"grpc.health.v1.Health".to_string()), "{names:?}");
+}
+
+/// MariaDB behind a relay that the test cuts: UNAVAILABLE while it is cut, service again once
+/// it is restored, without restarting todomanager.
+#[tokio::test(flavor = "multi_thread")]
+async fn database_unreachable_is_unavailable_and_recovers() {
+    let Some(db) = testkit::mysql().await else { return };
+    let (server_part, database) = db.url.rsplit_once('/').unwrap();
+    let host_port = server_part.rsplit_once('@').map_or(server_part, |(_, host)| host).trim_start_matches("mysql://");
+    let target = tokio::net::lookup_host(host_port).await.unwrap().next().unwrap();
+    let relay = Relay::start(target).await;
+    let relayed_url = db.url.replace(host_port, &relay.addr().to_string());
+    assert!(relayed_url.ends_with(database));
+
+    let server = Server::start(&relayed_url).await;
+    let mut client = server.client().await;
+    let saved = client.create_todo(todo("alice", "before the cut")).await.unwrap().into_inner();
+
+    relay.cut();
+    let started = std::time::Instant::now();
+    let status = client.get_todo(id_req("alice", saved.id)).await.expect_err("the database is cut off");
+    assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+    assert!(started.elapsed() < Duration::from_secs(3), "took {:?}", started.elapsed());
+
+    relay.restore();
+    let mut answer = client.get_todo(id_req("alice", saved.id)).await;
+    // The pool may hand out one connection that died during the cut before it reconnects.
+    for _ in 0..5 {
+        if answer.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        answer = client.get_todo(id_req("alice", saved.id)).await;
+    }
+    assert_eq!(answer.expect("todomanager recovers when the database returns").into_inner(), saved);
+}
