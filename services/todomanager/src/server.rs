@@ -20,7 +20,8 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     // `grpc.health.v1.Health`: what Kubernetes gRPC probes and `grpcurl` health checks ask.
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
-    let health_watch = tokio::spawn(report_database_health(store.clone(), health_reporter));
+    let database_ok = check_database(&store, &health_reporter, None).await;
+    let health_watch = tokio::spawn(watch_database(store.clone(), health_reporter, database_ok));
 
     // Server reflection lets `grpcurl` list and call the services without the .proto file.
     let reflection = tonic_reflection::server::Builder::configure()
@@ -38,24 +39,30 @@ pub async fn serve(
     Ok(result?)
 }
 
-/// Reports SERVING while the database answers, NOT_SERVING while it does not.
-async fn report_database_health(store: Store, reporter: HealthReporter) {
-    const SERVICE: &str = "todo_mgr.TodoManager";
-    let mut serving = None;
-    let mut interval = tokio::time::interval(HEALTH_CHECK_INTERVAL);
+/// Re-checks the database every few seconds for the health service.
+async fn watch_database(store: Store, reporter: HealthReporter, mut ok: bool) {
     loop {
-        interval.tick().await;
-        let ok = store.ping().await.map_err(|error| tracing::warn!(%error, "health check failed")).is_ok();
-        if serving == Some(ok) {
-            continue;
-        }
-        serving = Some(ok);
-        for service in ["", SERVICE] {
-            if ok {
-                reporter.set_service_status(service, tonic_health::ServingStatus::Serving).await;
-            } else {
-                reporter.set_service_status(service, tonic_health::ServingStatus::NotServing).await;
-            }
-        }
+        tokio::time::sleep(HEALTH_CHECK_INTERVAL).await;
+        ok = check_database(&store, &reporter, Some(ok)).await;
     }
+}
+
+/// Reports SERVING while the database answers, NOT_SERVING while it does not; logs the changes.
+async fn check_database(store: &Store, reporter: &HealthReporter, was_ok: Option<bool>) -> bool {
+    let result = store.ping().await;
+    let ok = result.is_ok();
+    if was_ok == Some(ok) {
+        return ok;
+    }
+    let status = match result {
+        Ok(()) => tonic_health::ServingStatus::Serving,
+        Err(error) => {
+            tracing::warn!(%error, "database check failed: health is NOT_SERVING");
+            tonic_health::ServingStatus::NotServing
+        }
+    };
+    for service in ["", "todo_mgr.TodoManager"] {
+        reporter.set_service_status(service, status).await;
+    }
+    ok
 }

@@ -1,0 +1,18 @@
+use std::{net::SocketAddr, time::Duration};
+
+/// apiserver: the REST API for todos (`/v1/todo`), backed by todomanager over gRPC.
+#[derive(Debug, Clone, clap::Parser)]
+#[command(version, about)]
+pub struct Config {
+    /// Address to serve HTTP on.
+    #[arg(long, env = "APISERVER_LISTEN", default_value = "0.0.0.0:8080")]
+    pub listen: SocketAddr,
+
+    /// Where todomanager serves gRPC.
+    #[arg(long, env = "TODOMANAGER_URL", default_value = "http://127.0.0.1:8090")]
+    pub todomanager_url: String,
+
+    /// How long to wait for todomanager before answering 503 Service Unavailable.
+    #[arg(long, env = "TODOMANAGER_TIMEOUT", default_value = "2s", value_parser = humantime::parse_duration)]
+    pub todomanager_timeout: Duration,
+}

@@ -1,0 +1,57 @@
+//! Every error the API answers is JSON, `{"error":"…"}`, with the status that fits.
+
+use axum::{
+    Json,
+    http::StatusCode,
+    response::{IntoResponse, Response},
+};
+use tonic::Code;
+
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        Self { status, message: message.into() }
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, message)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status, Json(serde_json::json!({ "error": self.message }))).into_response()
+    }
+}
+
+/// todomanager's gRPC status, told to the HTTP client.
+impl From<tonic::Status> for ApiError {
+    fn from(status: tonic::Status) -> Self {
+        let message = status.message();
+        match status.code() {
+            Code::InvalidArgument => Self::bad_request(message),
+            Code::NotFound => Self::new(StatusCode::NOT_FOUND, message),
+            Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled => Self::unavailable(&status),
+            // A status with a source was made on our side of the wire from a broken
+            // connection; todomanager did not send it.
+            Code::Unknown if std::error::Error::source(&status).is_some() => Self::unavailable(&status),
+            _ => {
+                tracing::error!(?status, "todomanager failed");
+                Self::new(StatusCode::BAD_GATEWAY, format!("todomanager failed: {message}"))
+            }
+        }
+    }
+}
+
+impl ApiError {
+    fn unavailable(status: &tonic::Status) -> Self {
+        tracing::warn!(?status, "todomanager unavailable");
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, format!("todomanager is unavailable: {}", status.message()))
+    }
+}

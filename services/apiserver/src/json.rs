@@ -1,0 +1,66 @@
+//! Request bodies: JSON objects whose field names match in any case, as the original Go service
+//! accepted them (`{"Text": …}` and `{"text": …}` alike). Every way a body can be wrong becomes a
+//! JSON error: 415 for another content type, 413 for too large, 400 for the rest.
+
+use axum::{
+    body::Bytes,
+    extract::{FromRequest, Request},
+    http::{StatusCode, header::CONTENT_TYPE},
+};
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
+
+use crate::error::ApiError;
+
+/// The largest request body accepted.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// A JSON body deserialized into `T`, whose field names must be lower-case.
+pub struct CaseInsensitiveJson<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for CaseInsensitiveJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
+        if !has_json_content_type(&request) {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "expected a JSON body with Content-Type: application/json",
+            ));
+        }
+        // Bytes honours the router's body limit and answers 413 beyond it.
+        let body = Bytes::from_request(request, state)
+            .await
+            .map_err(|rejection| ApiError::new(rejection.status(), rejection.body_text()))?;
+        let value: Value =
+            serde_json::from_slice(&body).map_err(|error| ApiError::bad_request(format!("malformed JSON: {error}")))?;
+        let Value::Object(fields) = value else {
+            return Err(ApiError::bad_request("expected a JSON object"));
+        };
+        let fields = lowercase_field_names(fields)?;
+        let parsed = serde_json::from_value(Value::Object(fields))
+            .map_err(|error| ApiError::bad_request(format!("invalid request body: {error}")))?;
+        Ok(Self(parsed))
+    }
+}
+
+fn has_json_content_type(request: &Request) -> bool {
+    let Some(content_type) = request.headers().get(CONTENT_TYPE).and_then(|value| value.to_str().ok()) else {
+        return false;
+    };
+    let mime = content_type.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+    mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))
+}
+
+/// `{"Text": "a", "DONE": true}` becomes `{"text": "a", "done": true}`; a name given twice in
+/// different cases is ambiguous and refused.
+fn lowercase_field_names(fields: Map<String, Value>) -> Result<Map<String, Value>, ApiError> {
+    let mut lowercased = Map::new();
+    for (name, value) in fields {
+        let lower = name.to_lowercase();
+        if lowercased.insert(lower.clone(), value).is_some() {
+            return Err(ApiError::bad_request(format!("field {lower:?} is given more than once")));
+        }
+    }
+    Ok(lowercased)
+}

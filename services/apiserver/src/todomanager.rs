@@ -1,0 +1,100 @@
+//! The gRPC client for todomanager. Every call has a deadline: when todomanager is down or
+//! slow, the API answers 503 after `timeout` instead of hanging.
+
+use std::{future::Future, time::Duration};
+
+use axum::http::StatusCode;
+use proto::{ListTodosReq, Todo, TodoIdReq, TodoManagerClient};
+use tokio_stream::StreamExt;
+use tonic::{
+    Request,
+    transport::{Channel, Endpoint},
+};
+use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient};
+
+use crate::error::ApiError;
+
+/// Todos created through the REST API belong to this owner (the API has no users yet).
+pub const OWNER: &str = "anonymous";
+
+#[derive(Clone)]
+pub struct TodoManager {
+    todos: TodoManagerClient<Channel>,
+    health: HealthClient<Channel>,
+    timeout: Duration,
+}
+
+impl TodoManager {
+    /// Prepares the connection without opening it: apiserver starts even while todomanager is
+    /// down, reports not ready, and connects (and reconnects) when it is needed.
+    pub fn connect_lazy(url: &str, timeout: Duration) -> anyhow::Result<Self> {
+        let channel = Endpoint::from_shared(url.to_owned())
+            .map_err(|error| anyhow::anyhow!("invalid todomanager URL {url:?}: {error}"))?
+            .connect_timeout(timeout)
+            .connect_lazy();
+        Ok(Self { todos: TodoManagerClient::new(channel.clone()), health: HealthClient::new(channel), timeout })
+    }
+
+    pub async fn create(&self, text: String) -> Result<Todo, ApiError> {
+        let todo = Todo { id: 0, text, done: false, owner: OWNER.into() };
+        self.call(self.todos.clone().create_todo(self.request(todo))).await
+    }
+
+    pub async fn list(&self) -> Result<Vec<Todo>, ApiError> {
+        let mut client = self.todos.clone();
+        let request = self.request(ListTodosReq { owner: OWNER.into() });
+        self.within_timeout(async move {
+            let stream = client.list_todos(request).await?.into_inner();
+            stream.collect::<Result<Vec<_>, _>>().await
+        })
+        .await
+    }
+
+    pub async fn get(&self, id: u64) -> Result<Todo, ApiError> {
+        self.call(self.todos.clone().get_todo(self.request(TodoIdReq { id, owner: OWNER.into() }))).await
+    }
+
+    pub async fn update(&self, todo: Todo) -> Result<Todo, ApiError> {
+        self.call(self.todos.clone().update_todo(self.request(todo))).await
+    }
+
+    pub async fn delete(&self, id: u64) -> Result<bool, ApiError> {
+        let deleted = self.call(self.todos.clone().delete_todo(self.request(TodoIdReq { id, owner: OWNER.into() }))).await?;
+        Ok(deleted.success)
+    }
+
+    /// Ready when todomanager's health service says SERVING (it checks its database).
+    pub async fn ready(&self) -> Result<(), ApiError> {
+        let request = self.request(HealthCheckRequest { service: "todo_mgr.TodoManager".into() });
+        let not_ready = |why: String| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, format!("todomanager is not ready: {why}"));
+        let answer = self.call(self.health.clone().check(request)).await.map_err(|error| not_ready(error.message))?;
+        match answer.status() {
+            ServingStatus::Serving => Ok(()),
+            status => Err(not_ready(status.as_str_name().to_owned())),
+        }
+    }
+
+    /// A request that tells todomanager our deadline, so it can give up when we do.
+    fn request<T>(&self, message: T) -> Request<T> {
+        let mut request = Request::new(message);
+        request.set_timeout(self.timeout);
+        request
+    }
+
+    async fn call<T>(
+        &self,
+        call: impl Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+    ) -> Result<T, ApiError> {
+        self.within_timeout(async { call.await.map(tonic::Response::into_inner) }).await
+    }
+
+    async fn within_timeout<T>(&self, call: impl Future<Output = Result<T, tonic::Status>>) -> Result<T, ApiError> {
+        match tokio::time::timeout(self.timeout, call).await {
+            Ok(answer) => answer.map_err(ApiError::from),
+            Err(_) => Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("todomanager did not answer within {}", humantime::format_duration(self.timeout)),
+            )),
+        }
+    }
+}

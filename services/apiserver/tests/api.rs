@@ -1,0 +1,272 @@
+//! The REST API over real HTTP, with a real todomanager over real gRPC, on every storage backend.
+
+use std::{net::SocketAddr, time::Duration};
+
+use reqwest::{Method, StatusCode, header::CONTENT_TYPE};
+use serde_json::{Value, json};
+use testkit::{Relay, TestDb};
+use tokio::{net::TcpListener, sync::oneshot};
+
+/// Starts a server on an ephemeral port; it stops when the returned sender is dropped.
+async fn spawn_server<F>(serve: impl FnOnce(TcpListener, oneshot::Receiver<()>) -> F) -> (SocketAddr, oneshot::Sender<()>)
+where
+    F: Future<Output = anyhow::Result<()>> + Send + 'static,
+{
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = oneshot::channel();
+    tokio::spawn(serve(listener, stopped));
+    (addr, stop)
+}
+
+async fn start_todomanager(database_url: &str) -> (SocketAddr, oneshot::Sender<()>) {
+    let store = todomanager::Store::open(database_url, Duration::from_millis(500)).await.unwrap();
+    spawn_server(|listener, stopped| async move {
+        todomanager::serve(listener, store, async { drop(stopped.await) }).await
+    })
+    .await
+}
+
+async fn start_apiserver(todomanager: SocketAddr, timeout: Duration) -> (String, oneshot::Sender<()>) {
+    let config = apiserver::Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        todomanager_url: format!("http://{todomanager}"),
+        todomanager_timeout: timeout,
+    };
+    let (addr, stop) = spawn_server(|listener, stopped| async move {
+        apiserver::serve(listener, &config, async { drop(stopped.await) }).await
+    })
+    .await;
+    (format!("http://{addr}"), stop)
+}
+
+/// apiserver and todomanager on `db`, stopped when dropped.
+struct Stack {
+    api: String,
+    http: reqwest::Client,
+    _stops: [oneshot::Sender<()>; 2],
+}
+
+impl Stack {
+    async fn start(db: &TestDb) -> Self {
+        let (todomanager, stop_todomanager) = start_todomanager(&db.url).await;
+        let (api, stop_api) = start_apiserver(todomanager, Duration::from_secs(2)).await;
+        Self { api, http: reqwest::Client::new(), _stops: [stop_api, stop_todomanager] }
+    }
+
+    /// Sends a request with a JSON body (when given) and returns the status and the JSON answer.
+    async fn call(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+        let mut request = self.http.request(method, format!("{}{path}", self.api));
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        answer(request).await
+    }
+}
+
+async fn answer(request: reqwest::RequestBuilder) -> (StatusCode, Value) {
+    let response = request.send().await.unwrap();
+    let status = response.status();
+    let content_type = response.headers().get(CONTENT_TYPE).map(|v| v.to_str().unwrap().to_owned());
+    let text = response.text().await.unwrap();
+    assert_eq!(content_type.as_deref(), Some("application/json"), "{status} {text}");
+    (status, serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}")))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_route_works_on_every_backend() {
+    for db in testkit::all_backends().await {
+        every_route_works(&db).await;
+    }
+}
+
+async fn every_route_works(db: &TestDb) {
+    let backend = db.backend;
+    let stack = Stack::start(db).await;
+    use Method as M;
+
+    assert_eq!(stack.call(M::GET, "/v1/todo", None).await, (StatusCode::OK, json!([])), "{backend}");
+
+    let response = stack.http.post(format!("{}/v1/todo", stack.api)).json(&json!({"text": "Check tracing"})).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED, "{backend}");
+    let location = response.headers()["location"].to_str().unwrap().to_owned();
+    let created: Value = response.json().await.unwrap();
+    let id = created["id"].as_str().expect("ids are strings").to_owned();
+    assert_eq!(created, json!({"id": id, "text": "Check tracing", "done": false}), "{backend}");
+    assert_eq!(location, format!("/v1/todo/{id}"), "{backend}");
+
+    let (status, second) = stack.call(M::POST, "/v1/todo", Some(json!({"text": "Read the spans"}))).await;
+    assert_eq!(status, StatusCode::CREATED, "{backend}");
+    let second_id = second["id"].as_str().unwrap().to_owned();
+
+    assert_eq!(stack.call(M::GET, &location, None).await, (StatusCode::OK, created.clone()), "{backend}");
+    assert_eq!(
+        stack.call(M::GET, "/v1/todo", None).await,
+        (StatusCode::OK, json!([created, second])),
+        "{backend}: in id order"
+    );
+
+    let path = format!("/v1/todo/{id}");
+    let done = json!({"id": id, "text": "Check tracing", "done": true});
+    assert_eq!(stack.call(M::PUT, &path, Some(json!({"done": true}))).await, (StatusCode::OK, done), "{backend}");
+    let renamed = json!({"id": id, "text": "Check traces", "done": true});
+    assert_eq!(stack.call(M::PUT, &path, Some(json!({"text": "Check traces"}))).await, (StatusCode::OK, renamed), "{backend}");
+    let both = json!({"id": id, "text": "Done it", "done": false});
+    let (status, body) = stack.call(M::PUT, &path, Some(json!({"text": "Done it", "done": false}))).await;
+    assert_eq!((status, &body), (StatusCode::OK, &both), "{backend}");
+    assert_eq!(stack.call(M::GET, &path, None).await, (StatusCode::OK, both.clone()), "{backend}");
+
+    let second_path = format!("/v1/todo/{second_id}");
+    assert_eq!(stack.call(M::DELETE, &second_path, None).await, (StatusCode::OK, json!({"success": true})), "{backend}");
+    let (status, body) = stack.call(M::GET, &second_path, None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{backend}: {body}");
+    assert_eq!(stack.call(M::GET, "/v1/todo", None).await, (StatusCode::OK, json!([both])), "{backend}");
+}
+
+/// Clients of the original Go service send `{"Text": …}`.
+#[tokio::test(flavor = "multi_thread")]
+async fn field_names_match_in_any_case() {
+    let db = testkit::sqlite();
+    let stack = Stack::start(&db).await;
+
+    let (status, created) = stack.call(Method::POST, "/v1/todo", Some(json!({"Text": "Check tracing"}))).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let id = created["id"].as_str().unwrap().to_owned();
+    assert_eq!(created, json!({"id": id, "text": "Check tracing", "done": false}));
+
+    let path = format!("/v1/todo/{id}");
+    let (status, updated) = stack.call(Method::PUT, &path, Some(json!({"TEXT": "Checked", "Done": true}))).await;
+    assert_eq!((status, updated), (StatusCode::OK, json!({"id": id, "text": "Checked", "done": true})));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_requests_get_json_errors_on_every_backend() {
+    for db in testkit::all_backends().await {
+        bad_requests_get_json_errors(&db).await;
+    }
+}
+
+async fn bad_requests_get_json_errors(db: &TestDb) {
+    let backend = db.backend;
+    let stack = Stack::start(db).await;
+    let (_, kept) = stack.call(Method::POST, "/v1/todo", Some(json!({"text": "keep me"}))).await;
+    let id = kept["id"].as_str().unwrap();
+    let todo = format!("/v1/todo/{id}");
+    let json = Some("application/json");
+    let long_text = json!({ "text": "x".repeat(1001) }).to_string();
+    let huge_body = json!({ "text": "x".repeat(70 * 1024) }).to_string();
+
+    // (method, path, content type, body, expected status)
+    let cases: Vec<(&str, &str, Option<&str>, String, StatusCode)> = vec![
+        ("POST", "/v1/todo", json, r#"{"text":"#.into(), StatusCode::BAD_REQUEST),
+        ("POST", "/v1/todo", json, "".into(), StatusCode::BAD_REQUEST),
+        ("POST", "/v1/todo", json, r#"{"text": 5}"#.into(), StatusCode::BAD_REQUEST),
+        ("POST", "/v1/todo", json, r#"{"text": null}"#.into(), StatusCode::BAD_REQUEST),
+        ("POST", "/v1/todo", json, r#"{"text": ["a"]}"#.into(), StatusCode::BAD_REQUEST),
+        ("POST", "/v1/todo", json, "{}".into(), StatusCode::BAD_REQUEST),
+        ("POST", "/v1/todo", json, r#"["text"]"#.into(), StatusCode::BAD_REQUEST),
+        ("POST", "/v1/todo", json, r#""text""#.into(), StatusCode::BAD_REQUEST),
+        ("POST", "/v1/todo", json, r#"{"text": ""}"#.into(), StatusCode::BAD_REQUEST),
+        ("POST", "/v1/todo", json, r#"{"text": "  \t "}"#.into(), StatusCode::BAD_REQUEST),
+        ("POST", "/v1/todo", json, long_text, StatusCode::BAD_REQUEST),
+        ("POST", "/v1/todo", json, r#"{"text": "a", "Text": "b"}"#.into(), StatusCode::BAD_REQUEST),
+        ("POST", "/v1/todo", Some("text/plain"), r#"{"text": "a"}"#.into(), StatusCode::UNSUPPORTED_MEDIA_TYPE),
+        ("POST", "/v1/todo", None, r#"{"text": "a"}"#.into(), StatusCode::UNSUPPORTED_MEDIA_TYPE),
+        ("POST", "/v1/todo", json, huge_body, StatusCode::PAYLOAD_TOO_LARGE),
+        ("GET", "/v1/todo/abc", None, "".into(), StatusCode::BAD_REQUEST),
+        ("GET", "/v1/todo/0", None, "".into(), StatusCode::BAD_REQUEST),
+        ("GET", "/v1/todo/-1", None, "".into(), StatusCode::BAD_REQUEST),
+        ("GET", "/v1/todo/1.5", None, "".into(), StatusCode::BAD_REQUEST),
+        ("GET", "/v1/todo/99999999999999999999999", None, "".into(), StatusCode::BAD_REQUEST),
+        ("GET", "/v1/todo/999999", None, "".into(), StatusCode::NOT_FOUND),
+        ("GET", "/v1/todo/18446744073709551615", None, "".into(), StatusCode::NOT_FOUND),
+        ("PUT", &todo, json, "{}".into(), StatusCode::BAD_REQUEST),
+        ("PUT", &todo, json, r#"{"done": "yes"}"#.into(), StatusCode::BAD_REQUEST),
+        ("PUT", &todo, json, r#"{"text": ""}"#.into(), StatusCode::BAD_REQUEST),
+        ("PUT", &todo, Some("application/x-www-form-urlencoded"), "done=true".into(), StatusCode::UNSUPPORTED_MEDIA_TYPE),
+        ("PUT", "/v1/todo/999999", json, r#"{"done": true}"#.into(), StatusCode::NOT_FOUND),
+        ("PUT", "/v1/todo/zero", json, r#"{"done": true}"#.into(), StatusCode::BAD_REQUEST),
+        ("DELETE", "/v1/todo/999999", None, "".into(), StatusCode::NOT_FOUND),
+        ("DELETE", "/v1/todo/x", None, "".into(), StatusCode::BAD_REQUEST),
+        ("PATCH", &todo, json, r#"{"done": true}"#.into(), StatusCode::METHOD_NOT_ALLOWED),
+        ("DELETE", "/v1/todo", None, "".into(), StatusCode::METHOD_NOT_ALLOWED),
+        ("POST", "/ping", None, "".into(), StatusCode::METHOD_NOT_ALLOWED),
+        ("GET", "/v2/todo", None, "".into(), StatusCode::NOT_FOUND),
+    ];
+    for (method, path, content_type, body, expected) in cases {
+        let mut request = stack.http.request(method.parse().unwrap(), format!("{}{path}", stack.api)).body(body.clone());
+        if let Some(content_type) = content_type {
+            request = request.header(CONTENT_TYPE, content_type);
+        }
+        let (status, answer) = answer(request).await;
+        let case = format!("{backend}: {method} {path} {content_type:?} {:.60}", body);
+        assert_eq!(status, expected, "{case} → {answer}");
+        let message = answer["error"].as_str().unwrap_or_else(|| panic!("{case}: no error message in {answer}"));
+        assert!(!message.is_empty(), "{case}");
+    }
+    // No mistake changed the data.
+    assert_eq!(stack.call(Method::GET, "/v1/todo", None).await, (StatusCode::OK, json!([kept])), "{backend}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn liveness_and_readiness() {
+    let db = testkit::sqlite();
+    let (todomanager, stop_todomanager) = start_todomanager(&db.url).await;
+    let (api, _stop_api) = start_apiserver(todomanager, Duration::from_millis(500)).await;
+    let http = reqwest::Client::new();
+
+    assert_eq!(answer(http.get(format!("{api}/ping"))).await, (StatusCode::OK, json!({"status": "ok"})));
+    assert_eq!(answer(http.get(format!("{api}/ready"))).await, (StatusCode::OK, json!({"status": "ready"})));
+
+    drop(stop_todomanager);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (status, body) = answer(http.get(format!("{api}/ready"))).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(answer(http.get(format!("{api}/ping"))).await.0, StatusCode::OK, "alive while todomanager is down");
+}
+
+/// todomanager behind a relay that the test cuts: 503 within the timeout, never a hang, and
+/// service again when it returns, without restarting apiserver.
+#[tokio::test(flavor = "multi_thread")]
+async fn todomanager_unreachable_is_503_within_the_timeout() {
+    let db = testkit::sqlite();
+    let (todomanager, _stop_todomanager) = start_todomanager(&db.url).await;
+    let relay = Relay::start(todomanager).await;
+    let timeout = Duration::from_millis(700);
+    let (api, _stop_api) = start_apiserver(relay.addr(), timeout).await;
+    let http = reqwest::Client::new();
+    let list = || http.get(format!("{api}/v1/todo"));
+    let create = || http.post(format!("{api}/v1/todo")).json(&json!({"text": "a"}));
+
+    assert_eq!(answer(create()).await.0, StatusCode::CREATED);
+
+    relay.cut();
+    for request in [list(), create(), http.get(format!("{api}/ready"))] {
+        let started = std::time::Instant::now();
+        let (status, body) = answer(request).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+        assert!(body["error"].as_str().unwrap().contains("todomanager"), "{body}");
+        assert!(started.elapsed() < timeout + Duration::from_millis(500), "took {:?}", started.elapsed());
+    }
+
+    relay.restore();
+    let mut status = answer(list()).await.0;
+    for _ in 0..10 {
+        if status == StatusCode::OK {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        status = answer(list()).await.0;
+    }
+    assert_eq!(status, StatusCode::OK, "apiserver recovers when todomanager returns");
+    assert_eq!(answer(list()).await.1.as_array().unwrap().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn todomanager_not_running_is_503() {
+    // A port that nobody listens on.
+    let closed = TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap();
+    let (api, _stop) = start_apiserver(closed, Duration::from_secs(2)).await;
+    let (status, body) = answer(reqwest::Client::new().get(format!("{api}/v1/todo"))).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+}
