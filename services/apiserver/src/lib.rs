@@ -14,7 +14,11 @@ use tokio::net::TcpListener;
 pub use config::Config;
 
 /// Serves the API on `listener` until `shutdown` completes, then finishes the requests in flight.
-pub async fn serve(listener: TcpListener, config: &Config, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+pub async fn serve(
+    listener: TcpListener,
+    config: &Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     let todomanager = todomanager::TodoManager::connect_lazy(&config.todomanager_url, config.todomanager_timeout)?;
     axum::serve(listener, routes::router(todomanager)).with_graceful_shutdown(shutdown).await?;
     Ok(())

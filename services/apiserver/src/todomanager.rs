@@ -59,14 +59,16 @@ impl TodoManager {
     }
 
     pub async fn delete(&self, id: u64) -> Result<bool, ApiError> {
-        let deleted = self.call(self.todos.clone().delete_todo(self.request(TodoIdReq { id, owner: OWNER.into() }))).await?;
+        let deleted =
+            self.call(self.todos.clone().delete_todo(self.request(TodoIdReq { id, owner: OWNER.into() }))).await?;
         Ok(deleted.success)
     }
 
     /// Ready when todomanager's health service says SERVING (it checks its database).
     pub async fn ready(&self) -> Result<(), ApiError> {
         let request = self.request(HealthCheckRequest { service: "todo_mgr.TodoManager".into() });
-        let not_ready = |why: String| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, format!("todomanager is not ready: {why}"));
+        let not_ready =
+            |why: String| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, format!("todomanager is not ready: {why}"));
         let answer = self.call(self.health.clone().check(request)).await.map_err(|error| not_ready(error.message))?;
         match answer.status() {
             ServingStatus::Serving => Ok(()),

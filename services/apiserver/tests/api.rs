@@ -8,7 +8,9 @@ use testkit::{Relay, TestDb};
 use tokio::{net::TcpListener, sync::oneshot};
 
 /// Starts a server on an ephemeral port; it stops when the returned sender is dropped.
-async fn spawn_server<F>(serve: impl FnOnce(TcpListener, oneshot::Receiver<()>) -> F) -> (SocketAddr, oneshot::Sender<()>)
+async fn spawn_server<F>(
+    serve: impl FnOnce(TcpListener, oneshot::Receiver<()>) -> F,
+) -> (SocketAddr, oneshot::Sender<()>)
 where
     F: Future<Output = anyhow::Result<()>> + Send + 'static,
 {
@@ -21,9 +23,9 @@ where
 
 async fn start_todomanager(database_url: &str) -> (SocketAddr, oneshot::Sender<()>) {
     let store = todomanager::Store::open(database_url, Duration::from_millis(500)).await.unwrap();
-    spawn_server(|listener, stopped| async move {
-        todomanager::serve(listener, store, async { drop(stopped.await) }).await
-    })
+    spawn_server(
+        |listener, stopped| async move { todomanager::serve(listener, store, async { drop(stopped.await) }).await },
+    )
     .await
 }
 
@@ -87,7 +89,8 @@ async fn every_route_works(db: &TestDb) {
 
     assert_eq!(stack.call(M::GET, "/v1/todo", None).await, (StatusCode::OK, json!([])), "{backend}");
 
-    let response = stack.http.post(format!("{}/v1/todo", stack.api)).json(&json!({"text": "Check tracing"})).send().await.unwrap();
+    let response =
+        stack.http.post(format!("{}/v1/todo", stack.api)).json(&json!({"text": "Check tracing"})).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::CREATED, "{backend}");
     let location = response.headers()["location"].to_str().unwrap().to_owned();
     let created: Value = response.json().await.unwrap();
@@ -110,14 +113,22 @@ async fn every_route_works(db: &TestDb) {
     let done = json!({"id": id, "text": "Check tracing", "done": true});
     assert_eq!(stack.call(M::PUT, &path, Some(json!({"done": true}))).await, (StatusCode::OK, done), "{backend}");
     let renamed = json!({"id": id, "text": "Check traces", "done": true});
-    assert_eq!(stack.call(M::PUT, &path, Some(json!({"text": "Check traces"}))).await, (StatusCode::OK, renamed), "{backend}");
+    assert_eq!(
+        stack.call(M::PUT, &path, Some(json!({"text": "Check traces"}))).await,
+        (StatusCode::OK, renamed),
+        "{backend}"
+    );
     let both = json!({"id": id, "text": "Done it", "done": false});
     let (status, body) = stack.call(M::PUT, &path, Some(json!({"text": "Done it", "done": false}))).await;
     assert_eq!((status, &body), (StatusCode::OK, &both), "{backend}");
     assert_eq!(stack.call(M::GET, &path, None).await, (StatusCode::OK, both.clone()), "{backend}");
 
     let second_path = format!("/v1/todo/{second_id}");
-    assert_eq!(stack.call(M::DELETE, &second_path, None).await, (StatusCode::OK, json!({"success": true})), "{backend}");
+    assert_eq!(
+        stack.call(M::DELETE, &second_path, None).await,
+        (StatusCode::OK, json!({"success": true})),
+        "{backend}"
+    );
     let (status, body) = stack.call(M::GET, &second_path, None).await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{backend}: {body}");
     assert_eq!(stack.call(M::GET, "/v1/todo", None).await, (StatusCode::OK, json!([both])), "{backend}");
@@ -183,7 +194,13 @@ async fn bad_requests_get_json_errors(db: &TestDb) {
         ("PUT", &todo, json, "{}".into(), StatusCode::BAD_REQUEST),
         ("PUT", &todo, json, r#"{"done": "yes"}"#.into(), StatusCode::BAD_REQUEST),
         ("PUT", &todo, json, r#"{"text": ""}"#.into(), StatusCode::BAD_REQUEST),
-        ("PUT", &todo, Some("application/x-www-form-urlencoded"), "done=true".into(), StatusCode::UNSUPPORTED_MEDIA_TYPE),
+        (
+            "PUT",
+            &todo,
+            Some("application/x-www-form-urlencoded"),
+            "done=true".into(),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        ),
         ("PUT", "/v1/todo/999999", json, r#"{"done": true}"#.into(), StatusCode::NOT_FOUND),
         ("PUT", "/v1/todo/zero", json, r#"{"done": true}"#.into(), StatusCode::BAD_REQUEST),
         ("DELETE", "/v1/todo/999999", None, "".into(), StatusCode::NOT_FOUND),
@@ -194,7 +211,8 @@ async fn bad_requests_get_json_errors(db: &TestDb) {
         ("GET", "/v2/todo", None, "".into(), StatusCode::NOT_FOUND),
     ];
     for (method, path, content_type, body, expected) in cases {
-        let mut request = stack.http.request(method.parse().unwrap(), format!("{}{path}", stack.api)).body(body.clone());
+        let mut request =
+            stack.http.request(method.parse().unwrap(), format!("{}{path}", stack.api)).body(body.clone());
         if let Some(content_type) = content_type {
             request = request.header(CONTENT_TYPE, content_type);
         }

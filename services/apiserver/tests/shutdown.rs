@@ -102,7 +102,8 @@ async fn sigterm_lets_the_request_in_flight_complete() {
 fn wait_for_listen_address(log: &mut impl Iterator<Item = std::io::Result<String>>) -> SocketAddr {
     for line in log {
         let line = line.unwrap();
-        let event: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("LOG_FORMAT=json gave a non-JSON line ({e}): {line}"));
+        let event: Value = serde_json::from_str(&line)
+            .unwrap_or_else(|e| panic!("LOG_FORMAT=json gave a non-JSON line ({e}): {line}"));
         if let Some(address) = event["fields"]["address"].as_str() {
             return address.parse().unwrap();
         }

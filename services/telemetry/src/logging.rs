@@ -1,3 +1,5 @@
+use std::io::IsTerminal;
+
 use tracing_subscriber::{EnvFilter, fmt, layer::SubscriberExt, util::SubscriberInitExt};
 
 /// Sends `tracing` events to stderr: human-readable by default, one JSON object per line with
@@ -10,6 +12,8 @@ pub fn init_logging() {
     if json {
         registry.with(fmt::layer().json().with_writer(std::io::stderr)).init();
     } else {
-        registry.with(fmt::layer().with_writer(std::io::stderr)).init();
+        // Colours only on a terminal, not in log files.
+        let ansi = std::io::stderr().is_terminal();
+        registry.with(fmt::layer().with_ansi(ansi).with_writer(std::io::stderr)).init();
     }
 }

@@ -9,10 +9,7 @@ pub async fn shutdown_signal() {
     };
     #[cfg(unix)]
     let terminate = async {
-        signal::unix::signal(signal::unix::SignalKind::terminate())
-            .expect("cannot listen for SIGTERM")
-            .recv()
-            .await;
+        signal::unix::signal(signal::unix::SignalKind::terminate()).expect("cannot listen for SIGTERM").recv().await;
     };
     #[cfg(not(unix))]
     let terminate = std::future::pending::<()>();

@@ -9,9 +9,9 @@ async fn main() -> anyhow::Result<()> {
     telemetry::init_logging();
 
     let store = open_store(&config).await?;
-    let listener = TcpListener::bind(config.listen)
-        .await
-        .with_context(|| format!("cannot listen on {} (change it with --listen or TODOMANAGER_LISTEN)", config.listen))?;
+    let listener = TcpListener::bind(config.listen).await.with_context(|| {
+        format!("cannot listen on {} (change it with --listen or TODOMANAGER_LISTEN)", config.listen)
+    })?;
     tracing::info!(address = %listener.local_addr()?, database = store.backend(), "todomanager serving gRPC");
 
     todomanager::serve(listener, store, telemetry::shutdown_signal()).await?;
@@ -29,7 +29,9 @@ async fn open_store(config: &Config) -> anyhow::Result<Store> {
                 tracing::warn!(%error, "database not reachable yet, retrying in 2s");
                 tokio::time::sleep(std::time::Duration::from_secs(2)).await;
             }
-            Err(error) => return Err(error).context("cannot open the database (set it with --database-url or DATABASE_URL)"),
+            Err(error) => {
+                return Err(error).context("cannot open the database (set it with --database-url or DATABASE_URL)");
+            }
         }
     }
 }

@@ -4,6 +4,7 @@ use std::{net::SocketAddr, time::Duration};
 
 use proto::{ListTodosReq, Todo, TodoIdReq, TodoManagerClient};
 use testkit::{Relay, TestDb};
+use todomanager::Store;
 use tokio::{net::TcpListener, sync::oneshot};
 use tokio_stream::StreamExt;
 use tonic::{Code, transport::Channel};
@@ -12,7 +13,6 @@ use tonic_reflection::pb::v1::{
     ServerReflectionRequest, server_reflection_client::ServerReflectionClient,
     server_reflection_request::MessageRequest, server_reflection_response::MessageResponse,
 };
-use todomanager::Store;
 
 /// A todomanager serving on an ephemeral port until dropped.
 struct Server {

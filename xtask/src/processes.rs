@@ -1,0 +1,153 @@
+//! The services as child processes: started with their output in a log file, watched, and
+//! always stopped, with SIGTERM first so they finish what they are doing.
+
+use std::{
+    fs::File,
+    path::{Path, PathBuf},
+    process::ExitStatus,
+    sync::atomic::{AtomicBool, Ordering},
+    time::Duration,
+};
+
+use anyhow::Context;
+use nix::{sys::signal::Signal, unistd::Pid};
+
+/// How long a service may take to finish its requests after SIGTERM before it is killed.
+const STOP_GRACE: Duration = Duration::from_secs(10);
+
+static STOP_REQUESTED: AtomicBool = AtomicBool::new(false);
+
+/// From now on, Ctrl-C, SIGTERM and SIGHUP ask xtask to stop its services and exit, instead of
+/// killing xtask on the spot and leaving them behind.
+pub fn stop_on_signal() -> anyhow::Result<()> {
+    ctrlc::set_handler(|| STOP_REQUESTED.store(true, Ordering::SeqCst)).context("cannot handle Ctrl-C")
+}
+
+pub fn stop_requested() -> bool {
+    STOP_REQUESTED.load(Ordering::SeqCst)
+}
+
+/// A running service.
+pub struct Service {
+    pub name: &'static str,
+    pub log: PathBuf,
+    handle: duct::Handle,
+}
+
+impl Service {
+    /// Starts `program` with `env`, its stdout and stderr going to `log`.
+    pub fn start(name: &'static str, program: &Path, env: &[(&str, String)], log: PathBuf) -> anyhow::Result<Self> {
+        let shown_env: Vec<String> = env.iter().map(|(key, value)| format!("{key}={value}")).collect();
+        println!("$ {} {}  > {}", shown_env.join(" "), program.display(), log.display());
+
+        let log_file = File::create(&log).with_context(|| format!("cannot create {}", log.display()))?;
+        let mut command = duct::cmd!(program).stderr_to_stdout().stdout_file(log_file).unchecked();
+        for (key, value) in env {
+            command = command.env(key, value);
+        }
+        let handle = command
+            .before_spawn(|command| {
+                die_with_parent(command);
+                Ok(())
+            })
+            .start()
+            .with_context(|| format!("cannot start {name} ({})", program.display()))?;
+        Ok(Self { name, log, handle })
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.handle.pids()[0]
+    }
+
+    /// The exit status, if the service has stopped.
+    pub fn exited(&self) -> anyhow::Result<Option<ExitStatus>> {
+        Ok(self.handle.try_wait()?.map(|output| output.status))
+    }
+
+    /// The last lines of the service's log, to show why it failed.
+    pub fn log_tail(&self, lines: usize) -> String {
+        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let all: Vec<&str> = log.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
+    }
+
+    /// Asks the service to stop (SIGTERM), and kills it if it has not within [`STOP_GRACE`].
+    pub fn stop(&self) -> anyhow::Result<()> {
+        if self.exited()?.is_some() {
+            return Ok(());
+        }
+        let _ = nix::sys::signal::kill(Pid::from_raw(self.pid() as i32), Signal::SIGTERM);
+        if self.handle.wait_timeout(STOP_GRACE)?.is_none() {
+            eprintln!("{} did not stop within {STOP_GRACE:?}, killing it", self.name);
+            self.handle.kill()?;
+        }
+        Ok(())
+    }
+}
+
+/// Services started together and stopped together, in reverse order, also when xtask fails.
+#[derive(Default)]
+pub struct Services(Vec<Service>);
+
+impl Services {
+    pub fn add(&mut self, service: Service) -> &Service {
+        self.0.push(service);
+        self.0.last().expect("just pushed")
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Service> {
+        self.0.iter()
+    }
+
+    /// Fails with the service's log tail if one of them has exited.
+    pub fn check_running(&self) -> anyhow::Result<()> {
+        for service in &self.0 {
+            if let Some(status) = service.exited()? {
+                anyhow::bail!(
+                    "{} exited unexpectedly ({status}); the end of its log ({}):\n{}",
+                    service.name,
+                    service.log.display(),
+                    service.log_tail(20)
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Blocks until a stop is requested (Ok) or a service exits (Err).
+    pub fn wait(&self) -> anyhow::Result<()> {
+        while !stop_requested() {
+            self.check_running()?;
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Ok(())
+    }
+
+    pub fn stop_all(&mut self) {
+        while let Some(service) = self.0.pop() {
+            println!("stopping {} (pid {})", service.name, service.pid());
+            if let Err(error) = service.stop() {
+                eprintln!("cannot stop {}: {error:#}", service.name);
+            }
+        }
+    }
+}
+
+impl Drop for Services {
+    fn drop(&mut self) {
+        self.stop_all();
+    }
+}
+
+/// On Linux, the kernel sends the child SIGTERM if xtask dies, even from SIGKILL: no orphans.
+#[cfg(target_os = "linux")]
+fn die_with_parent(command: &mut std::process::Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
+    unsafe {
+        command.pre_exec(|| nix::sys::prctl::set_pdeathsig(Signal::SIGTERM).map_err(std::io::Error::from));
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn die_with_parent(_: &mut std::process::Command) {}

@@ -1,0 +1,19 @@
+//! Where things are in the workshop's checkout.
+
+use std::path::PathBuf;
+
+/// The root of the checkout (the folder holding the workspace's `Cargo.toml`).
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace").to_owned()
+}
+
+/// Where cargo put xtask, and so the services it builds with the same profile.
+pub fn binaries_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("cannot find xtask's own executable");
+    exe.parent().expect("xtask's executable has a folder").to_owned()
+}
+
+/// The `cargo` that runs us, or the one on `PATH`.
+pub fn cargo() -> String {
+    std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())
+}

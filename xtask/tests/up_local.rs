@@ -1,0 +1,152 @@
+//! `cargo xtask up --local` as a user runs it: real processes, real ports, real signals.
+//! It uses the service binaries that `cargo test --workspace` builds next to xtask.
+
+use std::{
+    io::{BufRead, BufReader, Lines},
+    net::TcpListener,
+    path::Path,
+    process::{Child, ChildStdout, Command, ExitStatus, Stdio},
+    time::{Duration, Instant},
+};
+
+use nix::{sys::signal::Signal, unistd::Pid};
+use serde_json::{Value, json};
+
+struct Up {
+    child: Child,
+    api: String,
+    /// Service name and pid, as the summary lists them.
+    services: Vec<(String, i32)>,
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn xtask_up(state: &Path, api_port: u16) -> Command {
+    let bin_dir = Path::new(env!("CARGO_BIN_EXE_xtask")).parent().unwrap();
+    for service in ["todomanager", "apiserver"] {
+        assert!(
+            bin_dir.join(service).exists(),
+            "{service} is not built next to xtask: run `cargo test --workspace`, which builds it"
+        );
+    }
+    let mut command = Command::new(env!("CARGO_BIN_EXE_xtask"));
+    command.args(["up", "--local", "--no-build", "--state-dir"]).arg(state).args([
+        "--api-port",
+        &api_port.to_string(),
+        "--todomanager-port",
+        &free_port().to_string(),
+    ]);
+    command
+}
+
+impl Up {
+    /// Starts the stack and reads its summary.
+    fn start(state: &Path) -> Self {
+        let api_port = free_port();
+        let mut child = xtask_up(state, api_port).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let services = read_summary(&mut lines);
+        // Keep draining stdout so xtask never blocks on a full pipe.
+        std::thread::spawn(move || lines.for_each(drop));
+        Self { child, api: format!("http://127.0.0.1:{api_port}"), services }
+    }
+
+    fn signal(&self, signal: Signal) {
+        nix::sys::signal::kill(Pid::from_raw(self.child.id() as i32), signal).unwrap();
+    }
+
+    fn wait(&mut self) -> (ExitStatus, String) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                let mut stderr = String::new();
+                std::io::Read::read_to_string(self.child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+                return (status, stderr);
+            }
+            assert!(Instant::now() < deadline, "xtask did not exit");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn assert_services_gone(&self) {
+        for (name, pid) in &self.services {
+            let alive = nix::sys::signal::kill(Pid::from_raw(*pid), None).is_ok();
+            assert!(!alive, "{name} (pid {pid}) outlived xtask");
+        }
+    }
+}
+
+/// Reads xtask's output up to the end of its summary; returns the services' pids.
+fn read_summary(lines: &mut Lines<BufReader<ChildStdout>>) -> Vec<(String, i32)> {
+    let mut services = Vec::new();
+    let mut seen = Vec::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        seen.push(line.clone());
+        if let Some((name, rest)) = line.trim().split_once(" pid ") {
+            let pid = rest.split(',').next().unwrap().parse().unwrap();
+            services.push((name.trim().to_owned(), pid));
+        }
+        if line.starts_with("Try it:") {
+            assert_eq!(services.len(), 2, "{seen:#?}");
+            return services;
+        }
+    }
+    panic!("xtask ended before its summary:\n{}", seen.join("\n"));
+}
+
+fn http() -> reqwest::blocking::Client {
+    reqwest::blocking::Client::new()
+}
+
+#[test]
+fn ctrl_c_stops_every_service_and_the_data_stays() {
+    let state = tempfile::tempdir().unwrap();
+
+    let mut up = Up::start(state.path());
+    let created: Value =
+        http().post(format!("{}/v1/todo", up.api)).json(&json!({"text": "survive"})).send().unwrap().json().unwrap();
+    assert_eq!(created["text"], "survive");
+    up.signal(Signal::SIGINT);
+    let (status, stderr) = up.wait();
+    assert!(status.success(), "xtask after Ctrl-C: {status}\n{stderr}");
+    up.assert_services_gone();
+    assert!(state.path().join("todo.db").exists());
+    assert!(state.path().join("logs/apiserver.log").exists());
+
+    // A second run on the same state finds the todo; SIGTERM stops it as cleanly.
+    let mut up = Up::start(state.path());
+    let listed: Value = http().get(format!("{}/v1/todo", up.api)).send().unwrap().json().unwrap();
+    assert_eq!(listed, json!([created]));
+    up.signal(Signal::SIGTERM);
+    let (status, stderr) = up.wait();
+    assert!(status.success(), "xtask after SIGTERM: {status}\n{stderr}");
+    up.assert_services_gone();
+}
+
+#[test]
+fn a_service_that_dies_stops_the_others_and_is_reported() {
+    let state = tempfile::tempdir().unwrap();
+    let mut up = Up::start(state.path());
+    let todomanager = up.services.iter().find(|(name, _)| name == "todomanager").unwrap().1;
+    nix::sys::signal::kill(Pid::from_raw(todomanager), Signal::SIGKILL).unwrap();
+
+    let (status, stderr) = up.wait();
+    assert!(!status.success());
+    assert!(stderr.contains("todomanager exited unexpectedly"), "{stderr}");
+    up.assert_services_gone();
+}
+
+#[test]
+fn a_port_in_use_is_named_with_the_option_to_change_it() {
+    let state = tempfile::tempdir().unwrap();
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let output = xtask_up(state.path(), port).output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(stderr.contains(&format!("port {port} is already in use")), "{stderr}");
+    assert!(stderr.contains("--api-port"), "{stderr}");
+}
