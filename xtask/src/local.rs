@@ -27,6 +27,14 @@ pub struct Options {
     #[arg(long, default_value_t = 8090)]
     todomanager_port: u16,
 
+    /// Port of apiserver's /debug/tracez page.
+    #[arg(long, default_value_t = 8081)]
+    api_tracez_port: u16,
+
+    /// Port of todomanager's /debug/tracez page.
+    #[arg(long, default_value_t = 8091)]
+    todomanager_tracez_port: u16,
+
     /// Folder for the local state: the SQLite database and the services' logs
     /// [default: .state/local in the checkout].
     #[arg(long)]
@@ -41,8 +49,12 @@ pub fn up(options: &Options) -> anyhow::Result<()> {
     processes::stop_on_signal()?;
     let api = SocketAddr::from(([127, 0, 0, 1], options.api_port));
     let todomanager = SocketAddr::from(([127, 0, 0, 1], options.todomanager_port));
+    let api_tracez = SocketAddr::from(([127, 0, 0, 1], options.api_tracez_port));
+    let todomanager_tracez = SocketAddr::from(([127, 0, 0, 1], options.todomanager_tracez_port));
     ensure_port_free(api, "--api-port")?;
     ensure_port_free(todomanager, "--todomanager-port")?;
+    ensure_port_free(api_tracez, "--api-tracez-port")?;
+    ensure_port_free(todomanager_tracez, "--todomanager-tracez-port")?;
 
     if !options.no_build {
         build_services()?;
@@ -56,7 +68,11 @@ pub fn up(options: &Options) -> anyhow::Result<()> {
     services.add(Service::start(
         "todomanager",
         &service_binary("todomanager")?,
-        &[("TODOMANAGER_LISTEN", todomanager.to_string()), ("DATABASE_URL", database_url.clone())],
+        &[
+            ("TODOMANAGER_LISTEN", todomanager.to_string()),
+            ("TRACEZ_LISTEN", todomanager_tracez.to_string()),
+            ("DATABASE_URL", database_url.clone()),
+        ],
         logs.join("todomanager.log"),
     )?);
     wait_until_ready(&services, "todomanager", || {
@@ -66,14 +82,18 @@ pub fn up(options: &Options) -> anyhow::Result<()> {
     services.add(Service::start(
         "apiserver",
         &service_binary("apiserver")?,
-        &[("APISERVER_LISTEN", api.to_string()), ("TODOMANAGER_URL", format!("http://{todomanager}"))],
+        &[
+            ("APISERVER_LISTEN", api.to_string()),
+            ("TRACEZ_LISTEN", api_tracez.to_string()),
+            ("TODOMANAGER_URL", format!("http://{todomanager}")),
+        ],
         logs.join("apiserver.log"),
     )?);
     let http = reqwest::blocking::Client::builder().timeout(Duration::from_secs(2)).build()?;
     let ready_url = format!("http://{api}/ready");
     wait_until_ready(&services, "apiserver", || http.get(&ready_url).send().is_ok_and(|r| r.status().is_success()))?;
 
-    print_summary(api, todomanager, &database_url, &services);
+    print_summary(api, todomanager, [api_tracez, todomanager_tracez], &database_url, &services);
     let outcome = services.wait();
     services.stop_all();
     outcome
@@ -136,10 +156,18 @@ fn wait_until_ready(services: &Services, name: &str, mut ready: impl FnMut() -> 
     Ok(())
 }
 
-fn print_summary(api: SocketAddr, todomanager: SocketAddr, database_url: &str, services: &Services) {
+fn print_summary(
+    api: SocketAddr,
+    todomanager: SocketAddr,
+    [api_tracez, todomanager_tracez]: [SocketAddr; 2],
+    database_url: &str,
+    services: &Services,
+) {
     println!("\nThe workshop's services run on this machine. Ctrl-C stops them.\n");
     println!("  REST API     http://{api}/v1/todo");
     println!("  todomanager  {todomanager} (gRPC)");
+    println!("  tracez       http://{api_tracez}/debug/tracez (apiserver)");
+    println!("               http://{todomanager_tracez}/debug/tracez (todomanager)");
     println!("  database     {database_url}");
     for service in services.iter() {
         println!("  {:<12} pid {}, log {}", service.name, service.pid(), service.log.display());

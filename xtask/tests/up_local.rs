@@ -37,6 +37,10 @@ fn xtask_up(state: &Path, api_port: u16) -> Command {
         &api_port.to_string(),
         "--todomanager-port",
         &free_port().to_string(),
+        "--api-tracez-port",
+        &free_port().to_string(),
+        "--todomanager-tracez-port",
+        &free_port().to_string(),
     ]);
     command
 }

@@ -8,6 +8,10 @@ pub struct Config {
     #[arg(long, env = "APISERVER_LISTEN", default_value = "0.0.0.0:8080")]
     pub listen: SocketAddr,
 
+    /// Address of the `/debug/tracez` page (its own port, so it works when the API does not).
+    #[arg(long, env = "TRACEZ_LISTEN", default_value = "0.0.0.0:8081")]
+    pub tracez_listen: SocketAddr,
+
     /// Where todomanager serves gRPC.
     #[arg(long, env = "TODOMANAGER_URL", default_value = "http://127.0.0.1:8090")]
     pub todomanager_url: String,

@@ -20,6 +20,8 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let todomanager = todomanager::TodoManager::connect_lazy(&config.todomanager_url, config.todomanager_timeout)?;
-    axum::serve(listener, routes::router(todomanager)).with_graceful_shutdown(shutdown).await?;
+    // Connection info gives the spans their `client.address`.
+    let app = routes::router(todomanager).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, app).with_graceful_shutdown(shutdown).await?;
     Ok(())
 }

@@ -25,6 +25,8 @@ pub fn router(todomanager: TodoManager) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        // After routing, so the span is named after the route: `GET /v1/todo/{id}`.
+        .layer(axum::middleware::from_fn(telemetry::http::trace_requests))
         .with_state(todomanager)
 }
 

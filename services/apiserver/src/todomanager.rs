@@ -12,15 +12,21 @@ use tonic::{
 };
 use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient};
 
+use telemetry::grpc::ClientLayer;
+use tower::ServiceBuilder;
+
 use crate::error::ApiError;
 
 /// Todos created through the REST API belong to this owner (the API has no users yet).
 pub const OWNER: &str = "anonymous";
 
+/// The channel to todomanager, with a CLIENT span for every call.
+type TracedChannel = telemetry::grpc::Traced<Channel>;
+
 #[derive(Clone)]
 pub struct TodoManager {
-    todos: TodoManagerClient<Channel>,
-    health: HealthClient<Channel>,
+    todos: TodoManagerClient<TracedChannel>,
+    health: HealthClient<TracedChannel>,
     timeout: Duration,
 }
 
@@ -28,10 +34,10 @@ impl TodoManager {
     /// Prepares the connection without opening it: apiserver starts even while todomanager is
     /// down, reports not ready, and connects (and reconnects) when it is needed.
     pub fn connect_lazy(url: &str, timeout: Duration) -> anyhow::Result<Self> {
-        let channel = Endpoint::from_shared(url.to_owned())
+        let endpoint = Endpoint::from_shared(url.to_owned())
             .map_err(|error| anyhow::anyhow!("invalid todomanager URL {url:?}: {error}"))?
-            .connect_timeout(timeout)
-            .connect_lazy();
+            .connect_timeout(timeout);
+        let channel = ServiceBuilder::new().layer(ClientLayer::new(endpoint.uri())).service(endpoint.connect_lazy());
         Ok(Self { todos: TodoManagerClient::new(channel.clone()), health: HealthClient::new(channel), timeout })
     }
 

@@ -32,6 +32,7 @@ async fn start_todomanager(database_url: &str) -> (SocketAddr, oneshot::Sender<(
 async fn start_apiserver(todomanager: SocketAddr, timeout: Duration) -> (String, oneshot::Sender<()>) {
     let config = apiserver::Config {
         listen: "127.0.0.1:0".parse().unwrap(),
+        tracez_listen: "127.0.0.1:0".parse().unwrap(),
         todomanager_url: format!("http://{todomanager}"),
         todomanager_timeout: timeout,
     };

@@ -2,16 +2,15 @@
 //! completes, new connections are refused, and the process exits 0.
 
 use std::{
-    io::{BufRead, BufReader},
     net::{SocketAddr, TcpStream},
-    process::{Command, Stdio},
+    process::Command,
     sync::Arc,
     time::{Duration, Instant},
 };
 
-use nix::{sys::signal::Signal, unistd::Pid};
 use proto::{DeleteTodoRes, ListTodosReq, Todo, TodoIdReq, TodoManager, TodoManagerServer};
 use serde_json::{Value, json};
+use testkit::process::Service;
 use tokio::{net::TcpListener, sync::Semaphore};
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::{Request, Response, Status};
@@ -59,16 +58,11 @@ async fn sigterm_lets_the_request_in_flight_complete() {
             .serve_with_incoming(TcpListenerStream::new(listener)),
     );
 
-    let mut apiserver = Command::new(env!("CARGO_BIN_EXE_apiserver"))
-        .args(["--listen", "127.0.0.1:0", "--todomanager-url", &format!("http://{todomanager}")])
-        .env("LOG_FORMAT", "json")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut log = BufReader::new(apiserver.stderr.take().unwrap()).lines();
-    let address = wait_for_listen_address(&mut log);
-    // Keep draining the log so the child never blocks on a full pipe.
-    std::thread::spawn(move || log.for_each(drop));
+    let mut command = Command::new(env!("CARGO_BIN_EXE_apiserver"));
+    command.args(["--listen", "127.0.0.1:0", "--tracez-listen", "127.0.0.1:0"]);
+    command.args(["--todomanager-url", &format!("http://{todomanager}")]).env("OTEL_SDK_DISABLED", "true");
+    let apiserver = Service::start(command, "address");
+    let address: SocketAddr = apiserver.field("address").unwrap().parse().unwrap();
 
     let in_flight = tokio::spawn(async move {
         let response = reqwest::Client::new()
@@ -81,7 +75,7 @@ async fn sigterm_lets_the_request_in_flight_complete() {
     });
     entered.acquire().await.unwrap().forget();
 
-    nix::sys::signal::kill(Pid::from_raw(apiserver.id() as i32), Signal::SIGTERM).unwrap();
+    apiserver.send_sigterm();
     let deadline = Instant::now() + Duration::from_secs(5);
     while TcpStream::connect(address).is_ok() {
         assert!(Instant::now() < deadline, "apiserver still accepts connections after SIGTERM");
@@ -94,19 +88,6 @@ async fn sigterm_lets_the_request_in_flight_complete() {
     assert_eq!(status, reqwest::StatusCode::CREATED);
     assert_eq!(body, json!({"id": "42", "text": "finish me", "done": false}));
 
-    let exit = tokio::task::spawn_blocking(move || apiserver.wait().unwrap()).await.unwrap();
+    let exit = tokio::task::spawn_blocking(move || apiserver.wait()).await.unwrap();
     assert!(exit.success(), "apiserver exited with {exit}");
-}
-
-/// Reads apiserver's JSON log until it says where it listens.
-fn wait_for_listen_address(log: &mut impl Iterator<Item = std::io::Result<String>>) -> SocketAddr {
-    for line in log {
-        let line = line.unwrap();
-        let event: Value = serde_json::from_str(&line)
-            .unwrap_or_else(|e| panic!("LOG_FORMAT=json gave a non-JSON line ({e}): {line}"));
-        if let Some(address) = event["fields"]["address"].as_str() {
-            return address.parse().unwrap();
-        }
-    }
-    panic!("apiserver exited before it listened");
 }

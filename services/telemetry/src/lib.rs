@@ -1,7 +1,116 @@
-//! What both services do at start and at exit: set up their logs, and wait for the signal to stop.
+//! Tracing for the workshop's services, set up with one call at start-up:
+//!
+//! ```text
+//! let telemetry = telemetry::init("apiserver", env!("CARGO_PKG_VERSION"))?;
+//! // … serve …
+//! telemetry.shutdown().await; // sends the last spans before the process exits
+//! ```
+//!
+//! `tracing` spans become OpenTelemetry spans (through `tracing-opentelemetry`), batched and
+//! sent over OTLP to a collector. Everything is configured with the standard `OTEL_*`
+//! environment variables: `OTEL_EXPORTER_OTLP_ENDPOINT`, `OTEL_EXPORTER_OTLP_PROTOCOL`,
+//! `OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES`, `OTEL_TRACES_SAMPLER` (default
+//! `parentbased_always_on`), `OTEL_PROPAGATORS` (default `tracecontext,baggage,b3multi`),
+//! `OTEL_SDK_DISABLED`. Log lines go to stderr with the trace and span ids of their span.
 
+pub mod exporter;
+pub mod grpc;
+pub mod http;
 mod logging;
+pub mod propagation;
+mod resource;
 mod shutdown;
+mod stream;
+pub mod tracez;
 
-pub use logging::init_logging;
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_sdk::{
+    runtime, trace::SdkTracerProvider, trace::span_processor_with_async_runtime::BatchSpanProcessor,
+};
+use tracing_subscriber::{EnvFilter, Layer as _, filter::filter_fn, layer::SubscriberExt, util::SubscriberInitExt};
+
 pub use shutdown::shutdown_signal;
+pub use stream::InSpan;
+pub use tracez::Tracez;
+
+/// Keeps tracing running; [`Telemetry::shutdown`] flushes it.
+#[must_use = "call shutdown() before the process exits, or the last spans are lost"]
+pub struct Telemetry {
+    provider: Option<SdkTracerProvider>,
+    tracez: Tracez,
+}
+
+/// Sets up logs and tracing for the service `service_name`. Call it once, from inside the tokio
+/// runtime (the exporter runs on it).
+pub fn init(service_name: &'static str, service_version: &'static str) -> anyhow::Result<Telemetry> {
+    let tracez = Tracez::default();
+    let provider = if sdk_disabled() {
+        None
+    } else {
+        opentelemetry::global::set_text_map_propagator(propagation::from_env()?);
+        let exporter = exporter::from_env()?;
+        // Batches spans on tokio; when the queue is full (OTEL_BSP_MAX_QUEUE_SIZE, default
+        // 2048) new spans are dropped and counted, so a dead collector cannot eat the memory.
+        let batches = BatchSpanProcessor::builder(exporter, runtime::Tokio).build();
+        Some(
+            SdkTracerProvider::builder()
+                .with_resource(resource::detect(service_name, service_version))
+                .with_span_processor(batches)
+                .with_span_processor(tracez.processor())
+                .build(),
+        )
+    };
+
+    // Spans of the exporter's own HTTP/2 stack must not be traced: each export would make more.
+    let not_the_exporter = filter_fn(|metadata| {
+        !["h2", "hyper", "tonic", "tower", "reqwest", "opentelemetry"]
+            .iter()
+            .any(|internal| metadata.target().starts_with(internal))
+    });
+    let otel = provider.as_ref().map(|provider| {
+        tracing_opentelemetry::layer().with_tracer(provider.tracer(service_name)).with_filter(not_the_exporter)
+    });
+    let log = tracing_subscriber::fmt::layer().event_format(logging::LogLine::from_env()).with_writer(std::io::stderr);
+    let levels = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    tracing_subscriber::registry().with(levels).with(otel).with(log).try_init()?;
+
+    if provider.is_none() {
+        tracing::info!("OTEL_SDK_DISABLED is set: no spans are recorded or exported");
+    }
+    Ok(Telemetry { provider, tracez })
+}
+
+/// `OTEL_SDK_DISABLED=true` turns tracing off (logs stay).
+fn sdk_disabled() -> bool {
+    std::env::var("OTEL_SDK_DISABLED").is_ok_and(|value| value.trim().eq_ignore_ascii_case("true"))
+}
+
+impl Telemetry {
+    /// The record behind this process's `/debug/tracez` page.
+    pub fn tracez(&self) -> Tracez {
+        self.tracez.clone()
+    }
+
+    /// Serves this process's `/debug/tracez` page on `address` until the process exits.
+    pub async fn serve_tracez(&self, address: std::net::SocketAddr) -> anyhow::Result<std::net::SocketAddr> {
+        use anyhow::Context as _;
+        let listener = tokio::net::TcpListener::bind(address).await.with_context(|| {
+            format!("cannot serve tracez on {address} (change it with --tracez-listen or TRACEZ_LISTEN)")
+        })?;
+        let address = listener.local_addr()?;
+        let router = self.tracez.router();
+        tokio::spawn(async move { axum::serve(listener, router).await });
+        Ok(address)
+    }
+
+    /// Exports every finished span, then stops the exporter. Call it after the servers stopped.
+    pub async fn shutdown(self) {
+        let Some(provider) = self.provider else { return };
+        // shutdown() blocks until the batch is sent: keep it off the async worker threads.
+        match tokio::task::spawn_blocking(move || provider.shutdown()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => tracing::warn!(%error, "could not export the last spans"),
+            Err(error) => tracing::warn!(%error, "could not shut tracing down"),
+        }
+    }
+}

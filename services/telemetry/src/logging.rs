@@ -1,19 +1,114 @@
-use std::io::IsTerminal;
+//! Log lines that point into traces: every line written inside a span carries that span's
+//! `trace_id` and `span_id`, so a log line leads to its trace and a trace to its log lines.
+//! Human-readable by default, one JSON object per line with `LOG_FORMAT=json`.
 
-use tracing_subscriber::{EnvFilter, fmt, layer::SubscriberExt, util::SubscriberInitExt};
+use std::fmt::{self, Write as _};
 
-/// Sends `tracing` events to stderr: human-readable by default, one JSON object per line with
-/// `LOG_FORMAT=json` (what log collectors in a cluster want). `RUST_LOG` picks the levels
-/// (default `info`).
-pub fn init_logging() {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let json = std::env::var("LOG_FORMAT").is_ok_and(|format| format.eq_ignore_ascii_case("json"));
-    let registry = tracing_subscriber::registry().with(filter);
-    if json {
-        registry.with(fmt::layer().json().with_writer(std::io::stderr)).init();
-    } else {
-        // Colours only on a terminal, not in log files.
-        let ansi = std::io::stderr().is_terminal();
-        registry.with(fmt::layer().with_ansi(ansi).with_writer(std::io::stderr)).init();
+use opentelemetry::trace::{SpanId, TraceContextExt, TraceId};
+use serde_json::{Map, Value, json};
+use tracing::{Event, Subscriber, field::Field};
+use tracing_subscriber::{
+    fmt::{
+        FmtContext, FormatEvent, FormatFields,
+        format::Writer,
+        time::{FormatTime, SystemTime},
+    },
+    registry::LookupSpan,
+};
+
+/// Formats each event as one line, human-readable or JSON.
+pub struct LogLine {
+    pub json: bool,
+}
+
+impl LogLine {
+    /// What `LOG_FORMAT` asks for.
+    pub fn from_env() -> Self {
+        Self { json: std::env::var("LOG_FORMAT").is_ok_and(|format| format.eq_ignore_ascii_case("json")) }
+    }
+}
+
+impl<S, N> FormatEvent<S, N> for LogLine
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    fn format_event(&self, ctx: &FmtContext<'_, S, N>, mut writer: Writer<'_>, event: &Event<'_>) -> fmt::Result {
+        let mut timestamp = String::new();
+        SystemTime.format_time(&mut Writer::new(&mut timestamp))?;
+        let metadata = event.metadata();
+        let mut fields = Fields(Map::new());
+        event.record(&mut fields);
+        let ids = trace_ids(ctx);
+
+        if self.json {
+            let mut line = json!({
+                "timestamp": timestamp,
+                "level": metadata.level().as_str(),
+                "target": metadata.target(),
+                "fields": fields.0,
+            });
+            if let Some((trace_id, span_id)) = ids {
+                line["trace_id"] = trace_id.to_string().into();
+                line["span_id"] = span_id.to_string().into();
+            }
+            return writeln!(writer, "{line}");
+        }
+
+        let message = fields.0.remove("message").map(|value| plain(&value)).unwrap_or_default();
+        write!(writer, "{timestamp} {:>5} {}: {message}", metadata.level(), metadata.target())?;
+        for (name, value) in &fields.0 {
+            write!(writer, " {name}={}", plain(value))?;
+        }
+        if let Some((trace_id, span_id)) = ids {
+            write!(writer, " trace_id={trace_id} span_id={span_id}")?;
+        }
+        writeln!(writer)
+    }
+}
+
+/// The ids of the span the event happened in, if it belongs to a trace.
+fn trace_ids<S, N>(ctx: &FmtContext<'_, S, N>) -> Option<(TraceId, SpanId)>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    let span = ctx.lookup_current()?;
+    let cx =
+        tracing::dispatcher::get_default(|dispatch| tracing_opentelemetry::get_otel_context(&span.id(), dispatch))?;
+    let span_context = cx.span().span_context().clone();
+    span_context.is_valid().then(|| (span_context.trace_id(), span_context.span_id()))
+}
+
+fn plain(value: &Value) -> String {
+    match value {
+        Value::String(text) => text.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Collects an event's fields as JSON values.
+struct Fields(Map<String, Value>);
+
+impl tracing::field::Visit for Fields {
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        let mut text = String::new();
+        let _ = write!(text, "{value:?}");
+        self.0.insert(field.name().into(), text.into());
+    }
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.0.insert(field.name().into(), value.into());
+    }
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.0.insert(field.name().into(), value.into());
+    }
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.0.insert(field.name().into(), value.into());
+    }
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.0.insert(field.name().into(), value.into());
+    }
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        self.0.insert(field.name().into(), value.into());
     }
 }

@@ -4,8 +4,11 @@
 //! databases), else from a throw-away container when a Docker engine answers. Where neither is
 //! available the MySQL tests are skipped, and that is said on the terminal, not hidden.
 
+pub mod otlp;
+pub mod process;
 mod relay;
 
+pub use otlp::Collector;
 pub use relay::Relay;
 
 use std::{

@@ -8,6 +8,10 @@ pub struct Config {
     #[arg(long, env = "TODOMANAGER_LISTEN", default_value = "0.0.0.0:8090")]
     pub listen: SocketAddr,
 
+    /// Address of the `/debug/tracez` page (its own port, so it works when gRPC does not).
+    #[arg(long, env = "TRACEZ_LISTEN", default_value = "0.0.0.0:8091")]
+    pub tracez_listen: SocketAddr,
+
     /// Database to store todos in: an SQLite file (created if missing) or a MySQL/MariaDB server,
     /// e.g. mysql://todo:secret@mariadb:3306/todo.
     #[arg(long, env = "DATABASE_URL", default_value = "sqlite://todo.db?mode=rwc")]

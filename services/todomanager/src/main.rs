@@ -6,15 +6,19 @@ use tokio::net::TcpListener;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let config = Config::parse();
-    telemetry::init_logging();
+    let telemetry = telemetry::init("todomanager", env!("CARGO_PKG_VERSION"))?;
+    let tracez = telemetry.serve_tracez(config.tracez_listen).await?;
 
     let store = open_store(&config).await?;
     let listener = TcpListener::bind(config.listen).await.with_context(|| {
         format!("cannot listen on {} (change it with --listen or TODOMANAGER_LISTEN)", config.listen)
     })?;
-    tracing::info!(address = %listener.local_addr()?, database = store.backend(), "todomanager serving gRPC");
+    tracing::info!(address = %listener.local_addr()?, database = store.backend(), %tracez, "todomanager serving gRPC");
 
-    todomanager::serve(listener, store, telemetry::shutdown_signal()).await?;
+    let served = todomanager::serve(listener, store, telemetry::shutdown_signal()).await;
+    // Send the last spans even when serving failed.
+    telemetry.shutdown().await;
+    served?;
     tracing::info!("todomanager stopped");
     Ok(())
 }

@@ -30,6 +30,8 @@ pub async fn serve(
         .build_v1()?;
 
     let result = Server::builder()
+        // A SERVER span per RPC, continuing the caller's trace.
+        .layer(telemetry::grpc::ServerLayer)
         .add_service(health_service)
         .add_service(reflection)
         .add_service(proto::TodoManagerServer::new(TodoService::new(store)))

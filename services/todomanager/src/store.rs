@@ -3,14 +3,16 @@
 //! Both backends run the same SQL (`?` placeholders work on both); the schema differs slightly,
 //! so each has its own folder of migrations, run at start-up.
 
-use std::{str::FromStr, time::Duration};
+use std::{future::Future, str::FromStr, time::Duration};
 
+use opentelemetry::trace::SpanKind;
 use sqlx::{
     MySqlPool, SqlitePool,
     mysql::{MySqlConnectOptions, MySqlPoolOptions},
     sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions},
 };
 use tokio_stream::{Stream, StreamExt};
+use tracing::{Instrument, Span, field::Empty};
 
 /// One row of the `todos` table.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
@@ -67,6 +69,8 @@ const SELECT_ALL: &str = "SELECT id, owner, text, done FROM todos WHERE owner = 
 #[derive(Clone, Debug)]
 pub struct Store {
     pool: Pool,
+    /// Host and port of a database server (none for an SQLite file), for the spans.
+    server: Option<(String, u16)>,
 }
 
 impl Store {
@@ -74,6 +78,7 @@ impl Store {
     /// and brings its schema up to date. `timeout` bounds how long a query waits for a
     /// connection before the database counts as unavailable.
     pub async fn open(url: &str, timeout: Duration) -> Result<Self, StoreError> {
+        let mut server = None;
         let pool = if url.starts_with("sqlite:") {
             let options = SqliteConnectOptions::from_str(url)?
                 // WAL lets readers go on while one connection writes.
@@ -84,6 +89,7 @@ impl Store {
             Pool::Sqlite(pool)
         } else if url.starts_with("mysql:") || url.starts_with("mariadb:") {
             let options = MySqlConnectOptions::from_str(&url.replacen("mariadb:", "mysql:", 1))?;
+            server = Some((options.get_host().to_owned(), options.get_port()));
             let pool = MySqlPoolOptions::new().acquire_timeout(timeout).connect_with(options).await?;
             sqlx::migrate!("migrations/mysql").run(&pool).await.map_err(sqlx::Error::from)?;
             Pool::MySql(pool)
@@ -92,7 +98,7 @@ impl Store {
                 "unsupported database URL {url:?}: use sqlite://FILE?mode=rwc or mysql://USER:PASSWORD@HOST/DATABASE"
             )));
         };
-        Ok(Self { pool })
+        Ok(Self { pool, server })
     }
 
     /// Which kind of database this is, for logs and the tracing attribute `db.system.name`.
@@ -111,30 +117,39 @@ impl Store {
 
     pub async fn create(&self, owner: &str, text: &str, done: bool) -> Result<Todo, StoreError> {
         const INSERT: &str = "INSERT INTO todos (owner, text, done) VALUES (?, ?, ?)";
-        let id = match &self.pool {
-            Pool::Sqlite(pool) => {
-                let result = sqlx::query(INSERT).bind(owner).bind(text).bind(done).execute(pool).await?;
-                result.last_insert_rowid()
-            }
-            Pool::MySql(pool) => {
-                let result = sqlx::query(INSERT).bind(owner).bind(text).bind(done).execute(pool).await?;
-                result.last_insert_id() as i64
-            }
-        };
-        Ok(Todo { id, owner: owner.to_owned(), text: text.to_owned(), done })
+        let span = self.span("db-create", "INSERT", INSERT);
+        traced(span, async {
+            let id = match &self.pool {
+                Pool::Sqlite(pool) => {
+                    let result = sqlx::query(INSERT).bind(owner).bind(text).bind(done).execute(pool).await?;
+                    result.last_insert_rowid()
+                }
+                Pool::MySql(pool) => {
+                    let result = sqlx::query(INSERT).bind(owner).bind(text).bind(done).execute(pool).await?;
+                    result.last_insert_id() as i64
+                }
+            };
+            Ok(Todo { id, owner: owner.to_owned(), text: text.to_owned(), done })
+        })
+        .await
     }
 
     pub async fn get(&self, owner: &str, id: i64) -> Result<Todo, StoreError> {
-        let todo = on_pool!(&self.pool, |pool| {
-            sqlx::query_as(SELECT_ONE).bind(id).bind(owner).fetch_optional(pool).await
-        })?;
+        let span = self.span("db-get", "SELECT", SELECT_ONE);
+        let todo = traced(span, async {
+            Ok(on_pool!(&self.pool, |pool| {
+                sqlx::query_as(SELECT_ONE).bind(id).bind(owner).fetch_optional(pool).await
+            })?)
+        })
+        .await?;
         todo.ok_or(StoreError::NotFound { id })
     }
 
     /// The owner's todos in id order, read from the database while the caller consumes them.
     pub fn list(&self, owner: String) -> impl Stream<Item = Result<Todo, StoreError>> + Send + 'static {
+        let span = self.span("db-list", "SELECT", SELECT_ALL);
         let pool = self.pool.clone();
-        async_stream::try_stream! {
+        let rows = async_stream::try_stream! {
             match pool {
                 Pool::Sqlite(pool) => {
                     let mut rows = sqlx::query_as(SELECT_ALL).bind(&owner).fetch(&pool);
@@ -145,7 +160,15 @@ impl Store {
                     while let Some(todo) = rows.try_next().await? { yield todo; }
                 }
             }
-        }
+        };
+        // The span lasts as long as the caller reads the rows.
+        let failed = span.clone();
+        telemetry::InSpan::new(rows, span).map(move |row: Result<Todo, StoreError>| {
+            if let Err(error) = &row {
+                record_error(&failed, error);
+            }
+            row
+        })
     }
 
     /// Replaces the text and the done flag of the owner's todo `id`.
@@ -153,21 +176,71 @@ impl Store {
         const UPDATE: &str = "UPDATE todos SET text = ?, done = ? WHERE id = ? AND owner = ?";
         // MySQL counts only rows whose values changed, so "0 rows affected" does not mean
         // "not found": read the row back in the same transaction instead.
-        let todo: Option<Todo> = on_pool!(&self.pool, |pool| {
-            let mut tx = pool.begin().await?;
-            sqlx::query(UPDATE).bind(text).bind(done).bind(id).bind(owner).execute(&mut *tx).await?;
-            let todo = sqlx::query_as(SELECT_ONE).bind(id).bind(owner).fetch_optional(&mut *tx).await?;
-            tx.commit().await?;
-            todo
-        });
+        let span = self.span("db-update", "UPDATE", UPDATE);
+        let todo: Option<Todo> = traced(span, async {
+            Ok(on_pool!(&self.pool, |pool| {
+                let mut tx = pool.begin().await?;
+                sqlx::query(UPDATE).bind(text).bind(done).bind(id).bind(owner).execute(&mut *tx).await?;
+                let todo = sqlx::query_as(SELECT_ONE).bind(id).bind(owner).fetch_optional(&mut *tx).await?;
+                tx.commit().await?;
+                todo
+            }))
+        })
+        .await?;
         todo.ok_or(StoreError::NotFound { id })
     }
 
     pub async fn delete(&self, owner: &str, id: i64) -> Result<(), StoreError> {
         const DELETE: &str = "DELETE FROM todos WHERE id = ? AND owner = ?";
-        let deleted = on_pool!(&self.pool, |pool| {
-            sqlx::query(DELETE).bind(id).bind(owner).execute(pool).await?.rows_affected()
-        });
+        let span = self.span("db-delete", "DELETE", DELETE);
+        let deleted = traced(span, async {
+            Ok(on_pool!(&self.pool, |pool| {
+                sqlx::query(DELETE).bind(id).bind(owner).execute(pool).await?.rows_affected()
+            }))
+        })
+        .await?;
         if deleted == 0 { Err(StoreError::NotFound { id }) } else { Ok(()) }
     }
+}
+
+impl Store {
+    /// A CLIENT span for one database operation, named as in the workshop's chapters
+    /// (`db-create`, `db-list`, …), with the query's text but never its values.
+    fn span(&self, name: &'static str, operation: &'static str, query: &'static str) -> Span {
+        tracing::info_span!(
+            "database operation",
+            otel.name = name,
+            otel.kind = ?SpanKind::Client,
+            db.system.name = self.backend(),
+            db.operation.name = operation,
+            db.collection.name = "todos",
+            db.query.text = query,
+            server.address = self.server.as_ref().map(|(host, _)| host.as_str()),
+            server.port = self.server.as_ref().map(|(_, port)| port),
+            otel.status_code = Empty,
+            otel.status_description = Empty,
+            error.type = Empty,
+        )
+    }
+}
+
+/// Runs `work` inside `span` and records a failure on it. A missing row is an answer, not a
+/// database error.
+async fn traced<T>(span: Span, work: impl Future<Output = Result<T, StoreError>>) -> Result<T, StoreError> {
+    let result = work.instrument(span.clone()).await;
+    if let Err(error) = &result {
+        record_error(&span, error);
+    }
+    result
+}
+
+fn record_error(span: &Span, error: &StoreError) {
+    let kind = match error {
+        StoreError::NotFound { .. } => return,
+        StoreError::Unavailable(_) => "unavailable",
+        StoreError::Database(_) | StoreError::Open(_) => "database_error",
+    };
+    span.record("otel.status_code", "ERROR");
+    span.record("otel.status_description", error.to_string());
+    span.record("error.type", kind);
 }

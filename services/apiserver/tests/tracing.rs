@@ -1,0 +1,278 @@
+//! One request, one trace: both services run as processes and export over OTLP/gRPC to a test
+//! collector; the tests assert the span tree that arrived.
+
+use std::{process::Command, time::Duration};
+
+use reqwest::{StatusCode, header::HeaderMap};
+use serde_json::{Value, json};
+use testkit::{
+    Collector,
+    otlp::ReceivedSpan,
+    process::{Service, binary},
+};
+
+/// todomanager and apiserver, exporting to `otlp_endpoint`.
+struct Stack {
+    api: String,
+    apiserver_tracez: String,
+    todomanager_tracez: String,
+    apiserver: Service,
+    todomanager: Service,
+    _db: testkit::TestDb,
+}
+
+impl Stack {
+    fn start(otlp_endpoint: &str, extra_env: &[(&str, &str)]) -> Self {
+        let db = testkit::sqlite();
+        let otel_env = |command: &mut Command| {
+            command.env("OTEL_EXPORTER_OTLP_ENDPOINT", otlp_endpoint).env("OTEL_BSP_SCHEDULE_DELAY", "100");
+            for (key, value) in extra_env {
+                command.env(key, value);
+            }
+        };
+        let mut command = Command::new(binary("todomanager"));
+        command.args(["--listen", "127.0.0.1:0", "--tracez-listen", "127.0.0.1:0", "--database-url", &db.url]);
+        otel_env(&mut command);
+        let todomanager = Service::start(command, "address");
+
+        let mut command = Command::new(binary("apiserver"));
+        command.args(["--listen", "127.0.0.1:0", "--tracez-listen", "127.0.0.1:0"]);
+        command.args(["--todomanager-url", &format!("http://{}", todomanager.field("address").unwrap())]);
+        otel_env(&mut command);
+        let apiserver = Service::start(command, "address");
+
+        Self {
+            api: format!("http://{}", apiserver.field("address").unwrap()),
+            apiserver_tracez: format!("http://{}/debug/tracez", apiserver.field("tracez").unwrap()),
+            todomanager_tracez: format!("http://{}/debug/tracez", todomanager.field("tracez").unwrap()),
+            apiserver,
+            todomanager,
+            _db: db,
+        }
+    }
+
+    /// `POST /v1/todo` with `headers`; returns the trace id the response names.
+    async fn create(&self, headers: &[(&str, &str)]) -> String {
+        let mut request =
+            reqwest::Client::new().post(format!("{}/v1/todo", self.api)).json(&json!({"text": "trace me"}));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::CREATED);
+        trace_id_header(response.headers())
+    }
+}
+
+fn trace_id_header(headers: &HeaderMap) -> String {
+    headers.get("x-trace-id").expect("every traced response names its trace").to_str().unwrap().to_owned()
+}
+
+fn find<'a>(spans: &'a [ReceivedSpan], service: &str, name: &str) -> &'a ReceivedSpan {
+    spans
+        .iter()
+        .find(|span| span.service == service && span.name == name)
+        .unwrap_or_else(|| panic!("no span {service}/{name} in {spans:#?}"))
+}
+
+fn of_trace(spans: Vec<ReceivedSpan>, trace_id: &str) -> Vec<ReceivedSpan> {
+    spans.into_iter().filter(|span| span.trace_id == trace_id).collect()
+}
+
+/// Waits for the whole `POST /v1/todo` trace and checks its chain, kinds and key attributes.
+/// Returns the apiserver SERVER span.
+async fn assert_create_trace(collector: &Collector, trace_id: &str) -> ReceivedSpan {
+    let spans = collector
+        .wait_for("the whole POST /v1/todo trace", |spans| {
+            let mine = spans.iter().filter(|span| span.trace_id == trace_id);
+            mine.clone().any(|span| span.name == "db-create") && mine.clone().any(|span| span.name == "POST /v1/todo")
+        })
+        .await;
+    let spans = of_trace(spans, trace_id);
+    assert_eq!(spans.len(), 4, "{spans:#?}");
+
+    let server = find(&spans, "apiserver", "POST /v1/todo");
+    assert_eq!(server.kind, "server");
+    assert_eq!(server.attribute("http.request.method"), Some("POST"));
+    assert_eq!(server.attribute("http.route"), Some("/v1/todo"));
+    assert_eq!(server.attribute("url.path"), Some("/v1/todo"));
+    assert_eq!(server.attribute("url.scheme"), Some("http"));
+    assert_eq!(server.attribute("http.response.status_code"), Some("201"));
+    assert_eq!(server.attribute("client.address"), Some("127.0.0.1"));
+    assert_eq!(server.attribute("server.address"), Some("127.0.0.1"));
+    assert!(server.attribute("user_agent.original").is_none(), "reqwest sends no User-Agent by default");
+    assert!(!server.is_error);
+    assert_eq!(server.resource.get("service.version").map(String::as_str), Some(env!("CARGO_PKG_VERSION")));
+    assert!(server.resource.contains_key("service.instance.id"));
+
+    let call = find(&spans, "apiserver", "todo_mgr.TodoManager/CreateTodo");
+    assert_eq!((call.kind, call.parent_span_id.as_str()), ("client", server.span_id.as_str()));
+    assert_eq!(call.attribute("rpc.system"), Some("grpc"));
+    assert_eq!(call.attribute("rpc.service"), Some("todo_mgr.TodoManager"));
+    assert_eq!(call.attribute("rpc.method"), Some("CreateTodo"));
+    assert_eq!(call.attribute("rpc.grpc.status_code"), Some("0"));
+    assert_eq!(call.attribute("server.address"), Some("127.0.0.1"));
+    assert!(call.attribute("server.port").is_some());
+
+    let rpc = find(&spans, "todomanager", "todo_mgr.TodoManager/CreateTodo");
+    assert_eq!((rpc.kind, rpc.parent_span_id.as_str()), ("server", call.span_id.as_str()));
+    assert_eq!(rpc.attribute("rpc.grpc.status_code"), Some("0"));
+
+    let db = find(&spans, "todomanager", "db-create");
+    assert_eq!((db.kind, db.parent_span_id.as_str()), ("client", rpc.span_id.as_str()));
+    assert_eq!(db.attribute("db.system.name"), Some("sqlite"));
+    assert_eq!(db.attribute("db.operation.name"), Some("INSERT"));
+    assert_eq!(db.attribute("db.collection.name"), Some("todos"));
+    let query = db.attribute("db.query.text").unwrap();
+    assert!(query.starts_with("INSERT INTO todos") && query.contains('?') && !query.contains("trace me"), "{query}");
+    server.clone()
+}
+
+const INGRESS_TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+const INGRESS_SPAN: &str = "00f067aa0ba902b7";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn b3_multi_headers_from_an_ingress_join_the_trace() {
+    let collector = Collector::start().await;
+    let stack = Stack::start(&collector.endpoint(), &[]);
+    let trace_id =
+        stack.create(&[("X-B3-TraceId", INGRESS_TRACE), ("X-B3-SpanId", INGRESS_SPAN), ("X-B3-Sampled", "1")]).await;
+    assert_eq!(trace_id, INGRESS_TRACE);
+    let server = assert_create_trace(&collector, INGRESS_TRACE).await;
+    assert_eq!(server.parent_span_id, INGRESS_SPAN);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn w3c_traceparent_joins_the_trace() {
+    let collector = Collector::start().await;
+    let stack = Stack::start(&collector.endpoint(), &[]);
+    let traceparent = format!("00-{INGRESS_TRACE}-{INGRESS_SPAN}-01");
+    assert_eq!(stack.create(&[("traceparent", &traceparent)]).await, INGRESS_TRACE);
+    assert_eq!(assert_create_trace(&collector, INGRESS_TRACE).await.parent_span_id, INGRESS_SPAN);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn b3_single_header_joins_the_trace() {
+    let collector = Collector::start().await;
+    let stack = Stack::start(&collector.endpoint(), &[]);
+    let b3 = format!("{INGRESS_TRACE}-{INGRESS_SPAN}-1");
+    assert_eq!(stack.create(&[("b3", &b3)]).await, INGRESS_TRACE);
+    assert_eq!(assert_create_trace(&collector, INGRESS_TRACE).await.parent_span_id, INGRESS_SPAN);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn without_headers_a_new_trace_starts_at_apiserver() {
+    let collector = Collector::start().await;
+    let stack = Stack::start(&collector.endpoint(), &[]);
+    let trace_id = stack.create(&[]).await;
+    assert_eq!(trace_id.len(), 32);
+    assert_eq!(assert_create_trace(&collector, &trace_id).await.parent_span_id, "", "a root span");
+
+    // The access log line of the request carries the trace id.
+    let logged = stack.apiserver.log().iter().any(|line| {
+        line["trace_id"] == Value::String(trace_id.clone())
+            && line["fields"]["message"].as_str().is_some_and(|m| m.contains("POST /v1/todo answered"))
+    });
+    assert!(logged, "{:#?}", stack.apiserver.log());
+}
+
+/// `GET /v1/todo` streams: the `ListTodos` server span covers the `db-list` span.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_streaming_list_span_covers_the_database_reads() {
+    let collector = Collector::start().await;
+    let stack = Stack::start(&collector.endpoint(), &[]);
+    stack.create(&[]).await;
+    let response = reqwest::get(format!("{}/v1/todo", stack.api)).await.unwrap();
+    let trace_id = trace_id_header(response.headers());
+    let spans = collector
+        .wait_for("the GET /v1/todo trace", |spans| {
+            spans.iter().any(|span| span.trace_id == trace_id && span.name == "db-list")
+                && spans.iter().any(|span| span.trace_id == trace_id && span.name == "GET /v1/todo")
+        })
+        .await;
+    let spans = of_trace(spans, &trace_id);
+    let rpc = find(&spans, "todomanager", "todo_mgr.TodoManager/ListTodos");
+    let db = find(&spans, "todomanager", "db-list");
+    assert_eq!(db.parent_span_id, rpc.span_id);
+    assert_eq!(db.attribute("db.operation.name"), Some("SELECT"));
+    assert!(rpc.start_unix_nano <= db.start_unix_nano && db.end_unix_nano <= rpc.end_unix_nano, "{rpc:#?}\n{db:#?}");
+}
+
+/// Callers that decided not to sample get no spans, in either service; probes get none either.
+#[tokio::test(flavor = "multi_thread")]
+async fn unsampled_requests_and_probes_export_nothing() {
+    let collector = Collector::start().await;
+    let stack = Stack::start(&collector.endpoint(), &[]);
+    stack.create(&[("traceparent", &format!("00-{INGRESS_TRACE}-{INGRESS_SPAN}-00"))]).await;
+    stack
+        .create(&[
+            ("X-B3-TraceId", "a3ce929d0e0e4736a3ce929d0e0e4736"),
+            ("X-B3-SpanId", INGRESS_SPAN),
+            ("X-B3-Sampled", "0"),
+        ])
+        .await;
+    stack.create(&[("b3", "0")]).await;
+    for probe in ["/ping", "/ready"] {
+        let response = reqwest::get(format!("{}{probe}", stack.api)).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        assert!(response.headers().get("x-trace-id").is_none(), "{probe} is not traced");
+    }
+
+    // A sampled request afterwards: once its spans are in, earlier spans would be too.
+    let marker = stack.create(&[]).await;
+    let spans = assert_create_trace(&collector, &marker).await;
+    let _ = spans;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let others: Vec<_> = collector.spans().into_iter().filter(|span| span.trace_id != marker).collect();
+    assert!(others.is_empty(), "spans that should not exist: {others:#?}");
+}
+
+/// With no collector at all, requests are served and the tracez pages show the spans.
+#[tokio::test(flavor = "multi_thread")]
+async fn without_a_collector_requests_work_and_tracez_shows_the_spans() {
+    let closed_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let stack = Stack::start(&format!("http://127.0.0.1:{closed_port}"), &[]);
+    let started = std::time::Instant::now();
+    for _ in 0..3 {
+        stack.create(&[]).await;
+    }
+    assert!(started.elapsed() < Duration::from_secs(2), "took {:?}", started.elapsed());
+
+    let tracez: Value =
+        reqwest::get(format!("{}?format=json", stack.todomanager_tracez)).await.unwrap().json().await.unwrap();
+    let finished = |name: &str| -> u64 {
+        let span = tracez["spans"].as_array().unwrap().iter().find(|span| span["name"] == name);
+        span.map_or(0, |span| span["latency"].as_array().unwrap().iter().map(|count| count.as_u64().unwrap()).sum())
+    };
+    assert_eq!(finished("todo_mgr.TodoManager/CreateTodo"), 3, "{tracez:#}");
+    assert_eq!(finished("db-create"), 3, "{tracez:#}");
+
+    // Samples of one bucket, with their ids and attributes; and the HTML page.
+    let summary = tracez["spans"].as_array().unwrap().iter().find(|span| span["name"] == "db-create").unwrap();
+    let bucket = summary["latency"].as_array().unwrap().iter().position(|count| count.as_u64().unwrap() > 0).unwrap();
+    let url = format!("{}?format=json&name=db-create&bucket={bucket}", stack.todomanager_tracez);
+    let samples: Value = reqwest::get(url).await.unwrap().json().await.unwrap();
+    let sample = &samples["samples"][0];
+    assert_eq!(sample["trace_id"].as_str().unwrap().len(), 32, "{samples:#}");
+    assert_eq!(sample["attributes"]["db.system.name"], "sqlite");
+    let html = reqwest::get(&stack.apiserver_tracez).await.unwrap().text().await.unwrap();
+    assert!(html.contains("POST /v1/todo"), "{html}");
+}
+
+/// The spans of a request answered just before SIGTERM reach the collector before the exit.
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_flushes_the_last_spans() {
+    let collector = Collector::start().await;
+    // A long batch delay: without the flush at shutdown nothing would be sent in time.
+    let stack = Stack::start(&collector.endpoint(), &[("OTEL_BSP_SCHEDULE_DELAY", "60000")]);
+    let trace_id = stack.create(&[]).await;
+    assert!(collector.spans().is_empty());
+
+    let Stack { apiserver, todomanager, .. } = stack;
+    apiserver.send_sigterm();
+    todomanager.send_sigterm();
+    assert!(apiserver.wait().success());
+    assert!(todomanager.wait().success());
+    let spans = of_trace(collector.spans(), &trace_id);
+    assert_eq!(spans.len(), 4, "all four spans arrived before the processes exited: {spans:#?}");
+}

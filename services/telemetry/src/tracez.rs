@@ -1,0 +1,325 @@
+//! `/debug/tracez`: this process's spans seen from the inside, like OpenCensus zPages. A span
+//! processor keeps, per span name, the spans running now, counts per latency bucket and errors,
+//! and a few recent samples of each; a small page shows them. It needs no collector at all:
+//! when spans cannot be exported, this is where you still see them.
+
+use std::{
+    collections::{BTreeMap, HashMap, VecDeque},
+    fmt::Write as _,
+    sync::{Arc, Mutex, MutexGuard},
+    time::{Duration, SystemTime},
+};
+
+use axum::{
+    Json, Router,
+    extract::{Query, State},
+    response::{Html, IntoResponse, Response},
+    routing::get,
+};
+use opentelemetry::{Context, trace::Status};
+use opentelemetry_sdk::{
+    error::OTelSdkResult,
+    trace::{Span, SpanData, SpanProcessor},
+};
+use serde::{Deserialize, Serialize};
+
+/// Lower bounds of the latency buckets: [0, 10 µs), [10 µs, 100 µs), … [100 s, ∞).
+pub const LATENCY_BOUNDS: [Duration; 9] = [
+    Duration::ZERO,
+    Duration::from_micros(10),
+    Duration::from_micros(100),
+    Duration::from_millis(1),
+    Duration::from_millis(10),
+    Duration::from_millis(100),
+    Duration::from_secs(1),
+    Duration::from_secs(10),
+    Duration::from_secs(100),
+];
+const BUCKET_LABELS: [&str; 9] = [
+    "[0, 10µs)",
+    "[10µs, 100µs)",
+    "[100µs, 1ms)",
+    "[1ms, 10ms)",
+    "[10ms, 100ms)",
+    "[100ms, 1s)",
+    "[1s, 10s)",
+    "[10s, 100s)",
+    "[100s, ∞)",
+];
+
+/// Samples kept per bucket (and for errors, and for running spans): memory stays bounded.
+const SAMPLES_PER_BUCKET: usize = 10;
+/// Span names tracked at most; spans with further names are only counted in `untracked`.
+const MAX_SPAN_NAMES: usize = 200;
+
+/// The shared record of spans. Clone it to hand it to the processor and to the page.
+#[derive(Clone, Debug, Default)]
+pub struct Tracez(Arc<Mutex<Spans>>);
+
+#[derive(Debug, Default)]
+struct Spans {
+    by_name: BTreeMap<String, NameStats>,
+    untracked: u64,
+}
+
+#[derive(Debug, Default)]
+struct NameStats {
+    running: HashMap<opentelemetry::trace::SpanId, Sample>,
+    latency: [Bucket; 9],
+    errors: Bucket,
+}
+
+#[derive(Debug, Default)]
+struct Bucket {
+    count: u64,
+    samples: VecDeque<Sample>,
+}
+
+impl Bucket {
+    fn add(&mut self, sample: Sample) {
+        self.count += 1;
+        if self.samples.len() == SAMPLES_PER_BUCKET {
+            self.samples.pop_front();
+        }
+        self.samples.push_back(sample);
+    }
+}
+
+/// One span as the page shows it.
+#[derive(Clone, Debug, Serialize)]
+pub struct Sample {
+    pub trace_id: String,
+    pub span_id: String,
+    pub parent_span_id: String,
+    pub start: String,
+    #[serde(skip)]
+    start_time: SystemTime,
+    /// Microseconds; for a running span, so far.
+    pub duration_us: u64,
+    pub status: String,
+    pub attributes: BTreeMap<String, String>,
+}
+
+impl Sample {
+    fn of(span: &SpanData, end: SystemTime) -> Self {
+        let duration = end.duration_since(span.start_time).unwrap_or_default();
+        Self {
+            trace_id: span.span_context.trace_id().to_string(),
+            span_id: span.span_context.span_id().to_string(),
+            parent_span_id: span.parent_span_id.to_string(),
+            start: humantime::format_rfc3339_micros(span.start_time).to_string(),
+            start_time: span.start_time,
+            duration_us: duration.as_micros() as u64,
+            status: match &span.status {
+                Status::Unset => "unset".into(),
+                Status::Ok => "ok".into(),
+                Status::Error { description } => format!("error: {description}"),
+            },
+            attributes: span.attributes.iter().map(|kv| (kv.key.to_string(), kv.value.to_string())).collect(),
+        }
+    }
+}
+
+impl Tracez {
+    fn spans(&self) -> MutexGuard<'_, Spans> {
+        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The span processor that feeds this record; add it to the tracer provider.
+    pub fn processor(&self) -> TracezProcessor {
+        TracezProcessor(self.clone())
+    }
+
+    /// The page: `GET /debug/tracez` (HTML), `?format=json`, `?name=…&bucket=N|running|errors`.
+    pub fn router(&self) -> Router {
+        Router::new().route("/debug/tracez", get(page)).with_state(self.clone())
+    }
+
+    /// The summary and, when `query` names a span name and a bucket, its samples.
+    pub fn report(&self, query: &TracezQuery) -> Report {
+        let now = SystemTime::now();
+        let spans = self.spans();
+        let summary = spans
+            .by_name
+            .iter()
+            .map(|(name, stats)| NameSummary {
+                name: name.clone(),
+                running: stats.running.len() as u64,
+                latency: stats.latency.iter().map(|bucket| bucket.count).collect(),
+                errors: stats.errors.count,
+            })
+            .collect();
+        let samples = query.name.as_ref().and_then(|name| {
+            let stats = spans.by_name.get(name)?;
+            let samples: Vec<Sample> = match query.bucket.as_deref()? {
+                "running" => stats
+                    .running
+                    .values()
+                    .map(|sample| Sample { duration_us: since(sample, now), ..sample.clone() })
+                    .collect(),
+                "errors" => stats.errors.samples.iter().cloned().collect(),
+                index => stats.latency.get(index.parse::<usize>().ok()?)?.samples.iter().cloned().collect(),
+            };
+            Some(samples)
+        });
+        Report {
+            latency_bounds_us: LATENCY_BOUNDS.iter().map(|bound| bound.as_micros() as u64).collect(),
+            spans: summary,
+            untracked: spans.untracked,
+            samples,
+        }
+    }
+}
+
+fn since(sample: &Sample, now: SystemTime) -> u64 {
+    now.duration_since(sample.start_time).unwrap_or_default().as_micros() as u64
+}
+
+/// What `?format=json` answers.
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub latency_bounds_us: Vec<u64>,
+    pub spans: Vec<NameSummary>,
+    /// Spans not tracked because there were too many different names.
+    pub untracked: u64,
+    /// The samples asked for with `name` and `bucket`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub samples: Option<Vec<Sample>>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct NameSummary {
+    pub name: String,
+    pub running: u64,
+    /// Finished spans per latency bucket.
+    pub latency: Vec<u64>,
+    pub errors: u64,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct TracezQuery {
+    pub format: Option<String>,
+    pub name: Option<String>,
+    /// A bucket index (0–8), `running` or `errors`.
+    pub bucket: Option<String>,
+}
+
+/// Feeds a [`Tracez`]; called by the OpenTelemetry SDK for every recorded span.
+#[derive(Debug)]
+pub struct TracezProcessor(Tracez);
+
+impl SpanProcessor for TracezProcessor {
+    fn on_start(&self, span: &mut Span, _cx: &Context) {
+        let Some(data) = span.exported_data() else { return };
+        let sample = Sample::of(&data, data.start_time);
+        let mut spans = self.0.spans();
+        let tracked = spans.by_name.len() < MAX_SPAN_NAMES || spans.by_name.contains_key(data.name.as_ref());
+        if tracked {
+            let stats = spans.by_name.entry(data.name.to_string()).or_default();
+            stats.running.insert(data.span_context.span_id(), sample);
+        }
+    }
+
+    fn on_end(&self, span: SpanData) {
+        let mut spans = self.0.spans();
+        let Some(stats) = spans.by_name.get_mut(span.name.as_ref()) else {
+            spans.untracked += 1;
+            return;
+        };
+        stats.running.remove(&span.span_context.span_id());
+        let sample = Sample::of(&span, span.end_time);
+        let duration = Duration::from_micros(sample.duration_us);
+        let bucket = LATENCY_BOUNDS.iter().rposition(|bound| duration >= *bound).unwrap_or(0);
+        if matches!(span.status, Status::Error { .. }) {
+            stats.errors.add(sample.clone());
+        }
+        stats.latency[bucket].add(sample);
+    }
+
+    fn force_flush(&self) -> OTelSdkResult {
+        Ok(())
+    }
+
+    fn shutdown_with_timeout(&self, _timeout: Duration) -> OTelSdkResult {
+        Ok(())
+    }
+}
+
+async fn page(State(tracez): State<Tracez>, Query(query): Query<TracezQuery>) -> Response {
+    let report = tracez.report(&query);
+    if query.format.as_deref() == Some("json") {
+        return Json(report).into_response();
+    }
+    Html(render(&report, &query)).into_response()
+}
+
+/// Server-rendered HTML: a table of span names, and the samples that were asked for.
+fn render(report: &Report, query: &TracezQuery) -> String {
+    let mut html = String::from(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>tracez</title><style>\
+         body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}\
+         td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}td:first-child{text-align:left}\
+         </style></head><body><h1>tracez</h1><p>Spans recorded by this process: running now, finished \
+         per latency bucket, and errors. Click a count to see recent samples. \
+         <a href=\"?format=json\">JSON</a></p><table><tr><th>span name</th><th>running</th>",
+    );
+    for label in BUCKET_LABELS {
+        let _ = write!(html, "<th>{label}</th>");
+    }
+    html.push_str("<th>errors</th></tr>");
+    for span in &report.spans {
+        let name = escape(&span.name);
+        let link = |bucket: &str, count: u64| {
+            let href = format!("?name={}&amp;bucket={bucket}", url_encode(&span.name));
+            if count == 0 { "0".to_owned() } else { format!("<a href=\"{href}\">{count}</a>") }
+        };
+        let _ = write!(html, "<tr><td>{name}</td><td>{}</td>", link("running", span.running));
+        for (index, count) in span.latency.iter().enumerate() {
+            let _ = write!(html, "<td>{}</td>", link(&index.to_string(), *count));
+        }
+        let _ = write!(html, "<td>{}</td></tr>", link("errors", span.errors));
+    }
+    html.push_str("</table>");
+    if let (Some(samples), Some(name)) = (&report.samples, &query.name) {
+        let bucket = query.bucket.as_deref().unwrap_or_default();
+        let _ = write!(
+            html,
+            "<h2>{} — {}</h2><table><tr><th>trace id</th><th>span id</th><th>parent</th><th>start</th>\
+             <th>duration</th><th>status</th><th>attributes</th></tr>",
+            escape(name),
+            escape(bucket)
+        );
+        for sample in samples {
+            let attributes: Vec<String> =
+                sample.attributes.iter().map(|(key, value)| format!("{}={}", escape(key), escape(value))).collect();
+            let _ = write!(
+                html,
+                "<tr><td><code>{}</code></td><td><code>{}</code></td><td><code>{}</code></td><td>{}</td>\
+                 <td>{:.3} ms</td><td>{}</td><td style=\"text-align:left\">{}</td></tr>",
+                sample.trace_id,
+                sample.span_id,
+                sample.parent_span_id,
+                sample.start,
+                sample.duration_us as f64 / 1000.0,
+                escape(&sample.status),
+                attributes.join("<br>")
+            );
+        }
+        html.push_str("</table>");
+    }
+    html.push_str("</body></html>");
+    html
+}
+
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+fn url_encode(text: &str) -> String {
+    text.bytes()
+        .map(|byte| match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (byte as char).to_string(),
+            other => format!("%{other:02X}"),
+        })
+        .collect()
+}

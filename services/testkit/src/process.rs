@@ -1,0 +1,88 @@
+//! The services' binaries as child processes, as a user runs them.
+
+use std::{
+    io::{BufRead, BufReader},
+    path::PathBuf,
+    process::{Child, Command, Stdio},
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use serde_json::Value;
+
+/// A binary of this workspace, built next to the test's own executable (`cargo test
+/// --workspace` builds them all).
+pub fn binary(name: &str) -> PathBuf {
+    let test_exe = std::env::current_exe().unwrap();
+    let path = test_exe.parent().unwrap().parent().unwrap().join(name);
+    assert!(path.exists(), "{} is not built: run `cargo test --workspace`, which builds it", path.display());
+    path
+}
+
+/// A service process started with `LOG_FORMAT=json`, whose log is kept for the test.
+pub struct Service {
+    pub child: Child,
+    log: Arc<Mutex<Vec<Value>>>,
+}
+
+impl Service {
+    /// Starts `command` and waits until it logs a line whose fields hold `ready_field`
+    /// (e.g. `address`, which both services log once they listen).
+    pub fn start(mut command: Command, ready_field: &str) -> Self {
+        let mut child = command.env("LOG_FORMAT", "json").stderr(Stdio::piped()).spawn().unwrap();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let collected = log.clone();
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                let event = serde_json::from_str(&line).unwrap_or_else(|e| panic!("not a JSON log line ({e}): {line}"));
+                collected.lock().unwrap().push(event);
+            }
+        });
+        let mut service = Self { child, log };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while service.field(ready_field).is_none() {
+            if let Some(status) = service.child.try_wait().unwrap() {
+                panic!("the service exited ({status}) before it was ready: {:#?}", service.log());
+            }
+            assert!(Instant::now() < deadline, "the service did not get ready: {:#?}", service.log());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        service
+    }
+
+    /// The log so far, one JSON object per line.
+    pub fn log(&self) -> Vec<Value> {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// The first value logged for `field`.
+    pub fn field(&self, field: &str) -> Option<String> {
+        self.log().iter().find_map(|event| event["fields"][field].as_str().map(str::to_owned))
+    }
+
+    /// Sends SIGTERM, as Kubernetes or Ctrl-C would.
+    pub fn send_sigterm(&self) {
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    }
+
+    /// Waits (up to 20 s) for the process to exit.
+    pub fn wait(mut self) -> std::process::ExitStatus {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "the service did not exit: {:#?}", self.log());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
