@@ -23,7 +23,10 @@ struct Stack {
 
 impl Stack {
     fn start(otlp_endpoint: &str, extra_env: &[(&str, &str)]) -> Self {
-        let db = testkit::sqlite();
+        Self::start_on(testkit::sqlite(), otlp_endpoint, extra_env)
+    }
+
+    fn start_on(db: testkit::TestDb, otlp_endpoint: &str, extra_env: &[(&str, &str)]) -> Self {
         let otel_env = |command: &mut Command| {
             command.env("OTEL_EXPORTER_OTLP_ENDPOINT", otlp_endpoint).env("OTEL_BSP_SCHEDULE_DELAY", "100");
             for (key, value) in extra_env {
@@ -275,4 +278,39 @@ async fn sigterm_flushes_the_last_spans() {
     assert!(todomanager.wait().success());
     let spans = of_trace(collector.spans(), &trace_id);
     assert_eq!(spans.len(), 4, "all four spans arrived before the processes exited: {spans:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn otlp_over_http_and_the_resource_from_the_environment() {
+    let collector = Collector::start().await;
+    let env = [
+        ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
+        ("OTEL_RESOURCE_ATTRIBUTES", "deployment.environment.name=workshop"),
+        ("K8S_POD_NAME", "todo-7d9f"),
+        ("K8S_NAMESPACE_NAME", "todo"),
+    ];
+    let stack = Stack::start(&collector.http_endpoint(), &env);
+    let trace_id = stack.create(&[]).await;
+    let server = assert_create_trace(&collector, &trace_id).await;
+    let resource = |key: &str| server.resource.get(key).map(String::as_str);
+    assert_eq!(resource("service.name"), Some("apiserver"));
+    assert_eq!(resource("deployment.environment.name"), Some("workshop"));
+    assert_eq!(resource("k8s.pod.name"), Some("todo-7d9f"));
+    assert_eq!(resource("k8s.namespace.name"), Some("todo"));
+    assert_eq!(resource("k8s.node.name"), None, "not in the environment");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn database_spans_name_the_mysql_server() {
+    let Some(db) = testkit::mysql().await else { return };
+    let collector = Collector::start().await;
+    let stack = Stack::start_on(db, &collector.endpoint(), &[]);
+    let trace_id = stack.create(&[]).await;
+    let spans = collector
+        .wait_for("db-create", |spans| spans.iter().any(|span| span.trace_id == trace_id && span.name == "db-create"))
+        .await;
+    let db = find(&spans, "todomanager", "db-create");
+    assert_eq!(db.attribute("db.system.name"), Some("mysql"));
+    assert_eq!(db.attribute("server.address"), Some("127.0.0.1"));
+    assert!(db.attribute("server.port").is_some());
 }

@@ -1,5 +1,5 @@
-//! A test collector: an OTLP/gRPC trace receiver on an ephemeral port that keeps every span it
-//! gets, so a test can look at the trace that really went over the wire.
+//! A test collector: an OTLP trace receiver (gRPC, and HTTP with protobuf) on ephemeral ports
+//! that keeps every span it gets, so a test can look at the trace that really went over the wire.
 
 use std::{
     collections::HashMap,
@@ -8,14 +8,16 @@ use std::{
     time::{Duration, Instant},
 };
 
+use axum::{Router, body::Bytes, extract::State, http::StatusCode, routing::post};
 use opentelemetry_proto::tonic::{
     collector::trace::v1::{
         ExportTraceServiceRequest, ExportTraceServiceResponse,
         trace_service_server::{TraceService, TraceServiceServer},
     },
     common::v1::{AnyValue, KeyValue, any_value::Value},
-    trace::v1::status::StatusCode,
+    trace::v1::status::StatusCode as SpanStatusCode,
 };
+use prost::Message;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 
@@ -52,8 +54,22 @@ impl TraceService for Received {
         &self,
         request: tonic::Request<ExportTraceServiceRequest>,
     ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
+        self.ingest(request.into_inner());
+        Ok(tonic::Response::new(ExportTraceServiceResponse { partial_success: None }))
+    }
+}
+
+/// `POST /v1/traces` with a protobuf body, as OTLP/HTTP sends it.
+async fn export_http(State(received): State<Received>, body: Bytes) -> Result<Vec<u8>, StatusCode> {
+    let request = ExportTraceServiceRequest::decode(body).map_err(|_| StatusCode::BAD_REQUEST)?;
+    received.ingest(request);
+    Ok(ExportTraceServiceResponse { partial_success: None }.encode_to_vec())
+}
+
+impl Received {
+    fn ingest(&self, request: ExportTraceServiceRequest) {
         let mut received = self.0.lock().unwrap();
-        for resource_spans in request.into_inner().resource_spans {
+        for resource_spans in request.resource_spans {
             let resource = attributes(resource_spans.resource.map(|resource| resource.attributes).unwrap_or_default());
             let service = resource.get("service.name").cloned().unwrap_or_default();
             for span in resource_spans.scope_spans.into_iter().flat_map(|scope| scope.spans) {
@@ -73,13 +89,12 @@ impl TraceService for Received {
                     parent_span_id: hex(&span.parent_span_id),
                     attributes: attributes(span.attributes),
                     resource: resource.clone(),
-                    is_error: span.status.is_some_and(|status| status.code == StatusCode::Error as i32),
+                    is_error: span.status.is_some_and(|status| status.code == SpanStatusCode::Error as i32),
                     start_unix_nano: span.start_time_unix_nano,
                     end_unix_nano: span.end_time_unix_nano,
                 });
             }
         }
-        Ok(tonic::Response::new(ExportTraceServiceResponse { partial_success: None }))
     }
 }
 
@@ -104,8 +119,9 @@ fn text(value: AnyValue) -> String {
 /// The receiver; it stops when dropped.
 pub struct Collector {
     addr: SocketAddr,
+    http_addr: SocketAddr,
     received: Received,
-    task: tokio::task::JoinHandle<()>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl Collector {
@@ -116,13 +132,23 @@ impl Collector {
         let server = tonic::transport::Server::builder()
             .add_service(TraceServiceServer::new(received.clone()))
             .serve_with_incoming(TcpListenerStream::new(listener));
-        let task = tokio::spawn(async move { server.await.unwrap() });
-        Self { addr, received, task }
+        let grpc_task = tokio::spawn(async move { server.await.unwrap() });
+
+        let http_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let http_addr = http_listener.local_addr().unwrap();
+        let app = Router::new().route("/v1/traces", post(export_http)).with_state(received.clone());
+        let http_task = tokio::spawn(async move { axum::serve(http_listener, app).await.unwrap() });
+        Self { addr, http_addr, received, tasks: vec![grpc_task, http_task] }
     }
 
-    /// What to put in `OTEL_EXPORTER_OTLP_ENDPOINT`.
+    /// What to put in `OTEL_EXPORTER_OTLP_ENDPOINT` for OTLP/gRPC (the default protocol).
     pub fn endpoint(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// What to put in `OTEL_EXPORTER_OTLP_ENDPOINT` with `OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf`.
+    pub fn http_endpoint(&self) -> String {
+        format!("http://{}", self.http_addr)
     }
 
     pub fn spans(&self) -> Vec<ReceivedSpan> {
@@ -147,6 +173,6 @@ impl Collector {
 
 impl Drop for Collector {
     fn drop(&mut self) {
-        self.task.abort();
+        self.tasks.iter().for_each(tokio::task::JoinHandle::abort);
     }
 }
