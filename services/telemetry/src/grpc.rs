@@ -109,41 +109,33 @@ impl<S> Traced<S> {
         if service.starts_with("grpc.health.") || service.starts_with("grpc.reflection.") {
             return Span::none();
         }
+        let span_kind = match self.kind {
+            Kind::Server => SpanKind::Server,
+            Kind::Client { .. } => SpanKind::Client,
+        };
+        let span = tracing::info_span!(
+            "gRPC",
+            otel.name = %full_method,
+            otel.kind = ?span_kind,
+            rpc.system = "grpc",
+            rpc.service = service,
+            rpc.method = method,
+            rpc.grpc.status_code = Empty,
+            server.address = Empty,
+            server.port = Empty,
+            otel.status_code = Empty,
+            error.type = Empty,
+        );
         match &self.kind {
-            Kind::Server => {
-                let span = tracing::info_span!(
-                    "gRPC request",
-                    otel.name = %full_method,
-                    otel.kind = ?SpanKind::Server,
-                    rpc.system = "grpc",
-                    rpc.service = service,
-                    rpc.method = method,
-                    rpc.grpc.status_code = Empty,
-                    otel.status_code = Empty,
-                    error.type = Empty,
-                );
-                // Continue the caller's trace; a failure only means a new trace starts here.
-                let _ = span.set_parent(propagation::extract(request.headers()));
-                span
-            }
+            // Continue the caller's trace; a failure only means a new trace starts here.
+            Kind::Server => drop(span.set_parent(propagation::extract(request.headers()))),
             Kind::Client { address, port } => {
-                let span = tracing::info_span!(
-                    "gRPC call",
-                    otel.name = %full_method,
-                    otel.kind = ?SpanKind::Client,
-                    rpc.system = "grpc",
-                    rpc.service = service,
-                    rpc.method = method,
-                    rpc.grpc.status_code = Empty,
-                    server.address = %address,
-                    server.port = port,
-                    otel.status_code = Empty,
-                    error.type = Empty,
-                );
+                span.record("server.address", address.as_str());
+                span.record("server.port", port);
                 propagation::inject(&span.context(), request.headers_mut());
-                span
             }
         }
+        span
     }
 }
 
