@@ -80,6 +80,13 @@ pub fn init(service_name: &'static str, service_version: &'static str) -> anyhow
     Ok(Telemetry { provider, tracez })
 }
 
+/// Logs only, no tracing: for processes that must not trace themselves (the trace store).
+pub fn init_logging() {
+    let log = tracing_subscriber::fmt::layer().event_format(logging::LogLine::from_env()).with_writer(std::io::stderr);
+    let levels = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let _ = tracing_subscriber::registry().with(levels).with(log).try_init();
+}
+
 /// `OTEL_SDK_DISABLED=true` turns tracing off (logs stay).
 fn sdk_disabled() -> bool {
     std::env::var("OTEL_SDK_DISABLED").is_ok_and(|value| value.trim().eq_ignore_ascii_case("true"))

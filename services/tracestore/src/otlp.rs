@@ -1,0 +1,72 @@
+//! The OTLP receivers: gRPC (`TraceService/Export`, port 4317) and HTTP (`POST /v1/traces`,
+//! port 4318) with protobuf or JSON bodies, as the OpenTelemetry protocol specifies.
+
+use axum::{
+    Router,
+    body::Bytes,
+    extract::State,
+    http::{HeaderMap, StatusCode, header::CONTENT_TYPE},
+    response::{IntoResponse, Response},
+    routing::post,
+};
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
+    trace_service_server::{TraceService, TraceServiceServer},
+};
+use prost::Message;
+
+use crate::store::Store;
+
+/// The gRPC receiver.
+pub fn grpc_service(store: Store) -> TraceServiceServer<Receiver> {
+    TraceServiceServer::new(Receiver(store))
+}
+
+/// The HTTP receiver.
+pub fn http_router(store: Store) -> Router {
+    Router::new().route("/v1/traces", post(export_http)).with_state(store)
+}
+
+pub struct Receiver(Store);
+
+#[tonic::async_trait]
+impl TraceService for Receiver {
+    async fn export(
+        &self,
+        request: tonic::Request<ExportTraceServiceRequest>,
+    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
+        Ok(tonic::Response::new(answer(self.0.ingest(request.into_inner()))))
+    }
+}
+
+fn answer(rejected: usize) -> ExportTraceServiceResponse {
+    let partial_success = (rejected > 0).then(|| ExportTracePartialSuccess {
+        rejected_spans: rejected as i64,
+        error_message: "spans without a valid trace id were dropped".into(),
+    });
+    ExportTraceServiceResponse { partial_success }
+}
+
+async fn export_http(State(store): State<Store>, headers: HeaderMap, body: Bytes) -> Response {
+    let content_type = headers.get(CONTENT_TYPE).and_then(|value| value.to_str().ok()).unwrap_or_default();
+    let mime = content_type.split(';').next().unwrap_or_default().trim();
+    match mime {
+        "application/x-protobuf" => match ExportTraceServiceRequest::decode(body) {
+            Ok(request) => {
+                let response = answer(store.ingest(request));
+                ([(CONTENT_TYPE, "application/x-protobuf")], response.encode_to_vec()).into_response()
+            }
+            Err(error) => (StatusCode::BAD_REQUEST, format!("invalid OTLP protobuf: {error}")).into_response(),
+        },
+        "application/json" => match serde_json::from_slice::<ExportTraceServiceRequest>(&body) {
+            Ok(request) => {
+                let response = answer(store.ingest(request));
+                let json = serde_json::to_string(&response).expect("a response serializes");
+                ([(CONTENT_TYPE, "application/json")], json).into_response()
+            }
+            Err(error) => (StatusCode::BAD_REQUEST, format!("invalid OTLP JSON: {error}")).into_response(),
+        },
+        _ => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "use Content-Type application/x-protobuf or application/json")
+            .into_response(),
+    }
+}
