@@ -10,8 +10,9 @@ use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::{
+    expect::Mode,
     processes::{self, Service, Services},
-    project,
+    project, verify,
 };
 
 /// How long a service may take to become ready.
@@ -35,6 +36,23 @@ pub struct Options {
     #[arg(long, default_value_t = 8091)]
     todomanager_tracez_port: u16,
 
+    /// Port of the trace store's Jaeger API v3 and trace pages.
+    #[arg(long, default_value_t = 16686)]
+    traces_port: u16,
+
+    /// Port of the trace store's OTLP/gRPC receiver (the services export here).
+    #[arg(long, default_value_t = 4317)]
+    otlp_port: u16,
+
+    /// Port of the trace store's OTLP/HTTP receiver.
+    #[arg(long, default_value_t = 4318)]
+    otlp_http_port: u16,
+
+    /// Start, verify the chapters that apply locally, stop, and exit with the verification's
+    /// result (for scripts and CI).
+    #[arg(long)]
+    check: bool,
+
     /// Folder for the local state: the SQLite database and the services' logs
     /// [default: .state/local in the checkout].
     #[arg(long)]
@@ -45,17 +63,46 @@ pub struct Options {
     no_build: bool,
 }
 
+/// The addresses of everything local mode runs, all on 127.0.0.1.
+struct Addresses {
+    api: SocketAddr,
+    api_tracez: SocketAddr,
+    todomanager: SocketAddr,
+    todomanager_tracez: SocketAddr,
+    traces: SocketAddr,
+    otlp: SocketAddr,
+    otlp_http: SocketAddr,
+}
+
+impl Addresses {
+    fn of(options: &Options) -> Self {
+        let local = |port| SocketAddr::from(([127, 0, 0, 1], port));
+        Self {
+            api: local(options.api_port),
+            api_tracez: local(options.api_tracez_port),
+            todomanager: local(options.todomanager_port),
+            todomanager_tracez: local(options.todomanager_tracez_port),
+            traces: local(options.traces_port),
+            otlp: local(options.otlp_port),
+            otlp_http: local(options.otlp_http_port),
+        }
+    }
+
+    fn ensure_free(&self) -> anyhow::Result<()> {
+        ensure_port_free(self.api, "--api-port")?;
+        ensure_port_free(self.api_tracez, "--api-tracez-port")?;
+        ensure_port_free(self.todomanager, "--todomanager-port")?;
+        ensure_port_free(self.todomanager_tracez, "--todomanager-tracez-port")?;
+        ensure_port_free(self.traces, "--traces-port")?;
+        ensure_port_free(self.otlp, "--otlp-port")?;
+        ensure_port_free(self.otlp_http, "--otlp-http-port")
+    }
+}
+
 pub fn up(options: &Options) -> anyhow::Result<()> {
     processes::stop_on_signal()?;
-    let api = SocketAddr::from(([127, 0, 0, 1], options.api_port));
-    let todomanager = SocketAddr::from(([127, 0, 0, 1], options.todomanager_port));
-    let api_tracez = SocketAddr::from(([127, 0, 0, 1], options.api_tracez_port));
-    let todomanager_tracez = SocketAddr::from(([127, 0, 0, 1], options.todomanager_tracez_port));
-    ensure_port_free(api, "--api-port")?;
-    ensure_port_free(todomanager, "--todomanager-port")?;
-    ensure_port_free(api_tracez, "--api-tracez-port")?;
-    ensure_port_free(todomanager_tracez, "--todomanager-tracez-port")?;
-
+    let at = Addresses::of(options);
+    at.ensure_free()?;
     if !options.no_build {
         build_services()?;
     }
@@ -63,49 +110,123 @@ pub fn up(options: &Options) -> anyhow::Result<()> {
     let logs = state.join("logs");
     std::fs::create_dir_all(&logs).with_context(|| format!("cannot create {}", logs.display()))?;
     let database_url = format!("sqlite://{}?mode=rwc", absolute(&state)?.join("todo.db").display());
+    let http = reqwest::blocking::Client::builder().timeout(Duration::from_secs(2)).build()?;
+    let answers = |url: String| {
+        let http = http.clone();
+        move || http.get(&url).send().is_ok_and(|r| r.status().is_success())
+    };
 
     let mut services = Services::default();
+    services.add(Service::start(
+        "tracestore",
+        &service_binary("tracestore")?,
+        &[
+            ("TRACESTORE_QUERY_LISTEN", at.traces.to_string()),
+            ("TRACESTORE_OTLP_GRPC_LISTEN", at.otlp.to_string()),
+            ("TRACESTORE_OTLP_HTTP_LISTEN", at.otlp_http.to_string()),
+        ],
+        logs.join("tracestore.log"),
+    )?);
+    wait_until_ready(&services, "tracestore", answers(format!("http://{}/api/v3/services", at.traces)))?;
+
+    // Both services send their spans to the store, in batches every half second, so that a
+    // trace shows up right after its request.
+    let otlp_endpoint = format!("http://{}", at.otlp);
+    let tracing_env = [("OTEL_EXPORTER_OTLP_ENDPOINT", otlp_endpoint), ("OTEL_BSP_SCHEDULE_DELAY", "500".to_owned())];
     services.add(Service::start(
         "todomanager",
         &service_binary("todomanager")?,
         &[
-            ("TODOMANAGER_LISTEN", todomanager.to_string()),
-            ("TRACEZ_LISTEN", todomanager_tracez.to_string()),
-            ("DATABASE_URL", database_url.clone()),
-        ],
+            &tracing_env[..],
+            &[
+                ("TODOMANAGER_LISTEN", at.todomanager.to_string()),
+                ("TRACEZ_LISTEN", at.todomanager_tracez.to_string()),
+                ("DATABASE_URL", database_url.clone()),
+            ],
+        ]
+        .concat(),
         logs.join("todomanager.log"),
     )?);
     wait_until_ready(&services, "todomanager", || {
-        TcpStream::connect_timeout(&todomanager, Duration::from_millis(500)).is_ok()
+        TcpStream::connect_timeout(&at.todomanager, Duration::from_millis(500)).is_ok()
     })?;
 
     services.add(Service::start(
         "apiserver",
         &service_binary("apiserver")?,
         &[
-            ("APISERVER_LISTEN", api.to_string()),
-            ("TRACEZ_LISTEN", api_tracez.to_string()),
-            ("TODOMANAGER_URL", format!("http://{todomanager}")),
-        ],
+            &tracing_env[..],
+            &[
+                ("APISERVER_LISTEN", at.api.to_string()),
+                ("TRACEZ_LISTEN", at.api_tracez.to_string()),
+                ("TODOMANAGER_URL", format!("http://{}", at.todomanager)),
+            ],
+        ]
+        .concat(),
         logs.join("apiserver.log"),
     )?);
-    let http = reqwest::blocking::Client::builder().timeout(Duration::from_secs(2)).build()?;
-    let ready_url = format!("http://{api}/ready");
-    wait_until_ready(&services, "apiserver", || http.get(&ready_url).send().is_ok_and(|r| r.status().is_success()))?;
+    wait_until_ready(&services, "apiserver", answers(format!("http://{}/ready", at.api)))?;
 
-    print_summary(api, todomanager, [api_tracez, todomanager_tracez], &database_url, &services);
+    print_summary(&at, &database_url, &services);
+    let verification = verify::Options {
+        chapter: None,
+        chapters: None,
+        mode: Mode::Local,
+        api: format!("http://{}", at.api),
+        jaeger: format!("http://{}", at.traces),
+        timeout: Duration::from_secs(30),
+    };
+    let Some(verified) = verify_while_watching(&services, verification)? else {
+        return Ok(()); // Ctrl-C during the verification
+    };
+    if options.check {
+        services.stop_all();
+        anyhow::ensure!(verified?, "verification failed: see the ✗ above");
+        return Ok(());
+    }
+    match verified {
+        Ok(true) => println!("\nThe stack runs. Ctrl-C stops it."),
+        Ok(false) => println!("\nSome expectations do not hold (see above); the stack runs anyway. Ctrl-C stops it."),
+        Err(error) => println!("\nCould not verify: {error:#}. The stack runs anyway. Ctrl-C stops it."),
+    }
     let outcome = services.wait();
     services.stop_all();
     outcome
 }
 
-/// `cargo build` for both services, with cargo's own progress output.
+/// Verifies in the background while watching the services: a service that dies or a Ctrl-C
+/// ends the wait at once. `None` when the user interrupted.
+fn verify_while_watching(
+    services: &Services,
+    options: verify::Options,
+) -> anyhow::Result<Option<anyhow::Result<bool>>> {
+    let verifier = std::thread::spawn(move || verify::verify(&options));
+    while !verifier.is_finished() {
+        services.check_running()?;
+        if processes::stop_requested() {
+            return Ok(None);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Ok(Some(verifier.join().unwrap_or_else(|_| Err(anyhow::anyhow!("the verification crashed")))))
+}
+
+/// `cargo build` for the services and the trace store, with cargo's own progress output.
 fn build_services() -> anyhow::Result<()> {
-    println!("$ cargo build --package todomanager --package apiserver");
-    duct::cmd!(project::cargo(), "build", "--package", "todomanager", "--package", "apiserver")
-        .dir(project::root())
-        .run()
-        .context("building the services failed (see cargo's output above)")?;
+    println!("$ cargo build --package tracestore --package todomanager --package apiserver");
+    duct::cmd!(
+        project::cargo(),
+        "build",
+        "--package",
+        "tracestore",
+        "--package",
+        "todomanager",
+        "--package",
+        "apiserver"
+    )
+    .dir(project::root())
+    .run()
+    .context("building the services failed (see cargo's output above)")?;
     anyhow::ensure!(!processes::stop_requested(), "interrupted");
     Ok(())
 }
@@ -156,27 +277,26 @@ fn wait_until_ready(services: &Services, name: &str, mut ready: impl FnMut() -> 
     Ok(())
 }
 
-fn print_summary(
-    api: SocketAddr,
-    todomanager: SocketAddr,
-    [api_tracez, todomanager_tracez]: [SocketAddr; 2],
-    database_url: &str,
-    services: &Services,
-) {
-    println!("\nThe workshop's services run on this machine. Ctrl-C stops them.\n");
-    println!("  REST API     http://{api}/v1/todo");
-    println!("  todomanager  {todomanager} (gRPC)");
-    println!("  tracez       http://{api_tracez}/debug/tracez (apiserver)");
-    println!("               http://{todomanager_tracez}/debug/tracez (todomanager)");
+fn print_summary(at: &Addresses, database_url: &str, services: &Services) {
+    println!("\nThe workshop's services run on this machine.\n");
+    println!("  REST API     http://{}/v1/todo", at.api);
+    println!("  traces       http://{}/  (Jaeger API v3 under /api/v3/)", at.traces);
+    println!("  tracez       http://{}/debug/tracez (apiserver)", at.api_tracez);
+    println!("               http://{}/debug/tracez (todomanager)", at.todomanager_tracez);
+    println!("  todomanager  {} (gRPC)", at.todomanager);
     println!("  database     {database_url}");
     for service in services.iter() {
         println!("  {:<12} pid {}, log {}", service.name, service.pid(), service.log.display());
     }
     println!("\nTry it:");
     println!(
-        "  curl -s -X POST -H 'Content-Type: application/json' -d '{{\"text\":\"Check tracing\"}}' http://{api}/v1/todo"
+        "  curl -si -X POST -H 'Content-Type: application/json' -d '{{\"text\":\"Check tracing\"}}' http://{}/v1/todo",
+        at.api
     );
-    println!("  curl -s http://{api}/v1/todo\n");
+    println!(
+        "  cargo xtask trace --last{}\n",
+        if at.traces.port() == 16686 { String::new() } else { format!(" --jaeger http://{}", at.traces) }
+    );
 }
 
 fn absolute(path: &Path) -> anyhow::Result<PathBuf> {

@@ -1,9 +1,14 @@
 //! `cargo xtask`: the workshop's automation. Every external command it runs is written out in
 //! one place, with `duct`, and printed before it runs, so you can see (and copy) what happens.
 
+mod expect;
+mod jaeger;
 mod local;
 mod processes;
 mod project;
+mod trace;
+mod verify;
+mod waterfall;
 
 use clap::{Parser, Subcommand};
 
@@ -18,6 +23,10 @@ struct Cli {
 enum Command {
     /// Start the workshop's stack.
     Up(UpArgs),
+    /// Check that the traces look the way the chapters say they do.
+    Verify(verify::Options),
+    /// Show one trace as a waterfall in the terminal.
+    Trace(trace::Options),
 }
 
 #[derive(clap::Args)]
@@ -33,6 +42,8 @@ struct UpArgs {
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Up(args) if args.local => local::up(&args.local_options),
+        Command::Verify(options) => verify::run(&options),
+        Command::Trace(options) => trace::run(&options),
         Command::Up(_) => anyhow::bail!(
             "cluster mode (minikube, Linkerd, Jaeger) is not available yet; run `cargo xtask up --local` \
              to start the services on this machine"

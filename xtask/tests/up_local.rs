@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 struct Up {
     child: Child,
     api: String,
+    traces: String,
     /// Service name and pid, as the summary lists them.
     services: Vec<(String, i32)>,
 }
@@ -24,8 +25,12 @@ fn free_port() -> u16 {
 }
 
 fn xtask_up(state: &Path, api_port: u16) -> Command {
+    xtask_up_with_traces(state, api_port, free_port())
+}
+
+fn xtask_up_with_traces(state: &Path, api_port: u16, traces_port: u16) -> Command {
     let bin_dir = Path::new(env!("CARGO_BIN_EXE_xtask")).parent().unwrap();
-    for service in ["todomanager", "apiserver"] {
+    for service in ["tracestore", "todomanager", "apiserver"] {
         assert!(
             bin_dir.join(service).exists(),
             "{service} is not built next to xtask: run `cargo test --workspace`, which builds it"
@@ -33,6 +38,8 @@ fn xtask_up(state: &Path, api_port: u16) -> Command {
     }
     let mut command = Command::new(env!("CARGO_BIN_EXE_xtask"));
     command.args(["up", "--local", "--no-build", "--state-dir"]).arg(state).args([
+        "--traces-port",
+        &traces_port.to_string(),
         "--api-port",
         &api_port.to_string(),
         "--todomanager-port",
@@ -41,6 +48,10 @@ fn xtask_up(state: &Path, api_port: u16) -> Command {
         &free_port().to_string(),
         "--todomanager-tracez-port",
         &free_port().to_string(),
+        "--otlp-port",
+        &free_port().to_string(),
+        "--otlp-http-port",
+        &free_port().to_string(),
     ]);
     command
 }
@@ -48,13 +59,22 @@ fn xtask_up(state: &Path, api_port: u16) -> Command {
 impl Up {
     /// Starts the stack and reads its summary.
     fn start(state: &Path) -> Self {
-        let api_port = free_port();
-        let mut child = xtask_up(state, api_port).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+        let (api_port, traces_port) = (free_port(), free_port());
+        let mut child = xtask_up_with_traces(state, api_port, traces_port)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
         let services = read_summary(&mut lines);
         // Keep draining stdout so xtask never blocks on a full pipe.
         std::thread::spawn(move || lines.for_each(drop));
-        Self { child, api: format!("http://127.0.0.1:{api_port}"), services }
+        Self {
+            child,
+            api: format!("http://127.0.0.1:{api_port}"),
+            traces: format!("http://127.0.0.1:{traces_port}"),
+            services,
+        }
     }
 
     fn signal(&self, signal: Signal) {
@@ -94,7 +114,7 @@ fn read_summary(lines: &mut Lines<BufReader<ChildStdout>>) -> Vec<(String, i32)>
             services.push((name.trim().to_owned(), pid));
         }
         if line.starts_with("Try it:") {
-            assert_eq!(services.len(), 2, "{seen:#?}");
+            assert_eq!(services.len(), 3, "{seen:#?}");
             return services;
         }
     }
@@ -123,7 +143,7 @@ fn ctrl_c_stops_every_service_and_the_data_stays() {
     // A second run on the same state finds the todo; SIGTERM stops it as cleanly.
     let mut up = Up::start(state.path());
     let listed: Value = http().get(format!("{}/v1/todo", up.api)).send().unwrap().json().unwrap();
-    assert_eq!(listed, json!([created]));
+    assert!(listed.as_array().unwrap().contains(&created), "{listed}");
     up.signal(Signal::SIGTERM);
     let (status, stderr) = up.wait();
     assert!(status.success(), "xtask after SIGTERM: {status}\n{stderr}");
@@ -153,4 +173,84 @@ fn a_port_in_use_is_named_with_the_option_to_change_it() {
     assert!(!output.status.success());
     assert!(stderr.contains(&format!("port {port} is already in use")), "{stderr}");
     assert!(stderr.contains("--api-port"), "{stderr}");
+}
+
+/// The README's first command with `--check`: the whole local stack starts, the chapters that
+/// apply locally are verified against real traces, everything stops, and the exit status says
+/// whether the traces are as the chapters claim.
+#[test]
+fn up_local_check_verifies_the_chapters() {
+    let state = tempfile::tempdir().unwrap();
+    let output = xtask_up(state.path(), free_port()).arg("--check").output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("✓ every expectation holds"), "{stdout}");
+    assert!(stdout.contains("db-create"), "the observed trace is shown: {stdout}");
+    assert!(!stdout.contains('✗') || stdout.contains("✗ apiserver      todo_mgr.TodoManager/GetTodo"), "{stdout}");
+}
+
+/// Expectations that cannot hold make verify fail with a diagnosis, not a crash.
+#[test]
+fn broken_expectations_fail_with_a_diagnosis() {
+    let state = tempfile::tempdir().unwrap();
+    let mut up = Up::start(state.path());
+    let chapters = tempfile::tempdir().unwrap();
+    let chapter = chapters.path().join("09-broken");
+    std::fs::create_dir(&chapter).unwrap();
+    std::fs::write(
+        chapter.join("expect.toml"),
+        r#"
+title = "Broken on purpose"
+[[request]]
+method = "POST"
+path = "/v1/todo"
+body = '{"text": "x"}'
+status = 201
+
+[[request.span]]
+id = "api"
+service = "apiserver"
+name = "POST /v1/todo"
+parent = "root"
+
+[[request.span]]
+service = "todomanager"
+name = "db-teleport"
+kind = "client"
+
+[[request.span]]
+service = "todomanager"
+name = "db-create"
+parent = "api"
+
+[[request.span]]
+service = "billing"
+name = "charge"
+"#,
+    )
+    .unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(["verify", "--chapter", "9", "--timeout", "3s", "--api", &up.api, "--jaeger", &up.traces, "--chapters"])
+        .arg(chapters.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stdout}");
+    assert!(stderr.contains("verification failed"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(
+        stdout.contains("todomanager reported") && stdout.contains("but no client span named `db-teleport`"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("`db-create` is a child of todomanager `todo_mgr.TodoManager/CreateTodo`, expected a child of apiserver `POST /v1/todo`"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("no spans from billing at all: billing exports nowhere"), "{stdout}");
+    assert!(stdout.contains("✓ apiserver  POST /v1/todo"), "what holds is still shown: {stdout}");
+
+    up.signal(Signal::SIGTERM);
+    assert!(up.wait().0.success());
 }

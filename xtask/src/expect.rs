@@ -1,0 +1,228 @@
+//! What a chapter claims, as data: `chapters/NN-name/expect.toml` lists the requests to send and
+//! the spans each one's trace must hold. `cargo xtask verify` checks exactly these claims.
+//!
+//! ```toml
+//! title = "Instrumenting todomanager"
+//! modes = ["local", "cluster"]          # where the chapter's claims hold
+//!
+//! [[request]]
+//! method = "POST"
+//! path = "/v1/todo"
+//! body = '{"text": "Check tracing"}'    # sent as application/json
+//! status = 201
+//!
+//! [[request.span]]
+//! id = "api"                            # a name to refer to this span below
+//! service = "apiserver"                 # globs: * matches anything
+//! name = "POST /v1/todo"
+//! kind = "server"
+//! parent = "root"                       # "root", or the id of another span: its direct child
+//! attributes = { "http.route" = "/v1/todo" }   # equal to
+//! attributes_exist = ["client.address"]        # present
+//! attributes_match = { "url.path" = "^/v1/" }  # matches a regular expression
+//!
+//! [[request.span]]
+//! service = "todomanager"
+//! name = "db-create"
+//! ancestor = "api"                      # anywhere below `api` (proxies may sit between)
+//!
+//! [[absent]]                            # a request whose span must not exist
+//! method = "GET"
+//! path = "/ping"
+//! status = 200
+//! service = "apiserver"
+//! name = "GET /ping"
+//! why = "health checks are not traced"
+//! ```
+
+use std::{
+    collections::{BTreeMap, HashSet},
+    path::{Path, PathBuf},
+};
+
+use anyhow::Context;
+use serde::Deserialize;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Chapter {
+    pub title: String,
+    #[serde(default = "every_mode")]
+    pub modes: Vec<Mode>,
+    #[serde(default)]
+    pub request: Vec<Request>,
+    #[serde(default)]
+    pub absent: Vec<Absent>,
+    /// Set when loading: the chapter's number and folder.
+    #[serde(skip)]
+    pub number: u32,
+    #[serde(skip)]
+    pub folder: PathBuf,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    Local,
+    Cluster,
+}
+
+fn every_mode() -> Vec<Mode> {
+    vec![Mode::Local, Mode::Cluster]
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Request {
+    #[serde(default = "get")]
+    pub method: String,
+    pub path: String,
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    pub body: Option<String>,
+    pub status: u16,
+    #[serde(default)]
+    pub span: Vec<ExpectedSpan>,
+}
+
+fn get() -> String {
+    "GET".into()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExpectedSpan {
+    pub id: Option<String>,
+    pub service: String,
+    pub name: String,
+    pub kind: Option<String>,
+    pub parent: Option<String>,
+    pub ancestor: Option<String>,
+    #[serde(default)]
+    pub attributes: BTreeMap<String, String>,
+    #[serde(default)]
+    pub attributes_exist: Vec<String>,
+    #[serde(default)]
+    pub attributes_match: BTreeMap<String, String>,
+}
+
+impl ExpectedSpan {
+    /// How a report names this span: `apiserver POST /v1/todo (server)`.
+    pub fn label(&self) -> String {
+        match &self.kind {
+            Some(kind) => format!("{}  {}  ({kind})", self.service, self.name),
+            None => format!("{}  {}", self.service, self.name),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Absent {
+    #[serde(default = "get")]
+    pub method: String,
+    pub path: String,
+    pub status: u16,
+    pub service: String,
+    pub name: String,
+    pub why: String,
+}
+
+/// Every chapter under `chapters/` that has an `expect.toml`, in order.
+pub fn load_all(chapters_dir: &Path) -> anyhow::Result<Vec<Chapter>> {
+    let mut chapters = Vec::new();
+    let entries = std::fs::read_dir(chapters_dir).with_context(|| format!("cannot read {}", chapters_dir.display()))?;
+    for entry in entries {
+        let folder = entry?.path();
+        let file = folder.join("expect.toml");
+        let Some(number) = chapter_number(&folder) else { continue };
+        if file.exists() {
+            chapters.push(load(&file, number)?);
+        }
+    }
+    chapters.sort_by_key(|chapter| chapter.number);
+    Ok(chapters)
+}
+
+/// `chapters/03-instrumenting-todomanager` is chapter 3.
+fn chapter_number(folder: &Path) -> Option<u32> {
+    let name = folder.file_name()?.to_str()?;
+    name.split('-').next()?.parse().ok()
+}
+
+pub fn load(file: &Path, number: u32) -> anyhow::Result<Chapter> {
+    let text = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let mut chapter: Chapter = toml::from_str(&text).with_context(|| format!("{} is not valid", file.display()))?;
+    chapter.number = number;
+    chapter.folder = file.parent().unwrap_or(Path::new(".")).to_owned();
+    check(&chapter).with_context(|| format!("{} is not valid", file.display()))?;
+    Ok(chapter)
+}
+
+/// References point backwards to known ids, patterns compile.
+fn check(chapter: &Chapter) -> anyhow::Result<()> {
+    for request in &chapter.request {
+        let mut ids = HashSet::new();
+        for span in &request.span {
+            anyhow::ensure!(
+                span.parent.is_none() || span.ancestor.is_none(),
+                "span {:?}: give parent or ancestor, not both",
+                span.name
+            );
+            for reference in [&span.parent, &span.ancestor].into_iter().flatten() {
+                anyhow::ensure!(
+                    reference == "root" || ids.contains(reference.as_str()),
+                    "span {:?} refers to {reference:?}, which no earlier span of this request has as id",
+                    span.name
+                );
+            }
+            for pattern in span.attributes_match.values() {
+                regex::Regex::new(pattern).with_context(|| format!("span {:?}: bad pattern {pattern:?}", span.name))?;
+            }
+            if let Some(id) = &span.id {
+                anyhow::ensure!(ids.insert(id.as_str()), "the id {id:?} is used twice");
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `*` matches any run of characters; everything else matches itself.
+pub fn glob(pattern: &str, text: &str) -> bool {
+    let regex = format!("^{}$", pattern.split('*').map(regex::escape).collect::<Vec<_>>().join(".*"));
+    regex::Regex::new(&regex).is_ok_and(|regex| regex.is_match(text))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn globs() {
+        assert!(glob("apiserver", "apiserver"));
+        assert!(glob("*-linkerd-proxy", "apiserver-linkerd-proxy"));
+        assert!(glob("todo_mgr.TodoManager/*", "todo_mgr.TodoManager/CreateTodo"));
+        assert!(!glob("apiserver", "apiserver-linkerd-proxy"));
+        assert!(glob("GET /v1/todo/{id}", "GET /v1/todo/{id}"));
+    }
+
+    #[test]
+    fn every_chapter_file_is_valid() {
+        let chapters = load_all(&crate::project::root().join("chapters")).unwrap();
+        assert!(!chapters.is_empty());
+    }
+
+    #[test]
+    fn bad_references_are_refused() {
+        let dir = std::env::temp_dir().join(format!("expect-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("expect.toml");
+        std::fs::write(
+            &file,
+            "title = \"t\"\n[[request]]\npath = \"/\"\nstatus = 200\n[[request.span]]\nservice = \"a\"\nname = \"b\"\nparent = \"nope\"\n",
+        )
+        .unwrap();
+        let error = format!("{:#}", load(&file, 1).unwrap_err());
+        assert!(error.contains("refers to \"nope\""), "{error}");
+    }
+}

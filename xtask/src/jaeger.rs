@@ -1,0 +1,86 @@
+//! A client for Jaeger's HTTP query API v3: the same calls work against a real Jaeger in the
+//! cluster and against local mode's trace store.
+
+use std::time::{Duration, SystemTime};
+
+use anyhow::Context;
+use opentelemetry_proto::tonic::trace::v1::TracesData;
+use reqwest::StatusCode;
+use tracestore::model::{self, Span};
+
+pub struct Jaeger {
+    base: String,
+    http: reqwest::blocking::Client,
+}
+
+#[derive(serde::Deserialize)]
+struct TracesAnswer {
+    result: TracesData,
+}
+
+#[derive(serde::Deserialize)]
+struct ServicesAnswer {
+    services: Vec<String>,
+}
+
+impl Jaeger {
+    /// `base` is Jaeger's query address, e.g. `http://127.0.0.1:16686`.
+    pub fn new(base: &str) -> anyhow::Result<Self> {
+        let http = reqwest::blocking::Client::builder().timeout(Duration::from_secs(10)).build()?;
+        Ok(Self { base: base.trim_end_matches('/').to_owned(), http })
+    }
+
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// The spans of a trace, or `None` when Jaeger has none (yet).
+    pub fn trace(&self, trace_id: &str) -> anyhow::Result<Option<Vec<Span>>> {
+        self.traces(&format!("{}/api/v3/traces/{trace_id}", self.base))
+    }
+
+    /// The traces of `service` (with a span named `operation`, if given) that started after `since`.
+    pub fn find(&self, service: &str, operation: Option<&str>, since: SystemTime) -> anyhow::Result<Vec<Span>> {
+        let mut url = reqwest::Url::parse(&format!("{}/api/v3/traces", self.base))?;
+        url.query_pairs_mut()
+            .append_pair("query.service_name", service)
+            .append_pair("query.start_time_min", &humantime::format_rfc3339_nanos(since).to_string())
+            .append_pair(
+                "query.start_time_max",
+                &humantime::format_rfc3339_nanos(SystemTime::now() + Duration::from_secs(60)).to_string(),
+            )
+            .append_pair("query.num_traces", "100");
+        if let Some(operation) = operation {
+            url.query_pairs_mut().append_pair("query.operation_name", operation);
+        }
+        Ok(self.traces(url.as_str())?.unwrap_or_default())
+    }
+
+    pub fn services(&self) -> anyhow::Result<Vec<String>> {
+        let url = format!("{}/api/v3/services", self.base);
+        let response = self.http.get(&url).send().with_context(|| self.unreachable())?;
+        let answer: ServicesAnswer = response.error_for_status()?.json().with_context(|| format!("reading {url}"))?;
+        Ok(answer.services)
+    }
+
+    fn traces(&self, url: &str) -> anyhow::Result<Option<Vec<Span>>> {
+        let response = self.http.get(url).send().with_context(|| self.unreachable())?;
+        if response.status() == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        let status = response.status();
+        let body = response.text()?;
+        anyhow::ensure!(status.is_success(), "{url} answered {status}: {body}");
+        let answer: TracesAnswer =
+            serde_json::from_str(&body).with_context(|| format!("reading the answer of {url}"))?;
+        Ok(Some(model::spans_of(&answer.result.resource_spans)))
+    }
+
+    fn unreachable(&self) -> String {
+        format!(
+            "cannot reach Jaeger's query API at {}: is the trace store running (cargo xtask up --local), \
+             or the port-forward to Jaeger (cargo xtask up)? Point elsewhere with --jaeger URL",
+            self.base
+        )
+    }
+}

@@ -1,0 +1,405 @@
+//! `cargo xtask verify`: sends each chapter's requests, fetches the traces they produced from
+//! Jaeger's API v3 and checks them against the chapter's `expect.toml`. The report shows the
+//! expected spans with ✓/✗, a diagnosis with a next step for each ✗, and the observed trace.
+
+use std::{
+    collections::{HashMap, HashSet},
+    time::{Duration, Instant, SystemTime},
+};
+
+use anyhow::Context;
+use regex::Regex;
+use tracestore::model::Span;
+
+use crate::{
+    expect::{self, Chapter, ExpectedSpan, Mode, glob},
+    jaeger::Jaeger,
+    project, waterfall,
+};
+
+#[derive(clap::Args, Clone)]
+pub struct Options {
+    /// Verify only this chapter (its number, e.g. 3).
+    #[arg(long)]
+    pub chapter: Option<u32>,
+
+    /// Without --chapter: verify the chapters that apply to this mode.
+    #[arg(long, value_enum, default_value = "local")]
+    pub mode: Mode,
+
+    /// The API's address.
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    pub api: String,
+
+    /// Jaeger's query address (API v3): local mode's trace store or a port-forwarded Jaeger.
+    #[arg(long, default_value = "http://127.0.0.1:16686")]
+    pub jaeger: String,
+
+    /// Where the chapters are (for trying out a chapter's expectations elsewhere).
+    #[arg(long, hide = true)]
+    pub chapters: Option<std::path::PathBuf>,
+
+    /// How long to wait for each trace to be complete.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    pub timeout: Duration,
+}
+
+pub fn run(options: &Options) -> anyhow::Result<()> {
+    let passed = verify(options)?;
+    anyhow::ensure!(passed, "verification failed: see the ✗ above");
+    Ok(())
+}
+
+/// Prints the report; true when every expectation held.
+pub fn verify(options: &Options) -> anyhow::Result<bool> {
+    let chapters_dir = options.chapters.clone().unwrap_or_else(|| project::root().join("chapters"));
+    let all = expect::load_all(&chapters_dir)?;
+    let chapters: Vec<&Chapter> = match options.chapter {
+        Some(number) => {
+            let chapter = all.iter().find(|chapter| chapter.number == number);
+            vec![chapter.with_context(|| format!("no chapter {number} with an expect.toml under chapters/"))?]
+        }
+        None => all.iter().filter(|chapter| chapter.modes.contains(&options.mode)).collect(),
+    };
+    let verifier = Verifier {
+        http: reqwest::blocking::Client::builder().timeout(Duration::from_secs(10)).build()?,
+        jaeger: Jaeger::new(&options.jaeger)?,
+        api: options.api.trim_end_matches('/').to_owned(),
+        timeout: options.timeout,
+        colour: waterfall::colours_wanted(),
+    };
+    let mut passed = true;
+    for chapter in chapters {
+        println!("\n── Chapter {}: {} ──", chapter.number, chapter.title);
+        passed &= verifier.chapter(chapter)?;
+    }
+    println!("\n{}", if passed { "✓ every expectation holds" } else { "✗ some expectations do not hold" });
+    Ok(passed)
+}
+
+struct Verifier {
+    http: reqwest::blocking::Client,
+    jaeger: Jaeger,
+    api: String,
+    timeout: Duration,
+    colour: bool,
+}
+
+/// Why an expected span was not found as described.
+enum Failure {
+    /// The trace holds no span at all from the span's service.
+    NoSpansFrom(String),
+    Other(String),
+}
+
+impl Verifier {
+    fn chapter(&self, chapter: &Chapter) -> anyhow::Result<bool> {
+        let since = SystemTime::now() - Duration::from_secs(1);
+        let mut passed = true;
+        // Requests that must leave no span go first: once the later traces are complete,
+        // their spans would have been exported too.
+        for absent in &chapter.absent {
+            passed &= self.send(&absent.method, &absent.path, &Default::default(), None, absent.status)?.0;
+        }
+        for request in &chapter.request {
+            passed &= self.request(request)?;
+        }
+        for absent in &chapter.absent {
+            let found: Vec<Span> = self
+                .jaeger
+                .find(&absent.service, None, since)?
+                .into_iter()
+                .filter(|span| span.service == absent.service && glob(&absent.name, &span.name))
+                .collect();
+            if found.is_empty() {
+                println!("  ✓ no span `{}` from {} ({})", absent.name, absent.service, absent.why);
+            } else {
+                passed = false;
+                println!(
+                    "  ✗ {} span(s) `{}` from {} in trace {}, but {}",
+                    found.len(),
+                    absent.name,
+                    absent.service,
+                    found[0].trace_id,
+                    absent.why
+                );
+            }
+        }
+        Ok(passed)
+    }
+
+    /// Sends one request; prints and returns (status as expected, the trace id it names).
+    fn send(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &std::collections::BTreeMap<String, String>,
+        body: Option<&str>,
+        status: u16,
+    ) -> anyhow::Result<(bool, Option<String>)> {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).with_context(|| format!("bad method {method}"))?;
+        let mut request = self.http.request(method.clone(), format!("{}{path}", self.api));
+        for (name, value) in headers {
+            request = request.header(name, value);
+        }
+        if let Some(body) = body {
+            request = request.header("content-type", "application/json").body(body.to_owned());
+        }
+        let response = request.send().with_context(|| {
+            format!("cannot reach the API at {}: is the stack up? (cargo xtask up --local, or --api URL)", self.api)
+        })?;
+        let got = response.status().as_u16();
+        let trace_id = response.headers().get("x-trace-id").and_then(|id| id.to_str().ok()).map(str::to_owned);
+        let ok = got == status;
+        let mark = if ok { "✓" } else { "✗" };
+        println!("{mark} {method} {path} → {got}{}", if ok { String::new() } else { format!(" (expected {status})") });
+        Ok((ok, trace_id))
+    }
+
+    fn request(&self, request: &expect::Request) -> anyhow::Result<bool> {
+        let (status_ok, trace_id) =
+            self.send(&request.method, &request.path, &request.headers, request.body.as_deref(), request.status)?;
+        if request.span.is_empty() {
+            return Ok(status_ok);
+        }
+        let Some(trace_id) = trace_id else {
+            println!(
+                "  ✗ the answer has no X-Trace-Id header: apiserver did not trace this request.\n    \
+                 → is OTEL_SDK_DISABLED set for apiserver? Unset it and restart apiserver."
+            );
+            return Ok(false);
+        };
+        println!("  trace {trace_id}  ({}/trace/{trace_id})", self.jaeger.base());
+
+        let (spans, outcomes) = self.wait_for_trace(&trace_id, &request.span)?;
+        let mut passed = status_ok;
+        let depths = depths(&request.span);
+        for ((expected, outcome), depth) in request.span.iter().zip(&outcomes).zip(depths) {
+            let indent = "  ".repeat(depth.min(8));
+            match outcome {
+                Ok(_) => println!("  ✓ {indent}{}", expected.label()),
+                Err(failure) => {
+                    passed = false;
+                    println!("  ✗ {indent}{}", expected.label());
+                    println!("      → {}", self.diagnose(failure, expected, &request.span));
+                }
+            }
+        }
+        if spans.is_empty() {
+            println!("  observed: no trace {trace_id} arrived within {:?}", self.timeout);
+        } else {
+            println!("  observed:");
+            for line in waterfall::render(&spans, self.colour).lines() {
+                println!("    {line}");
+            }
+        }
+        Ok(passed)
+    }
+
+    /// Polls Jaeger until every expected span is there as described, or the timeout passes.
+    #[allow(clippy::type_complexity)]
+    fn wait_for_trace(
+        &self,
+        trace_id: &str,
+        expected: &[ExpectedSpan],
+    ) -> anyhow::Result<(Vec<Span>, Vec<Result<String, Failure>>)> {
+        let deadline = Instant::now() + self.timeout;
+        let mut pause = Duration::from_millis(200);
+        loop {
+            let spans = self.jaeger.trace(trace_id)?.unwrap_or_default();
+            let outcomes = check(expected, &spans);
+            if outcomes.iter().all(Result::is_ok) || Instant::now() >= deadline {
+                return Ok((spans, outcomes));
+            }
+            std::thread::sleep(pause.min(deadline.saturating_duration_since(Instant::now())));
+            pause = (pause * 2).min(Duration::from_secs(2));
+        }
+    }
+
+    /// Turns a failure into a sentence that says what is wrong and what to do.
+    fn diagnose(&self, failure: &Failure, expected: &ExpectedSpan, all: &[ExpectedSpan]) -> String {
+        let service = match failure {
+            Failure::Other(text) => return text.clone(),
+            Failure::NoSpansFrom(service) => service,
+        };
+        let caller = expected
+            .parent
+            .as_ref()
+            .or(expected.ancestor.as_ref())
+            .and_then(|id| all.iter().find(|span| span.id.as_deref() == Some(id.as_str())))
+            .map_or("its caller".to_owned(), |span| span.service.clone());
+        let known = self.jaeger.services().unwrap_or_default();
+        if !known.iter().any(|name| glob(service, name)) {
+            return format!(
+                "no spans from {service} at all: {service} exports nowhere. Check its OTEL_EXPORTER_OTLP_ENDPOINT \
+                 (and that OTEL_SDK_DISABLED is not set), then restart {service}."
+            );
+        }
+        let recent = self.jaeger.find(service, None, SystemTime::now() - Duration::from_secs(300)).unwrap_or_default();
+        let elsewhere = recent.iter().find(|span| glob(&expected.name, &span.name) && span.parent_span_id.is_empty());
+        match elsewhere {
+            Some(span) => format!(
+                "{service} reported `{}` in another trace ({}) as a root span: the trace context was not \
+                 propagated between {caller} and {service}. Check that {caller} injects it into its calls and \
+                 {service} extracts it (OTEL_PROPAGATORS on both sides).",
+                span.name, span.trace_id
+            ),
+            None => format!(
+                "no spans from {service} in this trace, though {service} exports spans: the context may not reach \
+                 it from {caller}, or its spans are still on the way (try a longer --timeout)."
+            ),
+        }
+    }
+}
+
+/// How deep each expected span sits under the others (by parent/ancestor), for the report.
+fn depths(expected: &[ExpectedSpan]) -> Vec<usize> {
+    let mut by_id: HashMap<&str, usize> = HashMap::new();
+    let mut depths = Vec::with_capacity(expected.len());
+    for span in expected {
+        let above = span.parent.as_ref().or(span.ancestor.as_ref()).filter(|id| *id != "root");
+        let depth = above.and_then(|id| by_id.get(id.as_str())).map_or(0, |depth| depth + 1);
+        if let Some(id) = &span.id {
+            by_id.insert(id, depth);
+        }
+        depths.push(depth);
+    }
+    depths
+}
+
+/// Matches the expected spans, in order, against the observed ones. Ok holds the span id found.
+fn check(expected: &[ExpectedSpan], spans: &[Span]) -> Vec<Result<String, Failure>> {
+    let by_id: HashMap<&str, &Span> = spans.iter().map(|span| (span.span_id.as_str(), span)).collect();
+    let mut matched: HashMap<&str, &Span> = HashMap::new();
+    let mut used: HashSet<&str> = HashSet::new();
+    let mut outcomes = Vec::new();
+    for want in expected {
+        let candidates = spans.iter().filter(|span| {
+            !used.contains(span.span_id.as_str())
+                && glob(&want.service, &span.service)
+                && glob(&want.name, &span.name)
+                && want.kind.as_ref().is_none_or(|kind| kind == span.kind)
+        });
+        let mut best: Option<(&Span, Vec<String>)> = None;
+        for candidate in candidates {
+            let problems = problems(want, candidate, &matched, &by_id);
+            if best.as_ref().is_none_or(|(_, fewest)| problems.len() < fewest.len()) {
+                best = Some((candidate, problems));
+            }
+            if best.as_ref().is_some_and(|(_, problems)| problems.is_empty()) {
+                break;
+            }
+        }
+        let outcome = match best {
+            Some((span, problems)) if problems.is_empty() => {
+                if let Some(id) = &want.id {
+                    matched.insert(id, span);
+                }
+                used.insert(span.span_id.as_str());
+                Ok(span.span_id.clone())
+            }
+            Some((_, problems)) => Err(Failure::Other(problems.join("; "))),
+            None if !spans.iter().any(|span| glob(&want.service, &span.service)) => {
+                Err(Failure::NoSpansFrom(want.service.clone()))
+            }
+            None => {
+                let mut names: Vec<String> = spans
+                    .iter()
+                    .filter(|span| glob(&want.service, &span.service))
+                    .map(|span| format!("`{}` ({})", span.name, span.kind))
+                    .collect();
+                names.sort();
+                names.dedup();
+                Err(Failure::Other(format!(
+                    "{} reported {} but no {}span named `{}`",
+                    want.service,
+                    names.join(", "),
+                    want.kind.as_ref().map_or(String::new(), |kind| format!("{kind} ")),
+                    want.name
+                )))
+            }
+        };
+        outcomes.push(outcome);
+    }
+    outcomes
+}
+
+/// What is wrong with `span` as a match for `want`; empty when nothing is.
+fn problems(
+    want: &ExpectedSpan,
+    span: &Span,
+    matched: &HashMap<&str, &Span>,
+    by_id: &HashMap<&str, &Span>,
+) -> Vec<String> {
+    let mut problems = Vec::new();
+    let parent = by_id.get(span.parent_span_id.as_str()).copied();
+    let describe = |span: &Span| format!("{} `{}`", span.service, span.name);
+    match want.parent.as_deref() {
+        None => {}
+        Some("root") => {
+            if let Some(parent) = parent {
+                problems.push(format!("`{}` should start the trace but is a child of {}", span.name, describe(parent)));
+            }
+        }
+        Some(id) => match matched.get(id) {
+            None => problems.push(format!("its expected parent ({id}) is not in the trace")),
+            Some(expected_parent) if expected_parent.span_id == span.parent_span_id => {}
+            Some(expected_parent) => problems.push(match parent {
+                Some(actual) => format!(
+                    "`{}` is a child of {}, expected a child of {}",
+                    span.name,
+                    describe(actual),
+                    describe(expected_parent)
+                ),
+                None if span.parent_span_id.is_empty() => format!(
+                    "`{}` has no parent: the trace context was not propagated between {} and {}",
+                    span.name, expected_parent.service, span.service
+                ),
+                None => format!(
+                    "`{}` has a parent ({}) that is not in the trace: a span between {} and {} was never exported",
+                    span.name, span.parent_span_id, expected_parent.service, span.service
+                ),
+            }),
+        },
+    }
+    if let Some(id) = want.ancestor.as_deref() {
+        match matched.get(id) {
+            None => problems.push(format!("its expected ancestor ({id}) is not in the trace")),
+            Some(ancestor) => {
+                let mut current = parent;
+                let mut hops = 0;
+                while let Some(above) = current.filter(|above| above.span_id != ancestor.span_id) {
+                    current = by_id.get(above.parent_span_id.as_str()).copied();
+                    hops += 1;
+                    if hops > by_id.len() {
+                        current = None; // a loop of parents: give up
+                    }
+                }
+                if current.is_none() {
+                    problems.push(format!("`{}` is not below {}", span.name, describe(ancestor)));
+                }
+            }
+        }
+    }
+    for (key, value) in &want.attributes {
+        match span.attributes.get(key) {
+            Some(actual) if actual == value => {}
+            Some(actual) => problems.push(format!("attribute {key} is {actual:?}, expected {value:?}")),
+            None => problems.push(format!("attribute {key} is missing (expected {value:?})")),
+        }
+    }
+    for key in &want.attributes_exist {
+        if !span.attributes.contains_key(key) {
+            problems.push(format!("attribute {key} is missing"));
+        }
+    }
+    for (key, pattern) in &want.attributes_match {
+        let regex = Regex::new(pattern).expect("checked when loading");
+        match span.attributes.get(key) {
+            Some(actual) if regex.is_match(actual) => {}
+            Some(actual) => problems.push(format!("attribute {key} is {actual:?}, which does not match {pattern:?}")),
+            None => problems.push(format!("attribute {key} is missing (expected to match {pattern:?})")),
+        }
+    }
+    problems
+}
