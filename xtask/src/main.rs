@@ -3,6 +3,7 @@
 
 mod expect;
 mod jaeger;
+mod lint;
 mod local;
 mod processes;
 mod project;
@@ -27,6 +28,8 @@ enum Command {
     Verify(verify::Options),
     /// Show one trace as a waterfall in the terminal.
     Trace(trace::Options),
+    /// Check the cluster packaging: Dockerfile, Helm chart, config/ (helm lint where installed).
+    Lint,
 }
 
 #[derive(clap::Args)]
@@ -39,11 +42,22 @@ struct UpArgs {
     local_options: local::Options,
 }
 
-fn main() -> anyhow::Result<()> {
-    match Cli::parse().command {
+fn main() -> std::process::ExitCode {
+    match run(Cli::parse().command) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(command: Command) -> anyhow::Result<()> {
+    match command {
         Command::Up(args) if args.local => local::up(&args.local_options),
         Command::Verify(options) => verify::run(&options),
         Command::Trace(options) => trace::run(&options),
+        Command::Lint => lint::run(),
         Command::Up(_) => anyhow::bail!(
             "cluster mode (minikube, Linkerd, Jaeger) is not available yet; run `cargo xtask up --local` \
              to start the services on this machine"
