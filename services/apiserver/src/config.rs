@@ -19,4 +19,7 @@ pub struct Config {
     /// How long to wait for todomanager before answering 503 Service Unavailable.
     #[arg(long, env = "TODOMANAGER_TIMEOUT", default_value = "2s", value_parser = humantime::parse_duration)]
     pub todomanager_timeout: Duration,
+
+    #[command(flatten)]
+    pub faults: crate::faults::Faults,
 }

@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod error;
+pub mod faults;
 pub mod json;
 pub mod routes;
 pub mod todomanager;
@@ -21,7 +22,7 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let todomanager = todomanager::TodoManager::connect_lazy(&config.todomanager_url, config.todomanager_timeout)?;
     // Connection info gives the spans their `client.address`.
-    let app = routes::router(todomanager).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let app = routes::router(todomanager, config.faults).into_make_service_with_connect_info::<std::net::SocketAddr>();
     axum::serve(listener, app).with_graceful_shutdown(shutdown).await?;
     Ok(())
 }

@@ -12,11 +12,12 @@ use serde_json::json;
 
 use crate::{
     error::ApiError,
+    faults::Faults,
     json::{CaseInsensitiveJson, MAX_BODY_BYTES},
     todomanager::TodoManager,
 };
 
-pub fn router(todomanager: TodoManager) -> Router {
+pub fn router(todomanager: TodoManager, faults: Faults) -> Router {
     Router::new()
         .route("/v1/todo", get(list_todos).post(create_todo))
         .route("/v1/todo/{id}", get(get_todo).put(update_todo).delete(delete_todo))
@@ -25,6 +26,7 @@ pub fn router(todomanager: TodoManager) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn_with_state(faults, crate::faults::inject))
         // After routing, so the span is named after the route: `GET /v1/todo/{id}`.
         .layer(axum::middleware::from_fn(telemetry::http::trace_requests))
         .with_state(todomanager)

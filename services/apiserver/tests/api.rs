@@ -23,9 +23,9 @@ where
 
 async fn start_todomanager(database_url: &str) -> (SocketAddr, oneshot::Sender<()>) {
     let store = todomanager::Store::open(database_url, Duration::from_millis(500)).await.unwrap();
-    spawn_server(
-        |listener, stopped| async move { todomanager::serve(listener, store, async { drop(stopped.await) }).await },
-    )
+    spawn_server(|listener, stopped| async move {
+        todomanager::serve(listener, store, Default::default(), async { drop(stopped.await) }).await
+    })
     .await
 }
 
@@ -35,6 +35,7 @@ async fn start_apiserver(todomanager: SocketAddr, timeout: Duration) -> (String,
         tracez_listen: "127.0.0.1:0".parse().unwrap(),
         todomanager_url: format!("http://{todomanager}"),
         todomanager_timeout: timeout,
+        faults: Default::default(),
     };
     let (addr, stop) = spawn_server(|listener, stopped| async move {
         apiserver::serve(listener, &config, async { drop(stopped.await) }).await

@@ -314,3 +314,55 @@ async fn database_spans_name_the_mysql_server() {
     assert_eq!(db.attribute("server.address"), Some("127.0.0.1"));
     assert!(db.attribute("server.port").is_some());
 }
+
+/// Failure injection: the failures are real answers, and the trace says they were injected.
+#[tokio::test(flavor = "multi_thread")]
+async fn injected_failures_show_in_the_trace() {
+    let collector = Collector::start().await;
+    let env = [("INJECT_FAILURES", "true"), ("FAILURE_RATE", "1.0")];
+    let stack = Stack::start(&collector.endpoint(), &env);
+    let response = reqwest::Client::new()
+        .post(format!("{}/v1/todo", stack.api))
+        .json(&json!({"text": "doomed"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    let trace_id = trace_id_header(response.headers());
+    assert_eq!(response.json::<Value>().await.unwrap(), json!({"error": "This failed for no reason"}));
+    let spans =
+        collector.wait_for("the failed request", |spans| spans.iter().any(|span| span.trace_id == trace_id)).await;
+    let server = find(&spans, "apiserver", "POST /v1/todo");
+    assert!(server.is_error);
+    assert_eq!(server.attribute("fault.injected"), Some("error"));
+    assert_eq!(server.attribute("http.response.status_code"), Some("500"));
+    assert!(
+        of_trace(spans, &trace_id).iter().all(|span| span.service == "apiserver" && span.kind == "server"),
+        "it never reached todomanager"
+    );
+    // Probes are never failed on purpose: Kubernetes would restart the pod.
+    assert_eq!(reqwest::get(format!("{}/ping", stack.api)).await.unwrap().status(), StatusCode::OK);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn injected_delays_and_slow_lists_show_in_the_trace() {
+    let collector = Collector::start().await;
+    let env = [("INJECT_FAILURES", "true"), ("FAILURE_RATE", "0"), ("DELAY_RATE", "1.0"), ("SLOW_LIST_RATE", "1.0")];
+    let stack = Stack::start(&collector.endpoint(), &env);
+    let started = std::time::Instant::now();
+    let response = reqwest::get(format!("{}/v1/todo", stack.api)).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(started.elapsed() >= Duration::from_millis(1100), "100 ms + at least 1 s, took {:?}", started.elapsed());
+    let trace_id = trace_id_header(response.headers());
+    let spans = collector
+        .wait_for("the slow list", |spans| {
+            let mine = || spans.iter().filter(|span| span.trace_id == trace_id);
+            mine().any(|span| span.name == "db-list") && mine().any(|span| span.name == "GET /v1/todo")
+        })
+        .await;
+    let spans = of_trace(spans, &trace_id);
+    assert_eq!(find(&spans, "apiserver", "GET /v1/todo").attribute("fault.injected"), Some("delay"));
+    let list = find(&spans, "todomanager", "todo_mgr.TodoManager/ListTodos");
+    assert_eq!(list.attribute("fault.injected"), Some("slow"));
+    assert!(list.end_unix_nano - list.start_unix_nano >= 1_000_000_000);
+}

@@ -25,4 +25,7 @@ pub struct Config {
     /// (in a cluster, MariaDB may start after todomanager).
     #[arg(long, env = "DATABASE_WAIT", default_value = "60s", value_parser = humantime::parse_duration)]
     pub database_wait: Duration,
+
+    #[command(flatten)]
+    pub faults: crate::faults::Faults,
 }

@@ -6,7 +6,10 @@ use proto::{DeleteTodoRes, ListTodosReq, TodoIdReq};
 use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status};
 
-use crate::store::{self, Store, StoreError};
+use crate::{
+    Faults,
+    store::{self, Store, StoreError},
+};
 
 /// The longest todo text accepted, in characters.
 pub const MAX_TEXT_CHARS: usize = 1000;
@@ -15,11 +18,12 @@ pub const MAX_OWNER_CHARS: usize = 255;
 
 pub struct TodoService {
     store: Store,
+    faults: Faults,
 }
 
 impl TodoService {
-    pub fn new(store: Store) -> Self {
-        Self { store }
+    pub fn new(store: Store, faults: Faults) -> Self {
+        Self { store, faults }
     }
 }
 
@@ -37,6 +41,7 @@ impl proto::TodoManager for TodoService {
 
     async fn list_todos(&self, request: Request<ListTodosReq>) -> Result<Response<Self::ListTodosStream>, Status> {
         let owner = valid_owner(&request.get_ref().owner)?.to_owned();
+        self.faults.maybe_slow_down().await;
         let todos = self.store.list(owner).map(|row| row.map(proto::Todo::from).map_err(Status::from));
         Ok(Response::new(Box::pin(todos)))
     }

@@ -1,10 +1,12 @@
 //! todomanager: the gRPC service that stores the workshop's todos.
 
 pub mod config;
+pub mod faults;
 pub mod grpc;
 pub mod server;
 pub mod store;
 
 pub use config::Config;
+pub use faults::Faults;
 pub use server::serve;
 pub use store::Store;

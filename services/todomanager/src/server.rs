@@ -7,7 +7,7 @@ use tokio_stream::wrappers::TcpListenerStream;
 use tonic::transport::Server;
 use tonic_health::server::HealthReporter;
 
-use crate::{Store, grpc::TodoService};
+use crate::{Faults, Store, grpc::TodoService};
 
 /// How often the health service re-checks the database.
 const HEALTH_CHECK_INTERVAL: Duration = Duration::from_secs(5);
@@ -16,6 +16,7 @@ const HEALTH_CHECK_INTERVAL: Duration = Duration::from_secs(5);
 pub async fn serve(
     listener: TcpListener,
     store: Store,
+    faults: Faults,
     shutdown: impl Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
     // `grpc.health.v1.Health`: what Kubernetes gRPC probes and `grpcurl` health checks ask.
@@ -34,7 +35,7 @@ pub async fn serve(
         .layer(telemetry::grpc::ServerLayer)
         .add_service(health_service)
         .add_service(reflection)
-        .add_service(proto::TodoManagerServer::new(TodoService::new(store)))
+        .add_service(proto::TodoManagerServer::new(TodoService::new(store, faults)))
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
         .await;
     health_watch.abort();

@@ -26,7 +26,7 @@ impl Server {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
-        tokio::spawn(todomanager::serve(listener, store, async {
+        tokio::spawn(todomanager::serve(listener, store, Default::default(), async {
             let _ = stopped.await;
         }));
         Self { addr, _stop: stop }
