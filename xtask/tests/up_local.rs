@@ -187,7 +187,9 @@ fn up_local_check_verifies_the_chapters() {
     assert!(output.status.success(), "{stdout}\n{stderr}");
     assert!(stdout.contains("✓ every expectation holds"), "{stdout}");
     assert!(stdout.contains("db-create"), "the observed trace is shown: {stdout}");
-    assert!(!stdout.contains('✗') || stdout.contains("✗ apiserver      todo_mgr.TodoManager/GetTodo"), "{stdout}");
+    // ✗ may mark an error span in a waterfall (the 404 of chapter 2), never an expectation.
+    let failed: Vec<&str> = stdout.lines().filter(|line| line.contains('✗') && !line.contains('|')).collect();
+    assert!(failed.is_empty(), "{failed:#?}\n{stdout}");
 }
 
 /// Expectations that cannot hold make verify fail with a diagnosis, not a crash.
