@@ -19,6 +19,8 @@ use crate::{
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
 
 #[derive(clap::Args)]
+#[group(skip)]
+#[command(next_help_heading = "Local mode (--local)")]
 pub struct Options {
     /// Port of apiserver's REST API.
     #[arg(long, default_value_t = 8080)]
@@ -173,6 +175,7 @@ pub fn up(options: &Options) -> anyhow::Result<()> {
         chapters: None,
         mode: Mode::Local,
         api: format!("http://{}", at.api),
+        host: None,
         jaeger: format!("http://{}", at.traces),
         timeout: Duration::from_secs(30),
     };

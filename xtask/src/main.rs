@@ -1,10 +1,14 @@
 //! `cargo xtask`: the workshop's automation. Every external command it runs is written out in
 //! one place, with `duct`, and printed before it runs, so you can see (and copy) what happens.
 
+mod certs;
+mod cluster;
+mod doctor;
 mod expect;
 mod jaeger;
 mod lint;
 mod local;
+mod plan;
 mod processes;
 mod project;
 mod trace;
@@ -22,8 +26,16 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Start the workshop's stack.
+    /// Start the workshop's stack: in minikube, or with --local as processes on this machine.
     Up(UpArgs),
+    /// Check the tools and resources cluster mode needs.
+    Doctor,
+    /// Show what runs in the workshop's cluster.
+    Status(cluster::Options),
+    /// Rebuild the app's images and roll them out (after a code change).
+    Images(cluster::Options),
+    /// Remove the workshop from the cluster (or the whole minikube profile).
+    Down(cluster::DownOptions),
     /// Check that the traces look the way the chapters say they do.
     Verify(verify::Options),
     /// Show one trace as a waterfall in the terminal.
@@ -40,6 +52,9 @@ struct UpArgs {
 
     #[command(flatten)]
     local_options: local::Options,
+
+    #[command(flatten)]
+    cluster_options: cluster::Options,
 }
 
 fn main() -> std::process::ExitCode {
@@ -58,9 +73,10 @@ fn run(command: Command) -> anyhow::Result<()> {
         Command::Verify(options) => verify::run(&options),
         Command::Trace(options) => trace::run(&options),
         Command::Lint => lint::run(),
-        Command::Up(_) => anyhow::bail!(
-            "cluster mode (minikube, Linkerd, Jaeger) is not available yet; run `cargo xtask up --local` \
-             to start the services on this machine"
-        ),
+        Command::Up(args) => cluster::up(&args.cluster_options),
+        Command::Doctor => doctor::run(),
+        Command::Status(options) => cluster::status(&options),
+        Command::Images(options) => cluster::images(&options),
+        Command::Down(options) => cluster::down(&options),
     }
 }

@@ -55,6 +55,23 @@ impl Service {
         Ok(Self { name, log, handle })
     }
 
+    /// Starts a planned command (a port-forward, say), its output going to `log`.
+    pub fn start_command(name: &'static str, command: &crate::plan::Cmd, log: PathBuf) -> anyhow::Result<Self> {
+        println!("$ {}  > {}", command.shell(), log.display());
+        let log_file = File::create(&log).with_context(|| format!("cannot create {}", log.display()))?;
+        let handle = duct::cmd(&command.program, &command.args)
+            .stderr_to_stdout()
+            .stdout_file(log_file)
+            .unchecked()
+            .before_spawn(|command| {
+                die_with_parent(command);
+                Ok(())
+            })
+            .start()
+            .with_context(|| format!("cannot start `{}`", command.shell()))?;
+        Ok(Self { name, log, handle })
+    }
+
     pub fn pid(&self) -> u32 {
         self.handle.pids()[0]
     }

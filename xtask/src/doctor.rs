@@ -1,0 +1,163 @@
+//! `cargo xtask doctor`: is this machine ready for cluster mode? Checks every tool and its
+//! version, the container engine, CPUs and memory, and says how to fix what is missing.
+
+use std::path::PathBuf;
+
+use crate::cmd;
+
+/// What the minikube profile gets (see `cluster`), and so what the machine needs.
+pub const MIN_CPUS: usize = 4;
+pub const MIN_MEMORY_GIB: u64 = 10;
+
+struct Tool {
+    name: &'static str,
+    version: &'static [&'static str],
+    linux: &'static str,
+    macos: &'static str,
+}
+
+const TOOLS: [Tool; 3] = [
+    Tool {
+        name: "minikube",
+        version: &["version", "--short"],
+        linux: "curl -LO https://github.com/kubernetes/minikube/releases/latest/download/minikube-linux-amd64 && sudo install minikube-linux-amd64 /usr/local/bin/minikube",
+        macos: "brew install minikube",
+    },
+    Tool {
+        name: "kubectl",
+        version: &["version", "--client"],
+        linux: "see https://kubernetes.io/docs/tasks/tools/install-kubectl-linux/ (or: minikube kubectl -- …)",
+        macos: "brew install kubectl",
+    },
+    Tool {
+        name: "helm",
+        version: &["version", "--short"],
+        linux: "curl -fsSL https://raw.githubusercontent.com/helm/helm/main/scripts/get-helm-3 | bash",
+        macos: "brew install helm",
+    },
+];
+
+/// One line of the report.
+pub struct Check {
+    pub name: String,
+    pub ok: bool,
+    pub found: String,
+    pub fix: String,
+}
+
+/// Where programs are looked for: the directories of `PATH`.
+pub fn search_path() -> Vec<PathBuf> {
+    std::env::var_os("PATH").map(|path| std::env::split_paths(&path).collect()).unwrap_or_default()
+}
+
+pub fn find(program: &str, path: &[PathBuf]) -> Option<PathBuf> {
+    path.iter().map(|dir| dir.join(program)).find(|candidate| candidate.is_file())
+}
+
+/// The checks, with programs looked for in `path`.
+pub fn checks(path: &[PathBuf]) -> Vec<Check> {
+    let mut checks = Vec::new();
+    for tool in &TOOLS {
+        let found = find(tool.name, path);
+        let version = found.as_ref().and_then(|program| {
+            cmd!(program.display())
+                .args(tool.version)
+                .read()
+                .map(|out| out.lines().next().unwrap_or_default().to_owned())
+        });
+        checks.push(Check {
+            name: tool.name.into(),
+            ok: version.is_some(),
+            found: version.unwrap_or_else(|| "not found".into()),
+            fix: format!("Linux: {}\n      macOS: {}", tool.linux, tool.macos),
+        });
+    }
+
+    let engine = ["docker", "podman"].into_iter().find_map(|runtime| {
+        let program = find(runtime, path)?;
+        let version = cmd!(program.display(), "info", "--format", "{{.ServerVersion}}").read()?;
+        Some(format!("{runtime} {}", version.trim()))
+    });
+    checks.push(Check {
+        name: "container engine".into(),
+        ok: engine.is_some(),
+        found: engine.unwrap_or_else(|| "no docker or podman engine answers".into()),
+        fix: "Linux: install Docker Engine (https://docs.docker.com/engine/install/) and start it, or podman\n      \
+              macOS: install Docker Desktop, Colima or OrbStack and start it"
+            .into(),
+    });
+
+    let cpus = std::thread::available_parallelism().map(usize::from).unwrap_or(1);
+    checks.push(Check {
+        name: "CPUs".into(),
+        ok: cpus >= MIN_CPUS,
+        found: cpus.to_string(),
+        fix: format!("minikube gets {MIN_CPUS} CPUs: use a machine with at least {MIN_CPUS}"),
+    });
+    let memory = memory_gib();
+    checks.push(Check {
+        name: "memory".into(),
+        ok: memory.is_some_and(|gib| gib >= MIN_MEMORY_GIB),
+        found: memory.map_or("unknown".into(), |gib| format!("{gib} GiB")),
+        fix: format!("minikube gets 8 GiB: the machine needs about {MIN_MEMORY_GIB} GiB in all"),
+    });
+    checks
+}
+
+/// Total memory: /proc/meminfo on Linux, sysctl on macOS.
+fn memory_gib() -> Option<u64> {
+    if let Ok(meminfo) = std::fs::read_to_string("/proc/meminfo") {
+        let kib: u64 =
+            meminfo.lines().find(|line| line.starts_with("MemTotal:"))?.split_whitespace().nth(1)?.parse().ok()?;
+        return Some(kib / 1024 / 1024);
+    }
+    let bytes: u64 = cmd!("sysctl", "-n", "hw.memsize").read()?.trim().parse().ok()?;
+    Some(bytes / 1024 / 1024 / 1024)
+}
+
+pub fn print(checks: &[Check]) {
+    let width = checks.iter().map(|check| check.name.len()).max().unwrap_or(0);
+    for check in checks {
+        let mark = if check.ok { "✓" } else { "✗" };
+        println!("{mark} {:<width$}  {}", check.name, check.found);
+        if !check.ok {
+            println!("    fix: {}", check.fix);
+        }
+    }
+}
+
+/// The names of the tools that are missing, for messages.
+pub fn missing(checks: &[Check]) -> Vec<String> {
+    checks.iter().filter(|check| !check.ok).map(|check| check.name.clone()).collect()
+}
+
+pub fn run() -> anyhow::Result<()> {
+    let checks = checks(&search_path());
+    print(&checks);
+    let missing = missing(&checks);
+    anyhow::ensure!(missing.is_empty(), "not ready for cluster mode: fix {} (see above)", missing.join(", "));
+    println!("\nReady: `cargo xtask up` starts the cluster.");
+    Ok(())
+}
+
+/// The PATH without any of the tools, for tests.
+#[cfg(test)]
+pub fn empty_path() -> Vec<PathBuf> {
+    vec![std::env::temp_dir().join("xtask-no-tools-here")]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_tools_are_named_with_a_fix() {
+        let checks = checks(&empty_path());
+        let missing = missing(&checks);
+        for tool in ["minikube", "kubectl", "helm", "container engine"] {
+            assert!(missing.contains(&tool.to_string()), "{missing:?}");
+        }
+        let helm = checks.iter().find(|check| check.name == "helm").unwrap();
+        assert!(helm.fix.contains("brew install helm") && helm.fix.contains("get-helm-3"));
+    }
+}
