@@ -39,27 +39,22 @@ impl Service {
     pub fn start(name: &'static str, program: &Path, env: &[(&str, String)], log: PathBuf) -> anyhow::Result<Self> {
         let shown_env: Vec<String> = env.iter().map(|(key, value)| format!("{key}={value}")).collect();
         println!("$ {} {}  > {}", shown_env.join(" "), program.display(), log.display());
-
-        let log_file = File::create(&log).with_context(|| format!("cannot create {}", log.display()))?;
-        let mut command = duct::cmd!(program).stderr_to_stdout().stdout_file(log_file).unchecked();
+        let mut command = duct::cmd!(program);
         for (key, value) in env {
             command = command.env(key, value);
         }
-        let handle = command
-            .before_spawn(|command| {
-                die_with_parent(command);
-                Ok(())
-            })
-            .start()
-            .with_context(|| format!("cannot start {name} ({})", program.display()))?;
-        Ok(Self { name, log, handle })
+        Self::spawn(name, command, log)
     }
 
     /// Starts a planned command (a port-forward, say), its output going to `log`.
     pub fn start_command(name: &'static str, command: &crate::plan::Cmd, log: PathBuf) -> anyhow::Result<Self> {
         println!("$ {}  > {}", command.shell(), log.display());
+        Self::spawn(name, duct::cmd(&command.program, &command.args), log)
+    }
+
+    fn spawn(name: &'static str, command: duct::Expression, log: PathBuf) -> anyhow::Result<Self> {
         let log_file = File::create(&log).with_context(|| format!("cannot create {}", log.display()))?;
-        let handle = duct::cmd(&command.program, &command.args)
+        let handle = command
             .stderr_to_stdout()
             .stdout_file(log_file)
             .unchecked()
@@ -68,7 +63,7 @@ impl Service {
                 Ok(())
             })
             .start()
-            .with_context(|| format!("cannot start `{}`", command.shell()))?;
+            .with_context(|| format!("cannot start {name}"))?;
         Ok(Self { name, log, handle })
     }
 

@@ -22,11 +22,17 @@ pub struct Span {
     pub start_unix_nano: u64,
     pub end_unix_nano: u64,
     pub attributes: BTreeMap<String, String>,
+    /// The attributes of the resource that reported the span (`service.name`, `k8s.pod.name`…).
+    pub resource: BTreeMap<String, String>,
     pub is_error: bool,
     pub status_message: String,
 }
 
 impl Span {
+    pub fn attribute(&self, key: &str) -> Option<&str> {
+        self.attributes.get(key).map(String::as_str)
+    }
+
     pub fn duration_nanos(&self) -> u64 {
         self.end_unix_nano.saturating_sub(self.start_unix_nano)
     }
@@ -50,6 +56,8 @@ pub fn spans_of(resource_spans: &[ResourceSpans]) -> Vec<Span> {
         let resource =
             resource_span.resource.as_ref().map(|resource| resource.attributes.as_slice()).unwrap_or_default();
         let service = attribute(resource, "service.name").unwrap_or_else(|| "unknown_service".into());
+        let resource: BTreeMap<String, String> =
+            resource.iter().map(|kv| (kv.key.clone(), text(kv.value.as_ref()))).collect();
         for span in resource_span.scope_spans.iter().flat_map(|scope| &scope.spans) {
             let status = span.status.clone().unwrap_or_default();
             spans.push(Span {
@@ -62,6 +70,7 @@ pub fn spans_of(resource_spans: &[ResourceSpans]) -> Vec<Span> {
                 start_unix_nano: span.start_time_unix_nano,
                 end_unix_nano: span.end_time_unix_nano,
                 attributes: span.attributes.iter().map(|kv| (kv.key.clone(), text(kv.value.as_ref()))).collect(),
+                resource: resource.clone(),
                 is_error: status.code == StatusCode::Error as i32,
                 status_message: status.message,
             });

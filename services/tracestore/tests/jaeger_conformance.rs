@@ -208,6 +208,7 @@ fn the_span_tree_survives_jaegers_edge_cases() {
             start_unix_nano: span["startTime"].as_u64().unwrap() * 1000,
             end_unix_nano: (span["startTime"].as_u64().unwrap() + span["duration"].as_u64().unwrap()) * 1000,
             attributes: Default::default(),
+            resource: Default::default(),
             is_error: false,
             status_message: String::new(),
         })
