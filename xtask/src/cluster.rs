@@ -67,9 +67,9 @@ pub struct Options {
     #[arg(long)]
     pub context: Option<String>,
 
-    /// Stop at the state of the end of chapter N (5: mesh, collector, Jaeger; 6: + the ingress;
-    /// 7: + failure injection). Default: 6.
-    #[arg(long, value_parser = clap::value_parser!(u32).range(FIRST_CLUSTER_CHAPTER as i64..=LAST_CHAPTER as i64))]
+    /// The chapter whose end state to reach (5: mesh, collector, Jaeger; 6: + the ingress;
+    /// 7: + failure injection); set by `up --chapter`. Default: 6.
+    #[arg(skip)]
     pub chapter: Option<u32>,
 
     /// The ingress controller.
@@ -564,6 +564,8 @@ fn serve_and_verify(options: &Options) -> anyhow::Result<()> {
         mode: Mode::Cluster,
         api: format!("http://127.0.0.1:{INGRESS_PORT}"),
         host,
+        tracez: Vec::new(),
+        up_to: options.chapter,
         jaeger: format!("http://127.0.0.1:{JAEGER_PORT}"),
         timeout: Duration::from_secs(60),
     });

@@ -26,6 +26,10 @@
 //! name = "db-create"
 //! ancestor = "api"                      # anywhere below `api` (proxies may sit between)
 //!
+//! [[tracez]]                            # a span name the service's /debug/tracez page shows
+//! service = "todomanager"
+//! name = "db-create"
+//!
 //! [[absent]]                            # a request whose span must not exist
 //! method = "GET"
 //! path = "/ping"
@@ -53,6 +57,8 @@ pub struct Chapter {
     pub request: Vec<Request>,
     #[serde(default)]
     pub absent: Vec<Absent>,
+    #[serde(default)]
+    pub tracez: Vec<Tracez>,
     /// Set when loading: the chapter's number and folder.
     #[serde(skip)]
     pub number: u32,
@@ -126,6 +132,14 @@ pub struct Absent {
     pub service: String,
     pub name: String,
     pub why: String,
+}
+
+/// A span name that a service's `/debug/tracez` page must show (it works without a collector).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tracez {
+    pub service: String,
+    pub name: String,
 }
 
 /// Every chapter under `chapters/` that has an `expect.toml`, in order.

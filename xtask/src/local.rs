@@ -101,7 +101,7 @@ impl Addresses {
     }
 }
 
-pub fn up(options: &Options) -> anyhow::Result<()> {
+pub fn up(options: &Options, chapter: Option<u32>) -> anyhow::Result<()> {
     processes::stop_on_signal()?;
     let at = Addresses::of(options);
     at.ensure_free()?;
@@ -132,14 +132,29 @@ pub fn up(options: &Options) -> anyhow::Result<()> {
     wait_until_ready(&services, "tracestore", answers(format!("http://{}/api/v3/services", at.traces)))?;
 
     // Both services send their spans to the store, in batches every half second, so that a
-    // trace shows up right after its request.
+    // trace shows up right after its request. Before the chapters instrument them, tracing is
+    // off (the standard OTEL_SDK_DISABLED): apiserver from chapter 2 on, todomanager from 3.
     let otlp_endpoint = format!("http://{}", at.otlp);
-    let tracing_env = [("OTEL_EXPORTER_OTLP_ENDPOINT", otlp_endpoint), ("OTEL_BSP_SCHEDULE_DELAY", "500".to_owned())];
+    let tracing_env = |from_chapter: u32| {
+        let disabled = chapter.is_some_and(|chapter| chapter < from_chapter);
+        [
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", otlp_endpoint.clone()),
+            ("OTEL_BSP_SCHEDULE_DELAY", "500".to_owned()),
+            ("OTEL_SDK_DISABLED", disabled.to_string()),
+        ]
+    };
+    if let Some(chapter) = chapter {
+        println!("Bringing the stack to the end of chapter {chapter}.");
+        if chapter >= crate::cluster::FIRST_CLUSTER_CHAPTER {
+            println!("(Chapters 5–7 are about the cluster; locally you get everything up to chapter 4.)");
+        }
+    }
+    crate::progress::Progress::record_reached(chapter);
     services.add(Service::start(
         "todomanager",
         &service_binary("todomanager")?,
         &[
-            &tracing_env[..],
+            &tracing_env(3)[..],
             &[
                 ("TODOMANAGER_LISTEN", at.todomanager.to_string()),
                 ("TRACEZ_LISTEN", at.todomanager_tracez.to_string()),
@@ -157,7 +172,7 @@ pub fn up(options: &Options) -> anyhow::Result<()> {
         "apiserver",
         &service_binary("apiserver")?,
         &[
-            &tracing_env[..],
+            &tracing_env(2)[..],
             &[
                 ("APISERVER_LISTEN", at.api.to_string()),
                 ("TRACEZ_LISTEN", at.api_tracez.to_string()),
@@ -176,6 +191,11 @@ pub fn up(options: &Options) -> anyhow::Result<()> {
         mode: Mode::Local,
         api: format!("http://{}", at.api),
         host: None,
+        tracez: vec![
+            format!("apiserver=http://{}", at.api_tracez),
+            format!("todomanager=http://{}", at.todomanager_tracez),
+        ],
+        up_to: chapter,
         jaeger: format!("http://{}", at.traces),
         timeout: Duration::from_secs(30),
     };

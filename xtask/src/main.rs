@@ -3,6 +3,7 @@
 
 mod certs;
 mod cluster;
+mod docs;
 mod doctor;
 mod expect;
 mod jaeger;
@@ -10,6 +11,7 @@ mod lint;
 mod local;
 mod plan;
 mod processes;
+mod progress;
 mod project;
 mod trace;
 mod verify;
@@ -19,7 +21,7 @@ use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
 #[command(name = "cargo xtask", about = "Automation for the Traces of Your Microservices workshop")]
-struct Cli {
+pub struct Cli {
     #[command(subcommand)]
     command: Command,
 }
@@ -40,6 +42,10 @@ enum Command {
     Verify(verify::Options),
     /// Show one trace as a waterfall in the terminal.
     Trace(trace::Options),
+    /// The chapters, and which ones are verified.
+    Chapters,
+    /// Render the chapters as an HTML book (needs mdbook).
+    Book,
     /// Check the cluster packaging: Dockerfile, Helm chart, config/ (helm lint where installed).
     Lint,
 }
@@ -49,6 +55,10 @@ struct UpArgs {
     /// Run everything as processes on this machine (no Docker, no Kubernetes).
     #[arg(long)]
     local: bool,
+
+    /// Bring the stack to the state of the end of chapter N (locally 0–4, in the cluster 5–7).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(0..=cluster::LAST_CHAPTER as i64))]
+    chapter: Option<u32>,
 
     #[command(flatten)]
     local_options: local::Options,
@@ -69,11 +79,22 @@ fn main() -> std::process::ExitCode {
 
 fn run(command: Command) -> anyhow::Result<()> {
     match command {
-        Command::Up(args) if args.local => local::up(&args.local_options),
+        Command::Up(args) if args.local => local::up(&args.local_options, args.chapter),
         Command::Verify(options) => verify::run(&options),
         Command::Trace(options) => trace::run(&options),
         Command::Lint => lint::run(),
-        Command::Up(args) => cluster::up(&args.cluster_options),
+        Command::Chapters => progress::run(),
+        Command::Book => docs::run(),
+        Command::Up(mut args) => {
+            if let Some(chapter) = args.chapter {
+                anyhow::ensure!(
+                    chapter >= cluster::FIRST_CLUSTER_CHAPTER,
+                    "chapters 0–4 run on this machine: cargo xtask up --local --chapter {chapter}"
+                );
+            }
+            args.cluster_options.chapter = args.chapter;
+            cluster::up(&args.cluster_options)
+        }
         Command::Doctor => doctor::run(),
         Command::Status(options) => cluster::status(&options),
         Command::Images(options) => cluster::images(&options),

@@ -14,6 +14,7 @@ use tracestore::model::Span;
 use crate::{
     expect::{self, Chapter, ExpectedSpan, Mode, glob},
     jaeger::Jaeger,
+    progress::Progress,
     project, waterfall,
 };
 
@@ -39,6 +40,16 @@ pub struct Options {
     #[arg(long, default_value = "http://127.0.0.1:16686")]
     pub jaeger: String,
 
+    /// Verify the chapters up to this one (default: the chapter `up --chapter` brought the
+    /// stack to, or all).
+    #[arg(long, conflicts_with = "chapter")]
+    pub up_to: Option<u32>,
+
+    /// Where a service's /debug/tracez page is, as SERVICE=URL (repeatable). Default:
+    /// apiserver=http://127.0.0.1:8081, todomanager=http://127.0.0.1:8091.
+    #[arg(long = "tracez", value_name = "SERVICE=URL")]
+    pub tracez: Vec<String>,
+
     /// Where the chapters are (for trying out a chapter's expectations elsewhere).
     #[arg(long, hide = true)]
     pub chapters: Option<std::path::PathBuf>,
@@ -63,13 +74,17 @@ pub fn verify(options: &Options) -> anyhow::Result<bool> {
             let chapter = all.iter().find(|chapter| chapter.number == number);
             vec![chapter.with_context(|| format!("no chapter {number} with an expect.toml under chapters/"))?]
         }
-        None => all.iter().filter(|chapter| chapter.modes.contains(&options.mode)).collect(),
+        None => {
+            let up_to = options.up_to.or(Progress::load().reached).unwrap_or(u32::MAX);
+            all.iter().filter(|chapter| chapter.modes.contains(&options.mode) && chapter.number <= up_to).collect()
+        }
     };
     let verifier = Verifier {
         http: reqwest::blocking::Client::builder().timeout(Duration::from_secs(10)).build()?,
         jaeger: Jaeger::new(&options.jaeger)?,
         api: options.api.trim_end_matches('/').to_owned(),
         host: options.host.clone(),
+        tracez: tracez_pages(&options.tracez)?,
         timeout: options.timeout,
         colour: waterfall::colours_wanted(),
     };
@@ -80,7 +95,9 @@ pub fn verify(options: &Options) -> anyhow::Result<bool> {
     let mut passed = true;
     for chapter in chapters {
         println!("\n── Chapter {}: {} ──", chapter.number, chapter.title);
-        passed &= verifier.chapter(chapter)?;
+        let chapter_passed = verifier.chapter(chapter)?;
+        Progress::record_result(chapter.number, chapter_passed);
+        passed &= chapter_passed;
     }
     println!("\n{}", if passed { "✓ every expectation holds" } else { "✗ some expectations do not hold" });
     Ok(passed)
@@ -89,6 +106,8 @@ pub fn verify(options: &Options) -> anyhow::Result<bool> {
 struct Verifier {
     http: reqwest::blocking::Client,
     host: Option<String>,
+    /// Service → the address of its tracez page.
+    tracez: HashMap<String, String>,
     jaeger: Jaeger,
     api: String,
     timeout: Duration,
@@ -114,6 +133,9 @@ impl Verifier {
         for request in &chapter.request {
             passed &= self.request(request)?;
         }
+        for expected in &chapter.tracez {
+            passed &= self.tracez(expected)?;
+        }
         for absent in &chapter.absent {
             let found: Vec<Span> = self
                 .jaeger
@@ -138,6 +160,41 @@ impl Verifier {
         Ok(passed)
     }
 
+    /// Checks that a service's tracez page shows spans named `expected.name`.
+    fn tracez(&self, expected: &expect::Tracez) -> anyhow::Result<bool> {
+        let Some(base) = self.tracez.get(&expected.service) else {
+            anyhow::bail!("no tracez address for {}: pass --tracez {}=URL", expected.service, expected.service);
+        };
+        let url = format!("{base}/debug/tracez?format=json");
+        let page: serde_json::Value = self
+            .http
+            .get(&url)
+            .send()
+            .and_then(|response| response.json())
+            .with_context(|| format!("cannot read {url}: is {} running?", expected.service))?;
+        let count: u64 = page["spans"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|span| span["name"] == expected.name.as_str())
+            .map(|span| {
+                span["running"].as_u64().unwrap_or(0)
+                    + span["latency"].as_array().into_iter().flatten().filter_map(|count| count.as_u64()).sum::<u64>()
+            })
+            .sum();
+        if count > 0 {
+            println!("  ✓ {}'s tracez shows {count} span(s) `{}`", expected.service, expected.name);
+            Ok(true)
+        } else {
+            println!("  ✗ {}'s tracez ({base}/debug/tracez) shows no span `{}`", expected.service, expected.name);
+            println!(
+                "      → is tracing on in {service}? With OTEL_SDK_DISABLED=true it records nothing; unset it and restart {service}.",
+                service = expected.service
+            );
+            Ok(false)
+        }
+    }
+
     /// Sends one request; prints and returns (status as expected, the trace id it names).
     fn send(
         &self,
@@ -149,6 +206,11 @@ impl Verifier {
     ) -> anyhow::Result<(bool, Option<String>)> {
         let method = reqwest::Method::from_bytes(method.as_bytes()).with_context(|| format!("bad method {method}"))?;
         let mut request = self.http.request(method.clone(), format!("{}{path}", self.api));
+        // With failure injection on, a chapter's check must not fail at random: ask for none,
+        // unless the chapter asks for a fault itself.
+        if !headers.keys().any(|name| name.eq_ignore_ascii_case("x-inject-fault")) {
+            request = request.header("x-inject-fault", "none");
+        }
         if let Some(host) = &self.host {
             request = request.header("host", host);
         }
@@ -263,6 +325,20 @@ impl Verifier {
             ),
         }
     }
+}
+
+/// `SERVICE=URL` pairs, over the local defaults.
+fn tracez_pages(given: &[String]) -> anyhow::Result<HashMap<String, String>> {
+    let mut pages = HashMap::from([
+        ("apiserver".to_owned(), "http://127.0.0.1:8081".to_owned()),
+        ("todomanager".to_owned(), "http://127.0.0.1:8091".to_owned()),
+    ]);
+    for pair in given {
+        let (service, url) =
+            pair.split_once('=').with_context(|| format!("--tracez wants SERVICE=URL, got {pair:?}"))?;
+        pages.insert(service.to_owned(), url.trim_end_matches('/').to_owned());
+    }
+    Ok(pages)
 }
 
 /// How deep each expected span sits under the others (by parent/ancestor), for the report.

@@ -38,23 +38,45 @@ impl Default for Faults {
     }
 }
 
+/// With failure injection on, a request may choose its fate: `X-Inject-Fault: error`, `delay`
+/// or `none` (what `cargo xtask verify` sends, so that checking a chapter never fails at random).
+pub const CHOICE_HEADER: &str = "x-inject-fault";
+
+enum Fate {
+    Error,
+    Delay,
+    Normal,
+}
+
 /// The middleware; it runs inside the request's span.
 pub async fn inject(State(faults): State<Faults>, request: Request, next: Next) -> Response {
     let probe = matches!(request.uri().path(), "/ping" | "/ready");
     if !faults.inject_failures || probe {
         return next.run(request).await;
     }
+    let fate = match request.headers().get(CHOICE_HEADER).and_then(|value| value.to_str().ok()) {
+        Some("error") => Fate::Error,
+        Some("delay") => Fate::Delay,
+        Some("none") => Fate::Normal,
+        _ => match fastrand::f64() {
+            roll if roll < faults.failure_rate => Fate::Error,
+            roll if roll < faults.failure_rate + faults.delay_rate => Fate::Delay,
+            _ => Fate::Normal,
+        },
+    };
     let span = tracing::Span::current();
-    let roll = fastrand::f64();
-    if roll < faults.failure_rate {
-        span.set_attribute("fault.injected", "error");
-        tracing::warn!("injected failure: this request fails on purpose");
-        return ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "This failed for no reason").into_response();
-    }
-    if roll < faults.failure_rate + faults.delay_rate {
-        span.set_attribute("fault.injected", "delay");
-        tracing::info!(delay = ?DELAY, "injected delay");
-        tokio::time::sleep(DELAY).await;
+    match fate {
+        Fate::Error => {
+            span.set_attribute("fault.injected", "error");
+            tracing::warn!("injected failure: this request fails on purpose");
+            return ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "This failed for no reason").into_response();
+        }
+        Fate::Delay => {
+            span.set_attribute("fault.injected", "delay");
+            tracing::info!(delay = ?DELAY, "injected delay");
+            tokio::time::sleep(DELAY).await;
+        }
+        Fate::Normal => {}
     }
     next.run(request).await
 }
