@@ -772,6 +772,18 @@ mod tests {
         }
     }
 
+    /// The chapters `up` verifies in the cluster load, and are the ones `--chapter` reaches.
+    #[test]
+    fn the_cluster_chapters_load() {
+        let chapters = crate::expect::load_all(&project::root().join("chapters")).unwrap();
+        let cluster: Vec<u32> =
+            chapters.iter().filter(|chapter| chapter.modes.contains(&Mode::Cluster)).map(|chapter| chapter.number).collect();
+        assert_eq!(cluster, (FIRST_CLUSTER_CHAPTER..=LAST_CHAPTER).collect::<Vec<_>>());
+        for chapter in chapters.iter().filter(|chapter| cluster.contains(&chapter.number)) {
+            assert!(chapter.request.iter().any(|request| !request.span.is_empty()), "chapter {} checks spans", chapter.number);
+        }
+    }
+
     #[test]
     fn a_foreign_context_is_refused() {
         let kubeconfig = "apiVersion: v1\ncurrent-context: production\ncontexts:\n  - name: production\n  - name: tracing-workshop\n";
