@@ -776,11 +776,18 @@ mod tests {
     #[test]
     fn the_cluster_chapters_load() {
         let chapters = crate::expect::load_all(&project::root().join("chapters")).unwrap();
-        let cluster: Vec<u32> =
-            chapters.iter().filter(|chapter| chapter.modes.contains(&Mode::Cluster)).map(|chapter| chapter.number).collect();
+        let cluster: Vec<u32> = chapters
+            .iter()
+            .filter(|chapter| chapter.modes.contains(&Mode::Cluster))
+            .map(|chapter| chapter.number)
+            .collect();
         assert_eq!(cluster, (FIRST_CLUSTER_CHAPTER..=LAST_CHAPTER).collect::<Vec<_>>());
         for chapter in chapters.iter().filter(|chapter| cluster.contains(&chapter.number)) {
-            assert!(chapter.request.iter().any(|request| !request.span.is_empty()), "chapter {} checks spans", chapter.number);
+            assert!(
+                chapter.request.iter().any(|request| !request.span.is_empty()),
+                "chapter {} checks spans",
+                chapter.number
+            );
         }
     }
 

@@ -42,10 +42,27 @@ impl Default for Faults {
 /// or `none` (what `cargo xtask verify` sends, so that checking a chapter never fails at random).
 pub const CHOICE_HEADER: &str = "x-inject-fault";
 
-enum Fate {
+#[derive(Debug, PartialEq, Eq)]
+pub enum Fate {
     Error,
     Delay,
     Normal,
+}
+
+impl Faults {
+    /// What happens to one request: what it asked for, else chance at the configured rates.
+    pub fn fate(&self, choice: Option<&str>, rng: &mut fastrand::Rng) -> Fate {
+        match choice {
+            Some("error") => Fate::Error,
+            Some("delay") => Fate::Delay,
+            Some("none") => Fate::Normal,
+            _ => match rng.f64() {
+                roll if roll < self.failure_rate => Fate::Error,
+                roll if roll < self.failure_rate + self.delay_rate => Fate::Delay,
+                _ => Fate::Normal,
+            },
+        }
+    }
 }
 
 /// The middleware; it runs inside the request's span.
@@ -54,16 +71,8 @@ pub async fn inject(State(faults): State<Faults>, request: Request, next: Next) 
     if !faults.inject_failures || probe {
         return next.run(request).await;
     }
-    let fate = match request.headers().get(CHOICE_HEADER).and_then(|value| value.to_str().ok()) {
-        Some("error") => Fate::Error,
-        Some("delay") => Fate::Delay,
-        Some("none") => Fate::Normal,
-        _ => match fastrand::f64() {
-            roll if roll < faults.failure_rate => Fate::Error,
-            roll if roll < faults.failure_rate + faults.delay_rate => Fate::Delay,
-            _ => Fate::Normal,
-        },
-    };
+    let choice = request.headers().get(CHOICE_HEADER).and_then(|value| value.to_str().ok());
+    let fate = faults.fate(choice, &mut fastrand::Rng::new());
     let span = tracing::Span::current();
     match fate {
         Fate::Error => {
@@ -79,4 +88,31 @@ pub async fn inject(State(faults): State<Faults>, request: Request, next: Next) 
         Fate::Normal => {}
     }
     next.run(request).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Over 10,000 requests with a fixed seed, the shares are the configured rates, give or take
+    /// four standard deviations (0.012 for a rate of 0.1).
+    #[test]
+    fn the_rates_are_honoured() {
+        let faults = Faults { inject_failures: true, failure_rate: 0.1, delay_rate: 0.2 };
+        let mut rng = fastrand::Rng::with_seed(42);
+        let fates: Vec<Fate> = (0..10_000).map(|_| faults.fate(None, &mut rng)).collect();
+        let share = |fate: Fate| fates.iter().filter(|f| **f == fate).count() as f64 / 10_000.0;
+        assert!((share(Fate::Error) - 0.1).abs() < 0.012, "{}", share(Fate::Error));
+        assert!((share(Fate::Delay) - 0.2).abs() < 0.016, "{}", share(Fate::Delay));
+    }
+
+    #[test]
+    fn a_request_may_choose() {
+        let faults = Faults { inject_failures: true, failure_rate: 0.0, delay_rate: 0.0 };
+        let mut rng = fastrand::Rng::with_seed(1);
+        assert_eq!(faults.fate(Some("error"), &mut rng), Fate::Error);
+        assert_eq!(faults.fate(Some("delay"), &mut rng), Fate::Delay);
+        assert_eq!(faults.fate(Some("none"), &mut rng), Fate::Normal);
+        assert_eq!(faults.fate(None, &mut rng), Fate::Normal);
+    }
 }

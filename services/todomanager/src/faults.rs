@@ -24,14 +24,32 @@ impl Default for Faults {
 }
 
 impl Faults {
+    /// How long this call is held back, if it is one of the slow ones.
+    pub fn slowness(&self, rng: &mut fastrand::Rng) -> Option<Duration> {
+        (self.inject_failures && rng.f64() < self.slow_list_rate).then(|| Duration::from_millis(rng.u64(1000..=3000)))
+    }
+
     /// Sleeps 1–3 s for the chosen share of calls, marking the current span.
     pub async fn maybe_slow_down(&self) {
-        if !self.inject_failures || fastrand::f64() >= self.slow_list_rate {
-            return;
-        }
-        let delay = Duration::from_millis(fastrand::u64(1000..=3000));
+        let Some(delay) = self.slowness(&mut fastrand::Rng::new()) else { return };
         tracing::Span::current().set_attribute("fault.injected", "slow");
         tracing::info!(?delay, "injected slowness");
         tokio::time::sleep(delay).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_slow_share_is_honoured() {
+        let faults = Faults { inject_failures: true, slow_list_rate: 0.1 };
+        let mut rng = fastrand::Rng::with_seed(7);
+        let delays: Vec<Duration> = (0..10_000).filter_map(|_| faults.slowness(&mut rng)).collect();
+        let share = delays.len() as f64 / 10_000.0;
+        assert!((share - 0.1).abs() < 0.012, "{share}");
+        assert!(delays.iter().all(|delay| (1000..=3000).contains(&delay.as_millis())));
+        assert_eq!(Faults { inject_failures: false, slow_list_rate: 1.0 }.slowness(&mut rng), None);
     }
 }
