@@ -7,7 +7,10 @@ use axum::{
     extract::{FromRequest, Request},
     http::{StatusCode, header::CONTENT_TYPE},
 };
-use serde::de::DeserializeOwned;
+use serde::{
+    Deserialize, Deserializer,
+    de::{DeserializeOwned, IgnoredAny, MapAccess, SeqAccess, Visitor},
+};
 use serde_json::{Map, Value};
 
 use crate::error::ApiError;
@@ -32,12 +35,9 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for CaseInsensitiveJson
         let body = Bytes::from_request(request, state)
             .await
             .map_err(|rejection| ApiError::new(rejection.status(), rejection.body_text()))?;
-        let value: Value =
+        let ObjectFields(fields) =
             serde_json::from_slice(&body).map_err(|error| ApiError::bad_request(format!("malformed JSON: {error}")))?;
-        let Value::Object(fields) = value else {
-            return Err(ApiError::bad_request("expected a JSON object"));
-        };
-        let fields = lowercase_field_names(fields)?;
+        let fields = lowercase_field_names(fields.ok_or_else(|| ApiError::bad_request("expected a JSON object"))?)?;
         let parsed = serde_json::from_value(Value::Object(fields))
             .map_err(|error| ApiError::bad_request(format!("invalid request body: {error}")))?;
         Ok(Self(parsed))
@@ -52,9 +52,9 @@ fn has_json_content_type(request: &Request) -> bool {
     mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))
 }
 
-/// `{"Text": "a", "DONE": true}` becomes `{"text": "a", "done": true}`; a name given twice in
-/// different cases is ambiguous and refused.
-fn lowercase_field_names(fields: Map<String, Value>) -> Result<Map<String, Value>, ApiError> {
+/// `{"Text": "a", "DONE": true}` becomes `{"text": "a", "done": true}`; a name given twice, in
+/// the same case or not, is ambiguous and refused.
+fn lowercase_field_names(fields: Vec<(String, Value)>) -> Result<Map<String, Value>, ApiError> {
     let mut lowercased = Map::new();
     for (name, value) in fields {
         let lower = name.to_lowercase();
@@ -63,4 +63,56 @@ fn lowercase_field_names(fields: Map<String, Value>) -> Result<Map<String, Value
         }
     }
     Ok(lowercased)
+}
+
+/// The fields of a JSON object in the order written, duplicates included (a `Map` would keep
+/// only the last of them silently); `None` for any other JSON value.
+struct ObjectFields(Option<Vec<(String, Value)>>);
+
+impl<'de> Deserialize<'de> for ObjectFields {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(ObjectFieldsVisitor)
+    }
+}
+
+struct ObjectFieldsVisitor;
+
+impl<'de> Visitor<'de> for ObjectFieldsVisitor {
+    type Value = ObjectFields;
+
+    fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
+        formatter.write_str("a JSON value")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<ObjectFields, A::Error> {
+        let mut fields = Vec::new();
+        while let Some(field) = map.next_entry()? {
+            fields.push(field);
+        }
+        Ok(ObjectFields(Some(fields)))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<ObjectFields, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(ObjectFields(None))
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<ObjectFields, E> {
+        Ok(ObjectFields(None))
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<ObjectFields, E> {
+        Ok(ObjectFields(None))
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<ObjectFields, E> {
+        Ok(ObjectFields(None))
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<ObjectFields, E> {
+        Ok(ObjectFields(None))
+    }
+    fn visit_str<E>(self, _: &str) -> Result<ObjectFields, E> {
+        Ok(ObjectFields(None))
+    }
+    fn visit_unit<E>(self) -> Result<ObjectFields, E> {
+        Ok(ObjectFields(None))
+    }
 }

@@ -136,6 +136,37 @@ async fn every_route_works(db: &TestDb) {
     assert_eq!(stack.call(M::GET, "/v1/todo", None).await, (StatusCode::OK, json!([both])), "{backend}");
 }
 
+/// Bodies made up at random never get a 5xx and never change the service's health.
+#[test]
+fn random_bodies_never_get_a_server_error() {
+    use proptest::prelude::*;
+
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let db = testkit::sqlite();
+    let stack = runtime.block_on(Stack::start(&db));
+    let http = reqwest::blocking::Client::new();
+    let json_text = prop_oneof![
+        any::<String>(),
+        proptest::collection::vec(any::<u8>(), 0..200).prop_map(|bytes| String::from_utf8_lossy(&bytes).into_owned()),
+        ("[a-zA-Z]{0,6}", any::<String>(), any::<bool>())
+            .prop_map(|(key, text, done)| format!(r#"{{"{key}": {text:?}, "done": {done}}}"#)),
+    ];
+    let config = ProptestConfig { cases: 200, failure_persistence: None, ..ProptestConfig::default() };
+    proptest!(config, |(body in json_text, method in prop_oneof![Just("POST"), Just("PUT")])| {
+        let path = if method == "POST" { "/v1/todo" } else { "/v1/todo/1" };
+        let response = http
+            .request(method.parse().unwrap(), format!("{}{path}", stack.api))
+            .header("content-type", "application/json")
+            .body(body.clone())
+            .send()
+            .unwrap();
+        prop_assert!(response.status().as_u16() < 500, "{method} {body:?} → {}", response.status());
+    });
+    let ready = http.get(format!("{}/ready", stack.api)).send().unwrap();
+    assert_eq!(ready.status(), StatusCode::OK);
+    drop(stack);
+}
+
 /// Clients of the original Go service send `{"Text": …}`.
 #[tokio::test(flavor = "multi_thread")]
 async fn field_names_match_in_any_case() {
@@ -211,7 +242,41 @@ async fn bad_requests_get_json_errors(db: &TestDb) {
         ("DELETE", "/v1/todo", None, "".into(), StatusCode::METHOD_NOT_ALLOWED),
         ("POST", "/ping", None, "".into(), StatusCode::METHOD_NOT_ALLOWED),
         ("GET", "/v2/todo", None, "".into(), StatusCode::NOT_FOUND),
+        // Unicode, encodings and numbers at their edges.
+        ("POST", "/v1/todo", json, "\u{feff}{\"text\": \"bom\"}".into(), StatusCode::BAD_REQUEST),
+        ("POST", "/v1/todo", json, r#"{"text": "\ud800"}"#.into(), StatusCode::BAD_REQUEST),
+        ("POST", "/v1/todo", json, json!({ "text": "😀".repeat(1001) }).to_string(), StatusCode::BAD_REQUEST),
+        ("POST", "/v1/todo", json, r#"{"text": 1e400}"#.into(), StatusCode::BAD_REQUEST),
+        ("POST", "/v1/todo", json, r#"{"text": 18446744073709551616}"#.into(), StatusCode::BAD_REQUEST),
+        ("POST", "/v1/todo", json, r#"{"text": {"nested": "object"}}"#.into(), StatusCode::BAD_REQUEST),
+        ("POST", "/v1/todo", json, "null".into(), StatusCode::BAD_REQUEST),
+        ("POST", "/v1/todo", json, r#"{"text": "a"} trailing"#.into(), StatusCode::BAD_REQUEST),
+        ("POST", "/v1/todo", json, r#"{"text": "a", "text": "b"}"#.into(), StatusCode::BAD_REQUEST),
+        ("POST", "/v1/todo", Some("application/jsonx"), r#"{"text": "a"}"#.into(), StatusCode::UNSUPPORTED_MEDIA_TYPE),
+        (
+            "POST",
+            "/v1/todo",
+            Some("multipart/form-data; boundary=x"),
+            "--x--".into(),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        ),
+        ("PUT", &todo, json, r#"{"done": null}"#.into(), StatusCode::BAD_REQUEST),
+        ("PUT", &todo, json, r#"{"done": 1}"#.into(), StatusCode::BAD_REQUEST),
+        ("PUT", &todo, json, r#"{"done": true, "DONE": false}"#.into(), StatusCode::BAD_REQUEST),
+        // Ids that look like attacks, or like numbers from elsewhere.
+        ("GET", "/v1/todo/18446744073709551616", None, "".into(), StatusCode::BAD_REQUEST),
+        ("GET", "/v1/todo/1e5", None, "".into(), StatusCode::BAD_REQUEST),
+        ("GET", "/v1/todo/0x10", None, "".into(), StatusCode::BAD_REQUEST),
+        ("GET", "/v1/todo/%D9%A1", None, "".into(), StatusCode::BAD_REQUEST),
+        ("GET", "/v1/todo/..%2F..%2Fetc%2Fpasswd", None, "".into(), StatusCode::BAD_REQUEST),
+        ("GET", "/v1/todo/1%3BDROP%20TABLE%20todos", None, "".into(), StatusCode::BAD_REQUEST),
+        ("GET", "/v1/todo/'%20OR%201=1%20--", None, "".into(), StatusCode::BAD_REQUEST),
+        ("DELETE", "/v1/todo/%00", None, "".into(), StatusCode::BAD_REQUEST),
+        ("GET", "/v1/todo/1/2", None, "".into(), StatusCode::NOT_FOUND),
+        ("OPTIONS", "/v1/todo", None, "".into(), StatusCode::METHOD_NOT_ALLOWED),
+        ("PUT", "/v1/todo", json, r#"{"done": true}"#.into(), StatusCode::METHOD_NOT_ALLOWED),
     ];
+    assert!(cases.len() >= 55, "{} cases", cases.len());
     for (method, path, content_type, body, expected) in cases {
         let mut request =
             stack.http.request(method.parse().unwrap(), format!("{}{path}", stack.api)).body(body.clone());
@@ -224,8 +289,14 @@ async fn bad_requests_get_json_errors(db: &TestDb) {
         let message = answer["error"].as_str().unwrap_or_else(|| panic!("{case}: no error message in {answer}"));
         assert!(!message.is_empty(), "{case}");
     }
-    // No mistake changed the data.
+    // Headers too large for the server: refused before any handler runs (by hyper, without JSON).
+    let huge = "x".repeat(1024 * 1024);
+    let response = stack.http.get(format!("{}/v1/todo", stack.api)).header("x-padding", huge).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, "{backend}");
+
+    // No mistake changed the data, and the service is still healthy.
     assert_eq!(stack.call(Method::GET, "/v1/todo", None).await, (StatusCode::OK, json!([kept])), "{backend}");
+    assert_eq!(stack.call(Method::GET, "/ready", None).await.0, StatusCode::OK, "{backend}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

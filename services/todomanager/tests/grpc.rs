@@ -213,3 +213,62 @@ async fn database_unreachable_is_unavailable_and_recovers() {
     }
     assert_eq!(answer.expect("todomanager recovers when the database returns").into_inner(), saved);
 }
+
+/// Messages that are not what the contract says: undecodable protobuf is INTERNAL (as gRPC's
+/// status codes specify for a message that cannot be parsed), an unknown method UNIMPLEMENTED;
+/// none of them harms the service.
+#[tokio::test(flavor = "multi_thread")]
+async fn malformed_grpc_requests_get_the_right_status() {
+    #[derive(Clone, PartialEq, prost::Message)]
+    struct WrongTypes {
+        /// `id` is a uint64 in the contract: here it is a string.
+        #[prost(string, tag = "1")]
+        id: String,
+    }
+    #[derive(Clone, PartialEq, prost::Message)]
+    struct BadText {
+        /// `text` must be UTF-8: here it is arbitrary bytes.
+        #[prost(bytes = "vec", tag = "2")]
+        text: Vec<u8>,
+        #[prost(string, tag = "4")]
+        owner: String,
+    }
+
+    let db = testkit::sqlite();
+    let server = Server::start(&db.url).await;
+    let call = |path: &'static str| {
+        let channel = server.channel();
+        async move {
+            let mut grpc = tonic::client::Grpc::new(channel.await);
+            grpc.ready().await.unwrap();
+            (grpc, tonic::codegen::http::uri::PathAndQuery::from_static(path))
+        }
+    };
+    let (mut grpc, path) = call("/todo_mgr.TodoManager/CreateTodo").await;
+    let status = grpc
+        .unary::<_, Todo, _>(
+            tonic::Request::new(WrongTypes { id: "one".into() }),
+            path,
+            tonic_prost::ProstCodec::default(),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::Internal, "{status:?}");
+
+    let (mut grpc, path) = call("/todo_mgr.TodoManager/CreateTodo").await;
+    let bad = BadText { text: vec![0xff, 0xfe, 0x00], owner: "alice".into() };
+    let status =
+        grpc.unary::<_, Todo, _>(tonic::Request::new(bad), path, tonic_prost::ProstCodec::default()).await.unwrap_err();
+    assert_eq!(status.code(), Code::Internal, "{status:?}");
+
+    let (mut grpc, path) = call("/todo_mgr.TodoManager/EraseEverything").await;
+    let status = grpc
+        .unary::<_, Todo, _>(tonic::Request::new(todo("alice", "x")), path, tonic_prost::ProstCodec::default())
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::Unimplemented, "{status:?}");
+
+    let mut client = server.client().await;
+    assert_eq!(list(&mut client, "alice").await, vec![], "nothing was stored");
+    assert!(client.create_todo(todo("alice", "still fine")).await.is_ok());
+}
