@@ -1,6 +1,7 @@
 //! `cargo xtask`: the workshop's automation. Every external command it runs is written out in
 //! one place, with `duct`, and printed before it runs, so you can see (and copy) what happens.
 
+mod bench;
 mod certs;
 mod cluster;
 mod docs;
@@ -42,6 +43,8 @@ enum Command {
     Verify(verify::Options),
     /// Show one trace as a waterfall in the terminal.
     Trace(trace::Options),
+    /// Measure what tracing costs: the same load with tracing off, on, and with a dead collector.
+    Bench(bench::Options),
     /// The chapters, and which ones are verified.
     Chapters,
     /// Render the chapters as an HTML book (needs mdbook).
@@ -84,6 +87,7 @@ fn run(command: Command) -> anyhow::Result<()> {
         Command::Trace(options) => trace::run(&options),
         Command::Lint => lint::run(),
         Command::Chapters => progress::run(),
+        Command::Bench(options) => bench::run(&options),
         Command::Book => docs::run(),
         Command::Up(mut args) => {
             if let Some(chapter) = args.chapter {

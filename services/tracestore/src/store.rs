@@ -106,6 +106,17 @@ impl Store {
         self.len() == 0
     }
 
+    /// How many spans each service reported, over the traces kept.
+    pub fn span_counts(&self) -> std::collections::BTreeMap<String, u64> {
+        let traces = self.traces();
+        let mut counts = std::collections::BTreeMap::new();
+        for resource_spans in traces.by_id.values().flatten() {
+            let spans: usize = resource_spans.scope_spans.iter().map(|scope| scope.spans.len()).sum();
+            *counts.entry(service_name(resource_spans)).or_insert(0) += spans as u64;
+        }
+        counts
+    }
+
     /// Service names, sorted.
     pub fn services(&self) -> Vec<String> {
         let traces = self.traces();
