@@ -558,7 +558,7 @@ fn serve_and_verify(options: &Options) -> anyhow::Result<()> {
         Some(host) => println!("  API          curl -H \"Host: {host}\" http://127.0.0.1:{INGRESS_PORT}/v1/todo"),
         None => println!("  API          curl http://127.0.0.1:{INGRESS_PORT}/v1/todo"),
     }
-    let verified = verify::verify(&verify::Options {
+    let verification = verify::Options {
         chapter: None,
         chapters: None,
         mode: Mode::Cluster,
@@ -568,15 +568,11 @@ fn serve_and_verify(options: &Options) -> anyhow::Result<()> {
         up_to: options.chapter,
         jaeger: format!("http://127.0.0.1:{JAEGER_PORT}"),
         timeout: Duration::from_secs(60),
-    });
-    match verified {
-        Ok(true) => println!("\nPort-forwards run until Ctrl-C."),
-        Ok(false) => println!("\nSome expectations do not hold (see above). Port-forwards run until Ctrl-C."),
-        Err(error) => println!("\nCould not verify: {error:#}. Port-forwards run until Ctrl-C."),
-    }
-    let outcome = services.wait();
-    services.stop_all();
-    outcome
+    };
+    let Some(verified) = verify::while_watching(&services, verification)? else {
+        return Ok(()); // Ctrl-C during the verification
+    };
+    verify::then_wait(services, verified, "The port-forwards run")
 }
 
 /// `cargo xtask images`: rebuild the images and roll the app out with them.

@@ -199,7 +199,7 @@ pub fn up(options: &Options, chapter: Option<u32>) -> anyhow::Result<()> {
         jaeger: format!("http://{}", at.traces),
         timeout: Duration::from_secs(30),
     };
-    let Some(verified) = verify_while_watching(&services, verification)? else {
+    let Some(verified) = verify::while_watching(&services, verification)? else {
         return Ok(()); // Ctrl-C during the verification
     };
     if options.check {
@@ -207,31 +207,7 @@ pub fn up(options: &Options, chapter: Option<u32>) -> anyhow::Result<()> {
         anyhow::ensure!(verified?, "verification failed: see the ✗ above");
         return Ok(());
     }
-    match verified {
-        Ok(true) => println!("\nThe stack runs. Ctrl-C stops it."),
-        Ok(false) => println!("\nSome expectations do not hold (see above); the stack runs anyway. Ctrl-C stops it."),
-        Err(error) => println!("\nCould not verify: {error:#}. The stack runs anyway. Ctrl-C stops it."),
-    }
-    let outcome = services.wait();
-    services.stop_all();
-    outcome
-}
-
-/// Verifies in the background while watching the services: a service that dies or a Ctrl-C
-/// ends the wait at once. `None` when the user interrupted.
-fn verify_while_watching(
-    services: &Services,
-    options: verify::Options,
-) -> anyhow::Result<Option<anyhow::Result<bool>>> {
-    let verifier = std::thread::spawn(move || verify::verify(&options));
-    while !verifier.is_finished() {
-        services.check_running()?;
-        if processes::stop_requested() {
-            return Ok(None);
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    Ok(Some(verifier.join().unwrap_or_else(|_| Err(anyhow::anyhow!("the verification crashed")))))
+    verify::then_wait(services, verified, "The stack runs")
 }
 
 /// `cargo build` for the services and the trace store, with cargo's own progress output.

@@ -14,6 +14,7 @@ use tracestore::model::Span;
 use crate::{
     expect::{self, Chapter, ExpectedSpan, Mode, glob},
     jaeger::Jaeger,
+    processes::{self, Services},
     progress::Progress,
     project, waterfall,
 };
@@ -57,6 +58,32 @@ pub struct Options {
     /// How long to wait for each trace to be complete.
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
     pub timeout: Duration,
+}
+
+/// Verifies in the background while watching `services`: one that dies, or a Ctrl-C, ends the
+/// wait at once. `None` when the user interrupted.
+pub fn while_watching(services: &Services, options: Options) -> anyhow::Result<Option<anyhow::Result<bool>>> {
+    let verifier = std::thread::spawn(move || verify(&options));
+    while !verifier.is_finished() {
+        services.check_running()?;
+        if processes::stop_requested() {
+            return Ok(None);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Ok(Some(verifier.join().unwrap_or_else(|_| Err(anyhow::anyhow!("the verification crashed")))))
+}
+
+/// Says how the verification went, then keeps `services` running until Ctrl-C (or one exits).
+pub fn then_wait(mut services: Services, verified: anyhow::Result<bool>, what_runs: &str) -> anyhow::Result<()> {
+    match verified {
+        Ok(true) => println!("\n{what_runs}. Ctrl-C stops it."),
+        Ok(false) => println!("\nSome expectations do not hold (see above). {what_runs} anyway; Ctrl-C stops it."),
+        Err(error) => println!("\nCould not verify: {error:#}. {what_runs} anyway; Ctrl-C stops it."),
+    }
+    let outcome = services.wait();
+    services.stop_all();
+    outcome
 }
 
 pub fn run(options: &Options) -> anyhow::Result<()> {
