@@ -6,7 +6,6 @@
 
 use std::{
     collections::BTreeMap,
-    net::{SocketAddr, TcpListener, TcpStream},
     path::PathBuf,
     sync::Arc,
     time::{Duration, Instant},
@@ -17,7 +16,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::{
-    processes::{Service, Services},
+    local::{Addresses, Launch, start_stack},
     project,
 };
 
@@ -111,10 +110,6 @@ pub fn run(options: &Options) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn free_port() -> anyhow::Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
-
 /// Starts the stack for `setup`, loads it, and measures.
 fn measure(
     setup: Setup,
@@ -123,66 +118,20 @@ fn measure(
     runtime: &tokio::runtime::Runtime,
 ) -> anyhow::Result<Outcome> {
     let state_dir = tempfile::tempdir()?;
-    let state = state_dir.path().to_owned();
-    let local = |port: u16| SocketAddr::from(([127, 0, 0, 1], port));
-    let (api, todomanager, store_query, store_otlp) =
-        (local(free_port()?), local(free_port()?), local(free_port()?), local(free_port()?));
-    let mut services = Services::default();
-    let otlp_endpoint = match setup {
-        Setup::B => {
-            services.add(Service::start(
-                "tracestore",
-                &binaries.join("tracestore"),
-                &[
-                    ("TRACESTORE_QUERY_LISTEN", store_query.to_string()),
-                    ("TRACESTORE_OTLP_GRPC_LISTEN", store_otlp.to_string()),
-                    ("TRACESTORE_OTLP_HTTP_LISTEN", local(free_port()?).to_string()),
-                    ("TRACESTORE_MAX_TRACES", "10000000".into()),
-                ],
-                state.join("tracestore.log"),
-            )?);
-            wait_for(store_query)?;
-            format!("http://{store_otlp}")
-        }
-        // Nothing listens there: C's exporter fails every batch.
-        _ => format!("http://{}", local(free_port()?)),
-    };
-    let tracing_env = [
-        ("OTEL_SDK_DISABLED", (setup == Setup::A).to_string()),
-        // Not RUST_LOG=warn: the level filter applies to spans too, and would drop them all.
-        ("OTEL_EXPORTER_OTLP_ENDPOINT", otlp_endpoint),
-    ];
+    let state = state_dir.path();
+    let at = Addresses::free()?;
     let database_url = format!("sqlite://{}?mode=rwc", state.join("todo.db").display());
-    services.add(Service::start(
-        "todomanager",
-        &binaries.join("todomanager"),
-        &[
-            &tracing_env[..],
-            &[
-                ("TODOMANAGER_LISTEN", todomanager.to_string()),
-                ("TRACEZ_LISTEN", local(free_port()?).to_string()),
-                ("DATABASE_URL", database_url),
-            ],
-        ]
-        .concat(),
-        state.join("todomanager.log"),
-    )?);
-    wait_for(todomanager)?;
-    services.add(Service::start(
-        "apiserver",
-        &binaries.join("apiserver"),
-        &[
-            &tracing_env[..],
-            &[
-                ("APISERVER_LISTEN", api.to_string()),
-                ("TRACEZ_LISTEN", local(free_port()?).to_string()),
-                ("TODOMANAGER_URL", format!("http://{todomanager}")),
-            ],
-        ]
-        .concat(),
-        state.join("apiserver.log"),
-    )?);
-    wait_for(api)?;
+    // C exports to at.otlp all the same, where nothing listens: its exporter fails every batch.
+    let mut services = start_stack(&Launch {
+        binaries,
+        at: &at,
+        logs: state,
+        database_url: &database_url,
+        store: setup == Setup::B,
+        tracing_off: (setup == Setup::A, setup == Setup::A),
+        env: &[("TRACESTORE_MAX_TRACES", "10000000".into())],
+    })?;
+    let (api, store_query) = (at.api, at.traces);
 
     let base = format!("http://{api}");
     println!("warming up for {:?}…", options.warmup);
@@ -242,15 +191,6 @@ fn measure(
     };
     println!("{:.0} req/s, p99 {:.2} ms, {} errors", outcome.requests_per_second, outcome.p99_ms, outcome.errors);
     Ok(outcome)
-}
-
-fn wait_for(address: SocketAddr) -> anyhow::Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while TcpStream::connect_timeout(&address, Duration::from_millis(200)).is_err() {
-        anyhow::ensure!(Instant::now() < deadline, "nothing answers on {address}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Ok(())
 }
 
 /// The peak resident memory of a process (Linux: VmHWM), in KiB; 0 where unknown.

@@ -66,17 +66,31 @@ pub struct Options {
 }
 
 /// The addresses of everything local mode runs, all on 127.0.0.1.
-struct Addresses {
-    api: SocketAddr,
-    api_tracez: SocketAddr,
-    todomanager: SocketAddr,
-    todomanager_tracez: SocketAddr,
-    traces: SocketAddr,
-    otlp: SocketAddr,
-    otlp_http: SocketAddr,
+pub struct Addresses {
+    pub api: SocketAddr,
+    pub api_tracez: SocketAddr,
+    pub todomanager: SocketAddr,
+    pub todomanager_tracez: SocketAddr,
+    pub traces: SocketAddr,
+    pub otlp: SocketAddr,
+    pub otlp_http: SocketAddr,
 }
 
 impl Addresses {
+    /// Ports nobody uses right now (for the benchmark's stacks).
+    pub fn free() -> anyhow::Result<Self> {
+        let free = || -> anyhow::Result<SocketAddr> { Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?) };
+        Ok(Self {
+            api: free()?,
+            api_tracez: free()?,
+            todomanager: free()?,
+            todomanager_tracez: free()?,
+            traces: free()?,
+            otlp: free()?,
+            otlp_http: free()?,
+        })
+    }
+
     fn of(options: &Options) -> Self {
         let local = |port| SocketAddr::from(([127, 0, 0, 1], port));
         Self {
@@ -112,37 +126,6 @@ pub fn up(options: &Options, chapter: Option<u32>) -> anyhow::Result<()> {
     let logs = state.join("logs");
     std::fs::create_dir_all(&logs).with_context(|| format!("cannot create {}", logs.display()))?;
     let database_url = format!("sqlite://{}?mode=rwc", absolute(&state)?.join("todo.db").display());
-    let http = reqwest::blocking::Client::builder().timeout(Duration::from_secs(2)).build()?;
-    let answers = |url: String| {
-        let http = http.clone();
-        move || http.get(&url).send().is_ok_and(|r| r.status().is_success())
-    };
-
-    let mut services = Services::default();
-    services.add(Service::start(
-        "tracestore",
-        &service_binary("tracestore")?,
-        &[
-            ("TRACESTORE_QUERY_LISTEN", at.traces.to_string()),
-            ("TRACESTORE_OTLP_GRPC_LISTEN", at.otlp.to_string()),
-            ("TRACESTORE_OTLP_HTTP_LISTEN", at.otlp_http.to_string()),
-        ],
-        logs.join("tracestore.log"),
-    )?);
-    wait_until_ready(&services, "tracestore", answers(format!("http://{}/api/v3/services", at.traces)))?;
-
-    // Both services send their spans to the store, in batches every half second, so that a
-    // trace shows up right after its request. Before the chapters instrument them, tracing is
-    // off (the standard OTEL_SDK_DISABLED): apiserver from chapter 2 on, todomanager from 3.
-    let otlp_endpoint = format!("http://{}", at.otlp);
-    let tracing_env = |from_chapter: u32| {
-        let disabled = chapter.is_some_and(|chapter| chapter < from_chapter);
-        [
-            ("OTEL_EXPORTER_OTLP_ENDPOINT", otlp_endpoint.clone()),
-            ("OTEL_BSP_SCHEDULE_DELAY", "500".to_owned()),
-            ("OTEL_SDK_DISABLED", disabled.to_string()),
-        ]
-    };
     if let Some(chapter) = chapter {
         println!("Bringing the stack to the end of chapter {chapter}.");
         if chapter >= crate::cluster::FIRST_CLUSTER_CHAPTER {
@@ -150,39 +133,19 @@ pub fn up(options: &Options, chapter: Option<u32>) -> anyhow::Result<()> {
         }
     }
     crate::progress::Progress::record_reached(chapter);
-    services.add(Service::start(
-        "todomanager",
-        &service_binary("todomanager")?,
-        &[
-            &tracing_env(3)[..],
-            &[
-                ("TODOMANAGER_LISTEN", at.todomanager.to_string()),
-                ("TRACEZ_LISTEN", at.todomanager_tracez.to_string()),
-                ("DATABASE_URL", database_url.clone()),
-            ],
-        ]
-        .concat(),
-        logs.join("todomanager.log"),
-    )?);
-    wait_until_ready(&services, "todomanager", || {
-        TcpStream::connect_timeout(&at.todomanager, Duration::from_millis(500)).is_ok()
+    // Before the chapters instrument them, tracing is off (the standard OTEL_SDK_DISABLED):
+    // apiserver's from chapter 2 on, todomanager's from 3. Spans go to the store in batches
+    // every half second, so that a trace shows up right after its request.
+    let off_before = |from: u32| chapter.is_some_and(|chapter| chapter < from);
+    let mut services = start_stack(&Launch {
+        binaries: &project::binaries_dir(),
+        at: &at,
+        logs: &logs,
+        database_url: &database_url,
+        store: true,
+        tracing_off: (off_before(3), off_before(2)),
+        env: &[("OTEL_BSP_SCHEDULE_DELAY", "500".to_owned())],
     })?;
-
-    services.add(Service::start(
-        "apiserver",
-        &service_binary("apiserver")?,
-        &[
-            &tracing_env(2)[..],
-            &[
-                ("APISERVER_LISTEN", at.api.to_string()),
-                ("TRACEZ_LISTEN", at.api_tracez.to_string()),
-                ("TODOMANAGER_URL", format!("http://{}", at.todomanager)),
-            ],
-        ]
-        .concat(),
-        logs.join("apiserver.log"),
-    )?);
-    wait_until_ready(&services, "apiserver", answers(format!("http://{}/ready", at.api)))?;
 
     print_summary(&at, &database_url, &services);
     let verification = verify::Options {
@@ -210,6 +173,78 @@ pub fn up(options: &Options, chapter: Option<u32>) -> anyhow::Result<()> {
     verify::then_wait(services, verified, "The stack runs")
 }
 
+/// What to start: where, from which binaries, with which tracing.
+pub struct Launch<'a> {
+    pub binaries: &'a Path,
+    pub at: &'a Addresses,
+    pub logs: &'a Path,
+    pub database_url: &'a str,
+    /// Start the trace store; without it the services still export to `at.otlp`, where nothing
+    /// listens then.
+    pub store: bool,
+    /// OTEL_SDK_DISABLED for (todomanager, apiserver).
+    pub tracing_off: (bool, bool),
+    /// More environment, for every process.
+    pub env: &'a [(&'static str, String)],
+}
+
+/// Starts the trace store (if asked), todomanager and apiserver, wired to each other, and waits
+/// until each is ready.
+pub fn start_stack(launch: &Launch) -> anyhow::Result<Services> {
+    let at = launch.at;
+    let binary = |name: &str| service_binary(launch.binaries, name);
+    let http = reqwest::blocking::Client::builder().timeout(Duration::from_secs(2)).build()?;
+    let answers = |url: String| {
+        let http = http.clone();
+        move || http.get(&url).send().is_ok_and(|r| r.status().is_success())
+    };
+    let mut services = Services::default();
+    if launch.store {
+        let store_env = [
+            ("TRACESTORE_QUERY_LISTEN", at.traces.to_string()),
+            ("TRACESTORE_OTLP_GRPC_LISTEN", at.otlp.to_string()),
+            ("TRACESTORE_OTLP_HTTP_LISTEN", at.otlp_http.to_string()),
+        ];
+        services.add(Service::start(
+            "tracestore",
+            &binary("tracestore")?,
+            &[&store_env[..], launch.env].concat(),
+            launch.logs.join("tracestore.log"),
+        )?);
+        wait_until_ready(&services, "tracestore", answers(format!("http://{}/api/v3/services", at.traces)))?;
+    }
+    let tracing_env = |off: bool| {
+        [("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://{}", at.otlp)), ("OTEL_SDK_DISABLED", off.to_string())]
+    };
+    let todomanager_env = [
+        ("TODOMANAGER_LISTEN", at.todomanager.to_string()),
+        ("TRACEZ_LISTEN", at.todomanager_tracez.to_string()),
+        ("DATABASE_URL", launch.database_url.to_owned()),
+    ];
+    services.add(Service::start(
+        "todomanager",
+        &binary("todomanager")?,
+        &[&tracing_env(launch.tracing_off.0)[..], &todomanager_env, launch.env].concat(),
+        launch.logs.join("todomanager.log"),
+    )?);
+    wait_until_ready(&services, "todomanager", || {
+        TcpStream::connect_timeout(&at.todomanager, Duration::from_millis(500)).is_ok()
+    })?;
+    let apiserver_env = [
+        ("APISERVER_LISTEN", at.api.to_string()),
+        ("TRACEZ_LISTEN", at.api_tracez.to_string()),
+        ("TODOMANAGER_URL", format!("http://{}", at.todomanager)),
+    ];
+    services.add(Service::start(
+        "apiserver",
+        &binary("apiserver")?,
+        &[&tracing_env(launch.tracing_off.1)[..], &apiserver_env, launch.env].concat(),
+        launch.logs.join("apiserver.log"),
+    )?);
+    wait_until_ready(&services, "apiserver", answers(format!("http://{}/ready", at.api)))?;
+    Ok(services)
+}
+
 /// `cargo build` for the services and the trace store, with cargo's own progress output.
 fn build_services() -> anyhow::Result<()> {
     println!("$ cargo build --package tracestore --package todomanager --package apiserver");
@@ -230,8 +265,8 @@ fn build_services() -> anyhow::Result<()> {
     Ok(())
 }
 
-fn service_binary(name: &str) -> anyhow::Result<PathBuf> {
-    let path = project::binaries_dir().join(name).with_extension(std::env::consts::EXE_EXTENSION);
+fn service_binary(dir: &Path, name: &str) -> anyhow::Result<PathBuf> {
+    let path = dir.join(name).with_extension(std::env::consts::EXE_EXTENSION);
     anyhow::ensure!(
         path.exists(),
         "{} is missing: run without --no-build, or `cargo build --package {name}` first",
