@@ -347,7 +347,14 @@ async fn injected_failures_show_in_the_trace() {
 #[tokio::test(flavor = "multi_thread")]
 async fn injected_delays_and_slow_lists_show_in_the_trace() {
     let collector = Collector::start().await;
-    let env = [("INJECT_FAILURES", "true"), ("FAILURE_RATE", "0"), ("DELAY_RATE", "1.0"), ("SLOW_LIST_RATE", "1.0")];
+    // A slow list takes up to 3 s: beyond apiserver's default timeout (2 s), so raise it here.
+    let env = [
+        ("INJECT_FAILURES", "true"),
+        ("FAILURE_RATE", "0"),
+        ("DELAY_RATE", "1.0"),
+        ("SLOW_LIST_RATE", "1.0"),
+        ("TODOMANAGER_TIMEOUT", "5s"),
+    ];
     let stack = Stack::start(&collector.endpoint(), &env);
     let started = std::time::Instant::now();
     let response = reqwest::get(format!("{}/v1/todo", stack.api)).await.unwrap();
