@@ -62,9 +62,11 @@ struct Spans {
     untracked: u64,
 }
 
+/// Spans are kept as the SDK hands them over and turned into [`Sample`]s only when the page is
+/// asked for: the work stays off the path of every request.
 #[derive(Debug, Default)]
 struct NameStats {
-    running: HashMap<opentelemetry::trace::SpanId, Sample>,
+    running: HashMap<opentelemetry::trace::SpanId, SpanData>,
     latency: [Bucket; 9],
     errors: Bucket,
 }
@@ -72,11 +74,11 @@ struct NameStats {
 #[derive(Debug, Default)]
 struct Bucket {
     count: u64,
-    samples: VecDeque<Sample>,
+    samples: VecDeque<Arc<SpanData>>,
 }
 
 impl Bucket {
-    fn add(&mut self, sample: Sample) {
+    fn add(&mut self, sample: Arc<SpanData>) {
         self.count += 1;
         if self.samples.len() == SAMPLES_PER_BUCKET {
             self.samples.pop_front();
@@ -92,8 +94,6 @@ pub struct Sample {
     pub span_id: String,
     pub parent_span_id: String,
     pub start: String,
-    #[serde(skip)]
-    start_time: SystemTime,
     /// Microseconds; for a running span, so far.
     pub duration_us: u64,
     pub status: String,
@@ -108,7 +108,6 @@ impl Sample {
             span_id: span.span_context.span_id().to_string(),
             parent_span_id: span.parent_span_id.to_string(),
             start: humantime::format_rfc3339_micros(span.start_time).to_string(),
-            start_time: span.start_time,
             duration_us: duration.as_micros() as u64,
             status: match &span.status {
                 Status::Unset => "unset".into(),
@@ -151,14 +150,12 @@ impl Tracez {
             .collect();
         let samples = query.name.as_ref().and_then(|name| {
             let stats = spans.by_name.get(name)?;
+            let finished =
+                |bucket: &Bucket| bucket.samples.iter().map(|span| Sample::of(span, span.end_time)).collect();
             let samples: Vec<Sample> = match query.bucket.as_deref()? {
-                "running" => stats
-                    .running
-                    .values()
-                    .map(|sample| Sample { duration_us: since(sample, now), ..sample.clone() })
-                    .collect(),
-                "errors" => stats.errors.samples.iter().cloned().collect(),
-                index => stats.latency.get(index.parse::<usize>().ok()?)?.samples.iter().cloned().collect(),
+                "running" => stats.running.values().map(|span| Sample::of(span, now)).collect(),
+                "errors" => finished(&stats.errors),
+                index => finished(stats.latency.get(index.parse::<usize>().ok()?)?),
             };
             Some(samples)
         });
@@ -169,10 +166,6 @@ impl Tracez {
             samples,
         }
     }
-}
-
-fn since(sample: &Sample, now: SystemTime) -> u64 {
-    now.duration_since(sample.start_time).unwrap_or_default().as_micros() as u64
 }
 
 /// What `?format=json` answers.
@@ -211,13 +204,15 @@ pub struct TracezProcessor(Tracez);
 impl SpanProcessor for TracezProcessor {
     fn on_start(&self, span: &mut Span, _cx: &Context) {
         let Some(data) = span.exported_data() else { return };
-        let sample = Sample::of(&data, data.start_time);
         let mut spans = self.0.spans();
-        let tracked = spans.by_name.len() < MAX_SPAN_NAMES || spans.by_name.contains_key(data.name.as_ref());
-        if tracked {
-            let stats = spans.by_name.entry(data.name.to_string()).or_default();
-            stats.running.insert(data.span_context.span_id(), sample);
+        if !spans.by_name.contains_key(data.name.as_ref()) {
+            if spans.by_name.len() >= MAX_SPAN_NAMES {
+                return;
+            }
+            spans.by_name.insert(data.name.to_string(), NameStats::default());
         }
+        let stats = spans.by_name.get_mut(data.name.as_ref()).expect("just made sure");
+        stats.running.insert(data.span_context.span_id(), data);
     }
 
     fn on_end(&self, span: SpanData) {
@@ -227,13 +222,13 @@ impl SpanProcessor for TracezProcessor {
             return;
         };
         stats.running.remove(&span.span_context.span_id());
-        let sample = Sample::of(&span, span.end_time);
-        let duration = Duration::from_micros(sample.duration_us);
+        let duration = span.end_time.duration_since(span.start_time).unwrap_or_default();
         let bucket = LATENCY_BOUNDS.iter().rposition(|bound| duration >= *bound).unwrap_or(0);
+        let span = Arc::new(span);
         if matches!(span.status, Status::Error { .. }) {
-            stats.errors.add(sample.clone());
+            stats.errors.add(span.clone());
         }
-        stats.latency[bucket].add(sample);
+        stats.latency[bucket].add(span);
     }
 
     fn force_flush(&self) -> OTelSdkResult {
