@@ -23,7 +23,7 @@ pub fn run() -> anyhow::Result<()> {
     if problems.is_empty() {
         println!("✓ static checks: YAML, chart values, security contexts, probes, Dockerfile, collector address");
     }
-    if which("helm") {
+    if crate::doctor::find("helm", &crate::doctor::search_path()).is_some() {
         println!("$ helm lint {CHART}");
         duct::cmd!("helm", "lint", CHART).dir(&root).run().context("helm lint failed")?;
         println!("$ helm template todo {CHART} --namespace todo");
@@ -40,10 +40,6 @@ pub fn run() -> anyhow::Result<()> {
     }
     anyhow::ensure!(problems.is_empty(), "{} packaging problem(s), see above", problems.len());
     Ok(())
-}
-
-pub fn which(tool: &str) -> bool {
-    std::env::var_os("PATH").is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(tool).is_file()))
 }
 
 /// Every problem found, as sentences; empty when all is well.
