@@ -189,7 +189,9 @@ async fn a_dead_collector_costs_no_memory_growth() {
                         } else {
                             http.get(format!("{api}/v1/todo/1")).send().await
                         };
-                        assert!(response.unwrap().status().is_success());
+                        let response = response.unwrap();
+                        let status = response.status();
+                        assert!(status.is_success(), "{status}: {}", response.text().await.unwrap_or_default());
                     }
                 }));
             }
@@ -198,6 +200,10 @@ async fn a_dead_collector_costs_no_memory_growth() {
             }
         }
     };
+    // The GETs read todo 1: create it before any worker asks for it.
+    let created =
+        reqwest::Client::new().post(format!("{api}/v1/todo")).json(&json!({"text": "first"})).send().await.unwrap();
+    assert_eq!(created.status(), 201);
     run(800).await;
     let before = (rss(&apiserver), rss(&todomanager));
     run(2400).await;
