@@ -127,7 +127,7 @@ fn measure(
         at: &at,
         logs: state,
         database_url: &database_url,
-        store: setup == Setup::B,
+        traces: (setup == Setup::B).then_some(crate::local::Stack::Store),
         tracing_off: (setup == Setup::A, setup == Setup::A),
         env: &[("TRACESTORE_MAX_TRACES", "10000000".into())],
     })?;

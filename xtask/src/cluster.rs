@@ -273,16 +273,15 @@ fn releases(options: &Options, image_tag: &str, root: &Path) -> Vec<Release> {
         if release.chart.starts_with("helm/") {
             fingerprint.push_str(&files_fingerprint(&root.join(&release.chart)));
         }
-        release.args.extend(["--description".to_owned(), format!("xtask:{:016x}", fnv1a(fingerprint.as_bytes()))]);
+        release.args.extend([
+            "--description".to_owned(),
+            format!("xtask:{:016x}", crate::project::fnv1a(fingerprint.as_bytes())),
+        ]);
     }
     releases
 }
 
 /// FNV-1a: a small, stable hash (the same on every machine and Rust version).
-fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, byte| (hash ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3))
-}
-
 /// The names and contents of the files under `dir`, in order.
 fn files_fingerprint(dir: &Path) -> String {
     let mut files = Vec::new();
@@ -312,7 +311,7 @@ pub fn image_tag(root: &Path) -> String {
         fingerprint.push_str(&std::fs::read_to_string(root.join(file)).unwrap_or_default());
     }
     fingerprint.push_str(&files_fingerprint(&root.join("services")));
-    format!("{}-{:08x}", env!("CARGO_PKG_VERSION"), fnv1a(fingerprint.as_bytes()) as u32)
+    format!("{}-{:08x}", env!("CARGO_PKG_VERSION"), crate::project::fnv1a(fingerprint.as_bytes()) as u32)
 }
 
 /// The plan of `cargo xtask up` for `options`, given what is already there.

@@ -63,6 +63,21 @@ pub struct Options {
     /// Use the service binaries already built next to xtask instead of running `cargo build`.
     #[arg(long)]
     no_build: bool,
+
+    /// Where the spans go: the workshop's own trace store, or the real OpenTelemetry Collector
+    /// and Jaeger v2 as the cluster runs them (build them first: `cargo xtask tools install`).
+    #[arg(long, value_enum, default_value_t = Stack::Store)]
+    stack: Stack,
+}
+
+/// What receives the services' spans and answers the query API on `--traces-port`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stack {
+    /// The trace store (services/tracestore): needs nothing but Rust.
+    Store,
+    /// The real OpenTelemetry Collector (OTLP on --otlp-port, the cluster's pipeline) in front of
+    /// the real Jaeger v2 (API v3 on --traces-port).
+    Real,
 }
 
 /// The addresses of everything local mode runs, all on 127.0.0.1.
@@ -119,6 +134,11 @@ pub fn up(options: &Options, chapter: Option<u32>) -> anyhow::Result<()> {
     processes::stop_on_signal()?;
     let at = Addresses::of(options);
     at.ensure_free()?;
+    if options.stack == Stack::Real {
+        // Before the build: a missing tool is known at once.
+        crate::tools::require(crate::tools::JAEGER)?;
+        crate::tools::require(crate::tools::COLLECTOR)?;
+    }
     if !options.no_build {
         build_services()?;
     }
@@ -142,12 +162,12 @@ pub fn up(options: &Options, chapter: Option<u32>) -> anyhow::Result<()> {
         at: &at,
         logs: &logs,
         database_url: &database_url,
-        store: true,
+        traces: Some(options.stack),
         tracing_off: (off_before(3), off_before(2)),
         env: &[("OTEL_BSP_SCHEDULE_DELAY", "500".to_owned())],
     })?;
 
-    print_summary(&at, &database_url, &services);
+    print_summary(&at, &database_url, &services, options.stack);
     let verification = verify::Options {
         chapter: None,
         chapters: None,
@@ -179,17 +199,17 @@ pub struct Launch<'a> {
     pub at: &'a Addresses,
     pub logs: &'a Path,
     pub database_url: &'a str,
-    /// Start the trace store; without it the services still export to `at.otlp`, where nothing
-    /// listens then.
-    pub store: bool,
+    /// What receives the spans; with `None` the services still export to `at.otlp`, where
+    /// nothing listens then.
+    pub traces: Option<Stack>,
     /// OTEL_SDK_DISABLED for (todomanager, apiserver).
     pub tracing_off: (bool, bool),
     /// More environment, for every process.
     pub env: &'a [(&'static str, String)],
 }
 
-/// Starts the trace store (if asked), todomanager and apiserver, wired to each other, and waits
-/// until each is ready.
+/// Starts what receives the spans (if asked), todomanager and apiserver, wired to each other,
+/// and waits until each is ready.
 pub fn start_stack(launch: &Launch) -> anyhow::Result<Services> {
     let at = launch.at;
     let binary = |name: &str| service_binary(launch.binaries, name);
@@ -199,7 +219,10 @@ pub fn start_stack(launch: &Launch) -> anyhow::Result<Services> {
         move || http.get(&url).send().is_ok_and(|r| r.status().is_success())
     };
     let mut services = Services::default();
-    if launch.store {
+    if launch.traces == Some(Stack::Real) {
+        crate::realstack::start(&mut services, at, launch.logs, launch.env)?;
+    }
+    if launch.traces == Some(Stack::Store) {
         let store_env = [
             ("TRACESTORE_QUERY_LISTEN", at.traces.to_string()),
             ("TRACESTORE_OTLP_GRPC_LISTEN", at.otlp.to_string()),
@@ -287,7 +310,7 @@ fn ensure_port_free(address: SocketAddr, option: &str) -> anyhow::Result<()> {
 
 /// Polls `ready` with a spinner until it holds; fails when a service dies, the user
 /// interrupts, or [`READY_TIMEOUT`] passes.
-fn wait_until_ready(services: &Services, name: &str, mut ready: impl FnMut() -> bool) -> anyhow::Result<()> {
+pub fn wait_until_ready(services: &Services, name: &str, mut ready: impl FnMut() -> bool) -> anyhow::Result<()> {
     let spinner = ProgressBar::new_spinner()
         .with_style(ProgressStyle::with_template("{spinner} {msg} {elapsed}").expect("valid template"))
         .with_message(format!("waiting for {name} to be ready"));
@@ -311,10 +334,21 @@ fn wait_until_ready(services: &Services, name: &str, mut ready: impl FnMut() -> 
     Ok(())
 }
 
-fn print_summary(at: &Addresses, database_url: &str, services: &Services) {
+fn print_summary(at: &Addresses, database_url: &str, services: &Services, stack: Stack) {
     println!("\nThe workshop's services run on this machine.\n");
     println!("  REST API     http://{}/v1/todo", at.api);
-    println!("  traces       http://{}/  (Jaeger API v3 under /api/v3/)", at.traces);
+    match stack {
+        Stack::Store => println!("  traces       http://{}/  (Jaeger API v3 under /api/v3/)", at.traces),
+        Stack::Real => {
+            println!("  collector    {} (OTLP/gRPC), {} (OTLP/HTTP): the cluster's pipeline", at.otlp, at.otlp_http);
+            // A jaeger built from its Go module has no UI: upstream builds the UI's assets
+            // separately and embeds them only in release binaries.
+            println!(
+                "  Jaeger       http://{}/api/v3/  (API v3; this build has no UI: use cargo xtask trace)",
+                at.traces
+            );
+        }
+    }
     println!("  tracez       http://{}/debug/tracez (apiserver)", at.api_tracez);
     println!("               http://{}/debug/tracez (todomanager)", at.todomanager_tracez);
     println!("  todomanager  {} (gRPC)", at.todomanager);

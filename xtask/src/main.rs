@@ -14,6 +14,8 @@ mod plan;
 mod processes;
 mod progress;
 mod project;
+mod realstack;
+mod tools;
 mod trace;
 mod verify;
 mod waterfall;
@@ -49,8 +51,10 @@ enum Command {
     Chapters,
     /// Render the chapters as an HTML book (needs mdbook).
     Book,
-    /// Check the cluster packaging: Dockerfile, Helm chart, config/ (helm lint where installed).
+    /// Check the cluster packaging: Dockerfile, Helm chart, config/ (with the real tools where installed).
     Lint,
+    /// Build the real Jaeger, OpenTelemetry Collector and Helm 3 and 4 from their Go modules.
+    Tools(tools::Options),
 }
 
 #[derive(clap::Args)]
@@ -86,6 +90,7 @@ fn run(command: Command) -> anyhow::Result<()> {
         Command::Verify(options) => verify::run(&options),
         Command::Trace(options) => trace::run(&options),
         Command::Lint => lint::run(),
+        Command::Tools(options) => tools::run(&options),
         Command::Chapters => progress::run(),
         Command::Bench(options) => bench::run(&options),
         Command::Book => docs::run(),

@@ -37,9 +37,21 @@ pub struct Service {
 impl Service {
     /// Starts `program` with `env`, its stdout and stderr going to `log`.
     pub fn start(name: &'static str, program: &Path, env: &[(&str, String)], log: PathBuf) -> anyhow::Result<Self> {
+        Self::start_with_args(name, program, &[], env, log)
+    }
+
+    /// Starts `program` with `args` and `env`, its stdout and stderr going to `log`.
+    pub fn start_with_args(
+        name: &'static str,
+        program: &Path,
+        args: &[&str],
+        env: &[(&str, String)],
+        log: PathBuf,
+    ) -> anyhow::Result<Self> {
         let shown_env: Vec<String> = env.iter().map(|(key, value)| format!("{key}={value}")).collect();
-        println!("$ {} {}  > {}", shown_env.join(" "), program.display(), log.display());
-        let mut command = duct::cmd!(program);
+        let shown_args: String = args.iter().map(|arg| format!(" {arg}")).collect();
+        println!("$ {} {}{shown_args}  > {}", shown_env.join(" "), program.display(), log.display());
+        let mut command = duct::cmd(program, args);
         for (key, value) in env {
             command = command.env(key, value);
         }

@@ -17,3 +17,8 @@ pub fn binaries_dir() -> PathBuf {
 pub fn cargo() -> String {
     std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())
 }
+
+/// A stable 64-bit hash (FNV-1a), for fingerprints of inputs that decide whether to redo a step.
+pub fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, byte| (hash ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3))
+}

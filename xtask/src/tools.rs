@@ -1,0 +1,367 @@
+//! `cargo xtask tools`: the real programs a workshop's cluster runs — Jaeger v2, an OpenTelemetry
+//! Collector, Helm 3 and Helm 4 — built from their official Go modules into `.state/tools/bin/`,
+//! plus the Kubernetes schema validator from PyPI. Local mode's `--stack real`, `lint` and the
+//! tests use them from there.
+//!
+//! Every version is pinned once, under `tools/`: each Go program in a module of its own
+//! (`tools/<tool>/go.mod`, a `tool` line), so that it builds with exactly the dependencies its
+//! release was built with (one module for all would let Minimal Version Selection raise Jaeger's
+//! OpenTelemetry and Prometheus libraries to Helm's, making a Jaeger nobody released); the
+//! collector's components in `tools/otelcol/builder-config.yaml`, at the builder's release; the
+//! validator in `tools/requirements.txt`. A build is skipped when none of its inputs changed.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+
+use crate::project;
+
+#[derive(clap::Args)]
+pub struct Options {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(clap::Subcommand)]
+enum Command {
+    /// Build the tools into .state/tools/bin/ (skips those already built from the same inputs).
+    Install {
+        /// Only these tools (by name, as `list` shows them).
+        names: Vec<String>,
+    },
+    /// The tools, their pinned versions, and whether they are installed.
+    List {
+        /// Print the README's table of versions instead.
+        #[arg(long)]
+        markdown: bool,
+    },
+}
+
+/// How a tool is made.
+#[derive(Clone, Copy)]
+enum Recipe {
+    /// `go build` of the program that `tools/<dir>/go.mod` names in its `tool` line.
+    GoProgram { dir: &'static str, package: &'static str },
+    /// The OpenTelemetry Collector builder of `tools/otelcol/go.mod`, with its `builder-config.yaml`.
+    CollectorBuilder,
+    /// A Python program installed with pip into its own virtual environment.
+    Pip { package: &'static str },
+}
+
+/// One of the real tools.
+pub struct Tool {
+    /// The file name in `.state/tools/bin/`.
+    pub name: &'static str,
+    pub what: &'static str,
+    /// Whose pinned version it is: a module of its `go.mod`, a package of `tools/requirements.txt`.
+    pin: &'static str,
+    recipe: Recipe,
+    /// What to do without Go or Python: the upstream release downloads and images.
+    elsewhere: &'static str,
+}
+
+pub const JAEGER: &str = "jaeger";
+pub const COLLECTOR: &str = "otelcol-workshop";
+pub const HELM3: &str = "helm3";
+pub const HELM4: &str = "helm4";
+pub const KUBERNETES_VALIDATE: &str = "kubernetes-validate";
+
+pub const TOOLS: [Tool; 5] = [
+    Tool {
+        name: JAEGER,
+        what: "Jaeger v2, all-in-one (OTLP in, in-memory storage, query API v3)",
+        pin: "github.com/jaegertracing/jaeger",
+        recipe: Recipe::GoProgram { dir: "jaeger", package: "github.com/jaegertracing/jaeger/cmd/jaeger" },
+        elsewhere: "https://github.com/jaegertracing/jaeger/releases (the jaeger binary of the same v2 release), \
+                    or the image jaegertracing/jaeger",
+    },
+    Tool {
+        name: COLLECTOR,
+        what: "OpenTelemetry Collector, built by the official builder from tools/otelcol/builder-config.yaml",
+        pin: "go.opentelemetry.io/collector/cmd/builder",
+        recipe: Recipe::CollectorBuilder,
+        elsewhere: "https://github.com/open-telemetry/opentelemetry-collector-releases/releases (otelcol-contrib \
+                    of the same release holds every component we use), or the image \
+                    otel/opentelemetry-collector-contrib",
+    },
+    Tool {
+        name: HELM3,
+        what: "Helm 3",
+        pin: "helm.sh/helm/v3",
+        recipe: Recipe::GoProgram { dir: "helm3", package: "helm.sh/helm/v3/cmd/helm" },
+        elsewhere: "https://github.com/helm/helm/releases (helm-v3.*-<os>-<arch>.tar.gz)",
+    },
+    Tool {
+        name: HELM4,
+        what: "Helm 4",
+        pin: "helm.sh/helm/v4",
+        recipe: Recipe::GoProgram { dir: "helm4", package: "helm.sh/helm/v4/cmd/helm" },
+        elsewhere: "https://github.com/helm/helm/releases (helm-v4.*-<os>-<arch>.tar.gz)",
+    },
+    Tool {
+        name: KUBERNETES_VALIDATE,
+        what: "Kubernetes schema validation, offline (PyPI)",
+        pin: "kubernetes-validate",
+        recipe: Recipe::Pip { package: "kubernetes-validate" },
+        elsewhere: "pip install kubernetes-validate (the version in tools/requirements.txt)",
+    },
+];
+
+/// Where the tools are installed.
+pub fn bin_dir() -> PathBuf {
+    project::root().join(".state/tools/bin")
+}
+
+/// The installed tool, if it is.
+pub fn installed(name: &str) -> Option<PathBuf> {
+    Some(bin_dir().join(name)).filter(|path| path.is_file())
+}
+
+/// The tool, or an error that says how to get it.
+pub fn require(name: &str) -> anyhow::Result<PathBuf> {
+    installed(name).with_context(|| {
+        format!("{name} is not installed: run `cargo xtask tools install` (needs Go; `cargo xtask tools list` shows the versions)")
+    })
+}
+
+pub fn run(options: &Options) -> anyhow::Result<()> {
+    match &options.command {
+        Command::List { markdown: true } => print!("{}", markdown_table()?),
+        Command::List { markdown: false } => list()?,
+        Command::Install { names } => install(names)?,
+    }
+    Ok(())
+}
+
+fn list() -> anyhow::Result<()> {
+    let pins = Pins::read()?;
+    for tool in &TOOLS {
+        let state = match installed(tool.name) {
+            Some(path) if Stamp::of(tool, &pins)?.is_current() => format!("installed: {}", path.display()),
+            Some(path) => format!("out of date: {} (run `cargo xtask tools install`)", path.display()),
+            None => "not installed".to_owned(),
+        };
+        println!("{:<20} {:<45} {state}", tool.name, format!("{} {}", tool.pin, pins.version(tool)?));
+    }
+    Ok(())
+}
+
+/// The README's table of the real tools and their versions (a test keeps both in step).
+pub fn markdown_table() -> anyhow::Result<String> {
+    let pins = Pins::read()?;
+    let mut table = String::from("| tool | what | pinned module and version |\n| --- | --- | --- |\n");
+    for tool in &TOOLS {
+        let mut version = pins.version(tool)?.to_owned();
+        if tool.name == JAEGER {
+            version.push_str(&format!(" (Jaeger {})", jaeger_release(&version)?));
+        }
+        table.push_str(&format!("| `{}` | {} | `{}` {version} |\n", tool.name, tool.what, tool.pin));
+    }
+    Ok(table)
+}
+
+/// Jaeger v2's releases are tagged twice, and the Go module carries the v1 tag: v1.76.0 is
+/// Jaeger v2.13.0 (its CHANGELOG heads each release "v1.76.0 / v2.13.0").
+pub fn jaeger_release(module_version: &str) -> anyhow::Result<String> {
+    let minor: u32 = module_version
+        .strip_prefix("v1.")
+        .and_then(|rest| rest.split('.').next())
+        .and_then(|minor| minor.parse().ok())
+        .with_context(|| format!("unexpected Jaeger module version {module_version}"))?;
+    Ok(format!("v2.{}.0", minor - 63))
+}
+
+fn install(names: &[String]) -> anyhow::Result<()> {
+    for name in names {
+        anyhow::ensure!(
+            TOOLS.iter().any(|tool| tool.name == name),
+            "no tool named {name}; `cargo xtask tools list` shows them"
+        );
+    }
+    let chosen: Vec<&Tool> =
+        TOOLS.iter().filter(|tool| names.is_empty() || names.contains(&tool.name.to_owned())).collect();
+    let pins = Pins::read()?;
+    std::fs::create_dir_all(bin_dir()).with_context(|| format!("cannot create {}", bin_dir().display()))?;
+    let mut missing_runtimes = Vec::new();
+    for (n, tool) in chosen.iter().enumerate() {
+        let progress = format!("[{}/{}] {} {}", n + 1, chosen.len(), tool.name, pins.version(tool)?);
+        let stamp = Stamp::of(tool, &pins)?;
+        if installed(tool.name).is_some() && stamp.is_current() {
+            println!("✓ {progress}: up to date");
+            continue;
+        }
+        let runtime = match tool.recipe {
+            Recipe::Pip { .. } => "python3",
+            _ => "go",
+        };
+        if crate::doctor::find(runtime, &crate::doctor::search_path()).is_none() {
+            println!("✗ {progress}: needs `{runtime}`, which is not installed here");
+            missing_runtimes.push(tool);
+            continue;
+        }
+        println!("… {progress}: building (minutes the first time; Go caches the rest)");
+        let started = std::time::Instant::now();
+        build(tool).with_context(|| format!("building {} failed (see the output above)", tool.name))?;
+        stamp.write()?;
+        println!("✓ {progress}: built in {:.0?} → {}", started.elapsed(), bin_dir().join(tool.name).display());
+    }
+    if !missing_runtimes.is_empty() {
+        let mut advice = String::from(
+            "some tools could not be built: they are built from their official modules with Go \
+             (https://go.dev/doc/install, 1.24 or newer) and Python 3 (for kubernetes-validate).\n\
+             Instead, put the official release binaries, at the versions `cargo xtask tools list` shows, \
+             into .state/tools/bin/ under these names:",
+        );
+        for tool in missing_runtimes {
+            advice.push_str(&format!("\n  {:<20} {}", tool.name, tool.elsewhere));
+        }
+        anyhow::bail!(advice);
+    }
+    Ok(())
+}
+
+fn build(tool: &Tool) -> anyhow::Result<()> {
+    let root = project::root();
+    let output = bin_dir().join(tool.name);
+    match tool.recipe {
+        Recipe::GoProgram { dir, package } => {
+            println!("$ (cd tools/{dir} && go build -trimpath -o {} {package})", output.display());
+            duct::cmd!("go", "build", "-trimpath", "-o", &output, package).dir(root.join("tools").join(dir)).run()?;
+        }
+        Recipe::CollectorBuilder => {
+            // The builder writes a Go module for the distribution and builds it (output_path in
+            // the config, relative to tools/otelcol), which must exist.
+            let build = root.join(".state/tools/build/otelcol");
+            std::fs::create_dir_all(&build).with_context(|| format!("cannot create {}", build.display()))?;
+            println!("$ (cd tools/otelcol && go tool builder --config builder-config.yaml)");
+            duct::cmd!("go", "tool", "builder", "--config", "builder-config.yaml")
+                .dir(root.join("tools/otelcol"))
+                .run()?;
+            let built = build.join(tool.name);
+            std::fs::copy(&built, &output)
+                .with_context(|| format!("copying {} to {}", built.display(), output.display()))?;
+        }
+        Recipe::Pip { package } => {
+            let venv = root.join(".state/tools/venv");
+            println!("$ python3 -m venv {}", venv.display());
+            duct::cmd!("python3", "-m", "venv", &venv).run()?;
+            println!("$ {}/bin/pip install --quiet -r tools/requirements.txt", venv.display());
+            duct::cmd!(venv.join("bin/pip"), "install", "--quiet", "-r", "tools/requirements.txt").dir(&root).run()?;
+            let _ = std::fs::remove_file(&output);
+            std::os::unix::fs::symlink(venv.join("bin").join(package), &output)
+                .with_context(|| format!("linking {}", output.display()))?;
+        }
+    }
+    Ok(())
+}
+
+/// The files under `tools/` that pin what a tool is built from, and so decide whether a build
+/// is current.
+fn pin_files(tool: &Tool) -> &'static [&'static str] {
+    match tool.recipe {
+        Recipe::GoProgram { dir: "jaeger", .. } => &["jaeger/go.mod", "jaeger/go.sum"],
+        Recipe::GoProgram { dir: "helm3", .. } => &["helm3/go.mod", "helm3/go.sum"],
+        Recipe::GoProgram { dir: "helm4", .. } => &["helm4/go.mod", "helm4/go.sum"],
+        Recipe::GoProgram { .. } => unreachable!("every Go program is listed here"),
+        Recipe::CollectorBuilder => &["otelcol/go.mod", "otelcol/go.sum", "otelcol/builder-config.yaml"],
+        Recipe::Pip { .. } => &["requirements.txt"],
+    }
+}
+
+/// The pinned versions, as the files under `tools/` say.
+pub struct Pins {
+    files: std::collections::BTreeMap<&'static str, String>,
+}
+
+impl Pins {
+    pub fn read() -> anyhow::Result<Self> {
+        let mut files = std::collections::BTreeMap::new();
+        for file in TOOLS.iter().flat_map(pin_files) {
+            let path = project::root().join("tools").join(file);
+            files.insert(
+                *file,
+                std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?,
+            );
+        }
+        Ok(Self { files })
+    }
+
+    pub fn version(&self, tool: &Tool) -> anyhow::Result<&str> {
+        let first = &self.files[pin_files(tool)[0]];
+        match tool.recipe {
+            Recipe::Pip { .. } => first
+                .lines()
+                .find_map(|line| line.trim().strip_prefix(tool.pin)?.strip_prefix("=="))
+                .with_context(|| format!("tools/requirements.txt pins no version of {}", tool.pin)),
+            _ => go_mod_version(first, tool.pin),
+        }
+    }
+
+    /// Everything a tool's build depends on, as one string.
+    fn inputs(&self, tool: &Tool) -> String {
+        pin_files(tool).iter().map(|file| self.files[file].as_str()).collect()
+    }
+}
+
+/// The version `go.mod` requires of `module`.
+pub fn go_mod_version<'a>(go_mod: &'a str, module: &str) -> anyhow::Result<&'a str> {
+    go_mod
+        .lines()
+        .map(|line| line.trim().trim_start_matches("require").trim())
+        .find_map(|line| {
+            let mut words = line.split_whitespace();
+            (words.next() == Some(module)).then(|| words.next()).flatten()
+        })
+        .with_context(|| format!("its go.mod requires no version of {module}"))
+}
+
+/// What a build was made from: when it matches the inputs of now, the build is current.
+struct Stamp {
+    path: PathBuf,
+    inputs: String,
+}
+
+impl Stamp {
+    fn of(tool: &Tool, pins: &Pins) -> anyhow::Result<Self> {
+        let inputs = format!("{} {}\n{}", tool.name, pins.version(tool)?, pins.inputs(tool));
+        Ok(Self { path: bin_dir().join(format!(".{}.stamp", tool.name)), inputs })
+    }
+
+    fn fingerprint(&self) -> String {
+        format!("{:016x}\n", project::fnv1a(self.inputs.as_bytes()))
+    }
+
+    fn is_current(&self) -> bool {
+        read_or_empty(&self.path) == self.fingerprint()
+    }
+
+    fn write(&self) -> anyhow::Result<()> {
+        std::fs::write(&self.path, self.fingerprint()).with_context(|| format!("cannot write {}", self.path.display()))
+    }
+}
+
+fn read_or_empty(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_versions_from_go_mod() {
+        let go_mod = "module x\n\ngo 1.26\n\ntool helm.sh/helm/v4/cmd/helm\n\nrequire (\n\thelm.sh/helm/v3 v3.22.0\n\
+                      \thelm.sh/helm/v4 v4.3.1\n)\n\nrequire github.com/jaegertracing/jaeger v1.76.0\n";
+        assert_eq!(go_mod_version(go_mod, "helm.sh/helm/v4").unwrap(), "v4.3.1");
+        assert_eq!(go_mod_version(go_mod, "helm.sh/helm/v3").unwrap(), "v3.22.0");
+        assert_eq!(go_mod_version(go_mod, "github.com/jaegertracing/jaeger").unwrap(), "v1.76.0");
+        assert!(go_mod_version(go_mod, "helm.sh/helm").is_err());
+    }
+
+    #[test]
+    fn names_jaegers_v2_release() {
+        assert_eq!(jaeger_release("v1.76.0").unwrap(), "v2.13.0");
+        assert_eq!(jaeger_release("v1.75.0").unwrap(), "v2.12.0");
+        assert!(jaeger_release("v2.13.0").is_err());
+    }
+}
