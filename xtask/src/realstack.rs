@@ -31,6 +31,8 @@ pub const JAEGER_CONFIG: &str = "config/local/jaeger.yaml";
 pub struct Internal {
     /// Jaeger's OTLP/gRPC receiver, where the collector exports.
     pub jaeger_otlp: SocketAddr,
+    /// Jaeger's OTLP/HTTP receiver (unused here: the tests send to it directly).
+    pub jaeger_otlp_http: SocketAddr,
     /// Jaeger's query service over gRPC (unused by the workshop, but it must listen somewhere).
     pub jaeger_query_grpc: SocketAddr,
     /// The collector's Zipkin receiver (the cluster's ingress may speak Zipkin).
@@ -42,7 +44,13 @@ pub struct Internal {
 impl Internal {
     pub fn free() -> anyhow::Result<Self> {
         let free = || -> anyhow::Result<SocketAddr> { Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?) };
-        Ok(Self { jaeger_otlp: free()?, jaeger_query_grpc: free()?, zipkin: free()?, collector_metrics: free()? })
+        Ok(Self {
+            jaeger_otlp: free()?,
+            jaeger_otlp_http: free()?,
+            jaeger_query_grpc: free()?,
+            zipkin: free()?,
+            collector_metrics: free()?,
+        })
     }
 }
 
@@ -133,6 +141,7 @@ pub fn start(
 
     let jaeger_env = [
         ("JAEGER_OTLP_GRPC", internal.jaeger_otlp.to_string()),
+        ("JAEGER_OTLP_HTTP", internal.jaeger_otlp_http.to_string()),
         ("JAEGER_QUERY_HTTP", at.traces.to_string()),
         ("JAEGER_QUERY_GRPC", internal.jaeger_query_grpc.to_string()),
     ];
@@ -194,6 +203,7 @@ mod tests {
         };
         let internal = Internal {
             jaeger_otlp: local(14317),
+            jaeger_otlp_http: local(14318),
             jaeger_query_grpc: local(16685),
             zipkin: local(19411),
             collector_metrics: local(18888),

@@ -2,7 +2,6 @@
 //! SIGTERM in the middle of traffic, a collector that never answers.
 
 use std::{
-    process::Command,
     sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
@@ -11,31 +10,8 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use testkit::{
     Relay, TestDb,
-    process::{Service, binary},
+    process::{Service, apiserver, todomanager},
 };
-
-/// A service binary on ephemeral ports, exporting to `otlp` (a dead port when not given).
-fn start(name: &str, args: &[&str], otlp: Option<&str>) -> Service {
-    let dead = format!(
-        "http://127.0.0.1:{}",
-        std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-    );
-    let mut command = Command::new(binary(name));
-    command.args(["--listen", "127.0.0.1:0", "--tracez-listen", "127.0.0.1:0"]).args(args);
-    command.env("OTEL_EXPORTER_OTLP_ENDPOINT", otlp.unwrap_or(&dead)).env("OTEL_BSP_SCHEDULE_DELAY", "200");
-    Service::start(command, "address")
-}
-
-fn todomanager(database_url: &str, otlp: Option<&str>) -> Service {
-    start("todomanager", &["--database-url", database_url, "--database-timeout", "500ms"], otlp)
-}
-
-fn apiserver(todomanager: &Service, otlp: Option<&str>) -> (Service, String) {
-    let url = format!("http://{}", todomanager.field("address").unwrap());
-    let service = start("apiserver", &["--todomanager-url", &url], otlp);
-    let api = format!("http://{}", service.field("address").unwrap());
-    (service, api)
-}
 
 /// MariaDB behind a relay: while it is cut, the API answers 503 with a JSON error within 2 s;
 /// once it is back, the same processes serve again.

@@ -6,6 +6,7 @@
 
 pub mod otlp;
 pub mod process;
+pub mod real;
 mod relay;
 
 pub use otlp::Collector;

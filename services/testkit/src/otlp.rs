@@ -53,6 +53,12 @@ impl Collector {
         self.store.recent(usize::MAX).into_iter().flat_map(|(_, parts)| model::spans_of(&parts)).collect()
     }
 
+    /// Everything received so far as one OTLP export request, as the exporters sent it.
+    pub fn as_export_request(&self) -> opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest {
+        let resource_spans = self.store.recent(usize::MAX).into_iter().flat_map(|(_, parts)| parts).collect();
+        opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest { resource_spans }
+    }
+
     /// Waits up to 10 s until `done` holds for the spans received so far, and returns them.
     pub async fn wait_for(&self, what: &str, done: impl Fn(&[ReceivedSpan]) -> bool) -> Vec<ReceivedSpan> {
         let deadline = Instant::now() + Duration::from_secs(10);

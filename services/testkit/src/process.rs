@@ -86,3 +86,29 @@ impl Drop for Service {
         let _ = self.child.wait();
     }
 }
+
+/// A service binary on ephemeral ports, exporting its spans to `otlp` (a dead port when not
+/// given) every 200 ms.
+fn start(name: &str, args: &[&str], otlp: Option<&str>) -> Service {
+    let dead = format!(
+        "http://127.0.0.1:{}",
+        std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    );
+    let mut command = Command::new(binary(name));
+    command.args(["--listen", "127.0.0.1:0", "--tracez-listen", "127.0.0.1:0"]).args(args);
+    command.env("OTEL_EXPORTER_OTLP_ENDPOINT", otlp.unwrap_or(&dead)).env("OTEL_BSP_SCHEDULE_DELAY", "200");
+    Service::start(command, "address")
+}
+
+/// todomanager on `database_url`, giving up on the database after 500 ms.
+pub fn todomanager(database_url: &str, otlp: Option<&str>) -> Service {
+    start("todomanager", &["--database-url", database_url, "--database-timeout", "500ms"], otlp)
+}
+
+/// apiserver in front of `todomanager`; with the base URL of its REST API.
+pub fn apiserver(todomanager: &Service, otlp: Option<&str>) -> (Service, String) {
+    let url = format!("http://{}", todomanager.field("address").unwrap());
+    let service = start("apiserver", &["--todomanager-url", &url], otlp);
+    let api = format!("http://{}", service.field("address").unwrap());
+    (service, api)
+}
