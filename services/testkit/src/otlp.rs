@@ -53,10 +53,17 @@ impl Collector {
         self.store.recent(usize::MAX).into_iter().flat_map(|(_, parts)| model::spans_of(&parts)).collect()
     }
 
-    /// Everything received so far as one OTLP export request, as the exporters sent it.
-    pub fn as_export_request(&self) -> opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest {
-        let resource_spans = self.store.recent(usize::MAX).into_iter().flat_map(|(_, parts)| parts).collect();
-        opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest { resource_spans }
+    /// Everything received so far as OTLP export requests, one per trace, the oldest first, each
+    /// holding the parts of its trace as the exporters sent them.
+    pub fn export_requests(&self) -> Vec<opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest> {
+        let mut traces = self.store.recent(usize::MAX);
+        traces.reverse();
+        traces
+            .into_iter()
+            .map(|(_, resource_spans)| opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest {
+                resource_spans,
+            })
+            .collect()
     }
 
     /// Waits up to 10 s until `done` holds for the spans received so far, and returns them.
