@@ -59,8 +59,14 @@ fn xtask_up_with_traces(state: &Path, api_port: u16, traces_port: u16) -> Comman
 impl Up {
     /// Starts the stack and reads its summary.
     fn start(state: &Path) -> Self {
+        Self::start_with(state, &[])
+    }
+
+    /// Starts the stack with more options (`--stack real`, say) and reads its summary.
+    fn start_with(state: &Path, args: &[&str]) -> Self {
         let (api_port, traces_port) = (free_port(), free_port());
         let mut child = xtask_up_with_traces(state, api_port, traces_port)
+            .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -114,7 +120,7 @@ fn read_summary(lines: &mut Lines<BufReader<ChildStdout>>) -> Vec<(String, i32)>
             services.push((name.trim().to_owned(), pid));
         }
         if line.starts_with("Try it:") {
-            assert_eq!(services.len(), 3, "{seen:#?}");
+            assert!(services.len() >= 3, "{seen:#?}");
             return services;
         }
     }
@@ -255,4 +261,115 @@ name = "charge"
 
     up.signal(Signal::SIGTERM);
     assert!(up.wait().0.success());
+}
+
+/// The README's first command on the real stack: the services' spans go through the real
+/// OpenTelemetry Collector (running the cluster's pipeline) to the real Jaeger v2, and every
+/// expectation of chapters 0–4 holds there too.
+#[test]
+fn up_local_stack_real_check_verifies_the_chapters_against_real_jaeger() {
+    let test = "up --local --stack real --check";
+    if testkit::real::tool("jaeger", test).is_none() || testkit::real::tool("otelcol-workshop", test).is_none() {
+        return;
+    }
+    let state = tempfile::tempdir().unwrap();
+    let output = xtask_up(state.path(), free_port()).args(["--stack", "real", "--check"]).output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("✓ every expectation holds"), "{stdout}");
+    for chapter in 0..=4 {
+        assert!(stdout.contains(&format!("── Chapter {chapter}:")), "chapter {chapter} verified: {stdout}");
+    }
+    let failed: Vec<&str> = stdout.lines().filter(|line| line.contains('✗') && !line.contains('|')).collect();
+    assert!(failed.is_empty(), "{failed:#?}\n{stdout}");
+    // It was the real thing: the collector validated and ran the generated configuration, and
+    // Jaeger's query service answered.
+    assert!(stdout.contains("otelcol-workshop validate"), "{stdout}");
+    let collector_log = std::fs::read_to_string(state.path().join("logs/otelcol.log")).unwrap();
+    assert!(collector_log.contains("Everything is ready"), "{collector_log}");
+    let jaeger_log = std::fs::read_to_string(state.path().join("logs/jaeger.log")).unwrap();
+    assert!(jaeger_log.contains("jaeger_query"), "{jaeger_log}");
+}
+
+/// The collector really carries every span: what the services sent for a burst of requests is
+/// what Jaeger holds, span for span, and the collector's own counters agree.
+#[test]
+fn the_real_collector_carries_every_span_to_jaeger() {
+    let test = "the real collector carries every span";
+    if testkit::real::tool("jaeger", test).is_none() || testkit::real::tool("otelcol-workshop", test).is_none() {
+        return;
+    }
+    let state = tempfile::tempdir().unwrap();
+    let mut up = Up::start_with(state.path(), &["--stack", "real"]);
+    let names: Vec<&str> = up.services.iter().map(|(name, _)| name.as_str()).collect();
+    assert_eq!(names, ["jaeger", "otelcol", "todomanager", "apiserver"]);
+
+    let mut trace_ids = Vec::new();
+    for n in 0..20 {
+        let response =
+            http().post(format!("{}/v1/todo", up.api)).json(&json!({"text": format!("carry {n}")})).send().unwrap();
+        assert_eq!(response.status(), 201);
+        trace_ids.push(response.headers()["x-trace-id"].to_str().unwrap().to_owned());
+    }
+    // Each POST is four spans: apiserver's server and client spans, todomanager's server span
+    // and its db-create span.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    for trace_id in &trace_ids {
+        loop {
+            let response = http().get(format!("{}/api/v3/traces/{trace_id}", up.traces)).send().unwrap();
+            let spans = if response.status() == 200 {
+                let body: Value = response.json().unwrap();
+                body["result"]["resourceSpans"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .flat_map(|rs| rs["scopeSpans"].as_array().unwrap())
+                    .map(|scope| scope["spans"].as_array().unwrap().len())
+                    .sum()
+            } else {
+                0
+            };
+            if spans == 4 {
+                break;
+            }
+            assert!(spans < 4, "trace {trace_id} has {spans} spans in Jaeger, 4 were sent");
+            assert!(Instant::now() < deadline, "trace {trace_id} has {spans} of its 4 spans in Jaeger after 20 s");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    // The collector's own counters (its metrics address is in the configuration xtask wrote).
+    let config = std::fs::read_to_string(state.path().join("otelcol.yaml")).unwrap();
+    let port = config.lines().find_map(|line| line.trim().strip_prefix("port: ")).expect("the metrics port");
+    let counter = |name: &str| collector_counter(port, name);
+    let accepted = counter("otelcol_receiver_accepted_spans");
+    assert!(accepted >= 80, "the collector accepted {accepted} spans, at least 80 were sent");
+    assert_eq!(counter("otelcol_receiver_refused_spans"), 0);
+    assert_eq!(counter("otelcol_exporter_send_failed_spans"), 0);
+    // Spans may still wait in the batch processor (up to 200 ms): wait until all are sent.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (accepted, sent) = (counter("otelcol_receiver_accepted_spans"), counter("otelcol_exporter_sent_spans"));
+        if accepted == sent {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the collector accepted {accepted} spans and sent {sent}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    up.signal(Signal::SIGTERM);
+    let (status, stderr) = up.wait();
+    assert!(status.success(), "{stderr}");
+    up.assert_services_gone();
+}
+
+/// The sum of a counter over its labels, from the collector's Prometheus endpoint.
+fn collector_counter(port: &str, name: &str) -> u64 {
+    let metrics = http().get(format!("http://127.0.0.1:{port}/metrics")).send().unwrap().text().unwrap();
+    metrics
+        .lines()
+        .filter(|line| line.starts_with(&format!("{name}{{")))
+        .map(|line| line.rsplit(' ').next().unwrap().parse::<u64>().unwrap())
+        .sum()
 }
