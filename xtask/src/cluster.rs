@@ -178,6 +178,33 @@ struct Release {
     hint: &'static str,
 }
 
+/// The `--set` arguments of the app's chart for every state the plan installs (chapters 5–7,
+/// with either ingress), labelled: what `lint` renders with the real Helm.
+pub fn app_chart_variants(root: &Path) -> Vec<(String, Vec<String>)> {
+    let mut variants = Vec::new();
+    for chapter in FIRST_CLUSTER_CHAPTER..=LAST_CHAPTER {
+        for ingress in [Ingress::Traefik, Ingress::Nginx] {
+            if chapter < 6 && ingress == Ingress::Nginx {
+                continue; // no ingress before chapter 6
+            }
+            let options = Options {
+                profile: DEFAULT_PROFILE.into(),
+                context: None,
+                chapter: Some(chapter),
+                ingress,
+                dry_run: true,
+            };
+            let app = releases(&options, "lint", root).into_iter().find(|release| release.name == "todo");
+            let mut args = app.expect("the plan installs the app").args;
+            if let Some(at) = args.iter().position(|arg| arg == "--description") {
+                args.truncate(at); // the fingerprint, not a value
+            }
+            variants.push((format!("chapter {chapter}, {ingress:?}").to_lowercase(), args));
+        }
+    }
+    variants
+}
+
 /// Every release of the stack for `options`, in install order. `image_tag` and the folder they
 /// read their files from go into what decides whether a release is up to date.
 fn releases(options: &Options, image_tag: &str, root: &Path) -> Vec<Release> {

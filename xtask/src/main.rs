@@ -15,6 +15,7 @@ mod processes;
 mod progress;
 mod project;
 mod realstack;
+mod render;
 mod tools;
 mod trace;
 mod verify;

@@ -70,12 +70,7 @@ const LOCAL_ADDRESSES: [(&str, LocalAddress); 4] = [
 /// `endpoint` mapped by [`LOCAL_ADDRESSES`], and its own metrics on `internal.collector_metrics`
 /// (the default port, 8888, would clash with anything else that uses the default).
 pub fn collector_config(cluster_values: &str, at: &Addresses, internal: &Internal) -> anyhow::Result<String> {
-    let values = YamlLoader::load_from_str(cluster_values)
-        .context("the collector's values are not YAML")?
-        .pop()
-        .context("the collector's values are empty")?;
-    let mut config = values["config"].clone();
-    anyhow::ensure!(config.as_hash().is_some(), "the collector's values have no `config:` section");
+    let mut config = config_of(cluster_values)?;
     rewrite_endpoints(&mut config, at, internal)?;
     let metrics = YamlLoader::load_from_str(&format!(
         "metrics:\n  readers:\n    - pull:\n        exporter:\n          prometheus:\n            host: \"{}\"\n            port: {}\n",
@@ -92,6 +87,24 @@ pub fn collector_config(cluster_values: &str, at: &Addresses, internal: &Interna
     );
     YamlEmitter::new(&mut text).dump(&config).context("cannot write the collector's configuration")?;
     text.push('\n');
+    Ok(text)
+}
+
+/// The `config:` section of the chart's values: the collector's configuration in the cluster.
+fn config_of(cluster_values: &str) -> anyhow::Result<Yaml> {
+    let values = YamlLoader::load_from_str(cluster_values)
+        .context("the collector's values are not YAML")?
+        .pop()
+        .context("the collector's values are empty")?;
+    let config = values["config"].clone();
+    anyhow::ensure!(config.as_hash().is_some(), "the collector's values have no `config:` section");
+    Ok(config)
+}
+
+/// The `config:` section unchanged, as YAML text (for `otelcol validate`).
+pub fn config_section(cluster_values: &str) -> anyhow::Result<String> {
+    let mut text = String::new();
+    YamlEmitter::new(&mut text).dump(&config_of(cluster_values)?).context("cannot write the configuration")?;
     Ok(text)
 }
 
@@ -165,7 +178,7 @@ pub fn start(
     std::fs::write(&config_file, collector_config(&cluster_values, at, &internal)?)
         .with_context(|| format!("cannot write {}", config_file.display()))?;
     let config = format!("--config={}", config_file.display());
-    validate_collector_config(&collector, &config_file)?;
+    validate_collector_config(&collector, &config_file, &[])?;
     services.add(Service::start_with_args("otelcol", &collector, &[&config], env, logs.join("otelcol.log"))?);
     local::wait_until_ready(services, "otelcol", || {
         TcpStream::connect_timeout(&at.otlp, Duration::from_millis(500)).is_ok()
@@ -173,10 +186,15 @@ pub fn start(
 }
 
 /// `otelcol validate`: the collector's own check of a configuration, components included.
-pub fn validate_collector_config(collector: &Path, config_file: &Path) -> anyhow::Result<()> {
+pub fn validate_collector_config(collector: &Path, config_file: &Path, env: &[(&str, &str)]) -> anyhow::Result<()> {
     let config = format!("--config={}", config_file.display());
-    println!("$ {} validate {config}", collector.display());
-    let output = duct::cmd!(collector, "validate", &config).stderr_to_stdout().unchecked().run()?;
+    let shown_env: String = env.iter().map(|(key, value)| format!("{key}={value} ")).collect();
+    println!("$ {shown_env}{} validate {config}", collector.display());
+    let mut command = duct::cmd!(collector, "validate", &config);
+    for (key, value) in env {
+        command = command.env(key, value);
+    }
+    let output = command.stderr_to_stdout().stdout_capture().unchecked().run()?;
     anyhow::ensure!(
         output.status.success(),
         "the collector rejects {}:\n{}",

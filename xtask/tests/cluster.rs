@@ -52,3 +52,30 @@ fn down_dry_run_lists_the_uninstalls() {
     let delete = xtask_without_tools(&["down", "--delete-cluster", "--dry-run"]);
     assert!(String::from_utf8_lossy(&delete.stdout).contains("$ minikube delete --profile tracing-workshop"));
 }
+
+/// `cargo xtask lint` with the real tools: the chart linted and rendered by Helm 3 and Helm 4
+/// for every state the plan installs, the renderings valid for Kubernetes 1.31 and 1.37, and the
+/// collector's pipeline accepted by the collector itself.
+#[test]
+fn lint_runs_the_real_helms_the_schema_validation_and_the_collector() {
+    let test = "cargo xtask lint with the real tools";
+    let tools = ["helm3", "helm4", "kubernetes-validate", "otelcol-workshop"];
+    if tools.iter().any(|tool| testkit::real::tool(tool, test).is_none()) {
+        return;
+    }
+    let output = Command::new(env!("CARGO_BIN_EXE_xtask")).arg("lint").output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    for helm in ["helm3", "helm4"] {
+        for kubernetes in ["1.31.0", "1.37.0"] {
+            for variant in ["chapter 5, traefik", "chapter 6, nginx", "chapter 7, traefik"] {
+                let line = format!("✓ {helm} lint --strict and template, Kubernetes {kubernetes}: {variant}");
+                assert!(stdout.contains(&line), "missing {line:?} in:\n{stdout}");
+            }
+        }
+    }
+    assert!(stdout.contains("✓ kubernetes-validate --strict -k 1.31.0: 10 rendering(s)"), "{stdout}");
+    assert!(stdout.contains("✓ kubernetes-validate --strict -k 1.37.0: 10 rendering(s)"), "{stdout}");
+    assert!(stdout.contains("✓ otelcol validate"), "{stdout}");
+    assert!(!stdout.contains("skipped"), "{stdout}");
+}
