@@ -359,6 +359,35 @@ mod tests {
     }
 
     #[test]
+    fn the_readme_shows_the_pinned_versions() {
+        let readme = std::fs::read_to_string(project::root().join("README.md")).unwrap();
+        let table = markdown_table().unwrap();
+        assert!(readme.contains(&table), "README.md must show `cargo xtask tools list --markdown`:\n{table}");
+    }
+
+    #[test]
+    fn every_collector_module_is_at_the_builders_release() {
+        let pins = Pins::read().unwrap();
+        let collector = TOOLS.iter().find(|tool| tool.name == COLLECTOR).unwrap();
+        let release = pins.version(collector).unwrap();
+        let config = &pins.files["otelcol/builder-config.yaml"];
+        let modules: Vec<&str> = config.lines().filter_map(|line| line.trim().strip_prefix("- gomod: ")).collect();
+        assert!(modules.len() >= 6, "{modules:?}");
+        for module in modules {
+            let version = module.split_whitespace().nth(1).unwrap();
+            // Stable modules (providers) carry v1 tags: v0.N.x goes with v1.(N-94).x.
+            let expected = match version.starts_with("v1.") {
+                false => release.to_owned(),
+                true => {
+                    let minor: u32 = release.split('.').nth(1).unwrap().parse().unwrap();
+                    format!("v1.{}.0", minor - 94)
+                }
+            };
+            assert_eq!(version, expected, "{module}: keep every collector module at {release}");
+        }
+    }
+
+    #[test]
     fn names_jaegers_v2_release() {
         assert_eq!(jaeger_release("v1.76.0").unwrap(), "v2.13.0");
         assert_eq!(jaeger_release("v1.75.0").unwrap(), "v2.12.0");
