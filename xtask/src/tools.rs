@@ -196,7 +196,7 @@ fn install(names: &[String]) -> anyhow::Result<()> {
         };
         if crate::doctor::find(runtime, &crate::doctor::search_path()).is_none() {
             println!("✗ {progress}: needs `{runtime}`, which is not installed here");
-            missing_runtimes.push(tool);
+            missing_runtimes.push(*tool);
             continue;
         }
         println!("… {progress}: building (minutes the first time; Go caches the rest)");
@@ -205,19 +205,22 @@ fn install(names: &[String]) -> anyhow::Result<()> {
         stamp.write()?;
         println!("✓ {progress}: built in {:.0?} → {}", started.elapsed(), bin_dir().join(tool.name).display());
     }
-    if !missing_runtimes.is_empty() {
-        let mut advice = String::from(
-            "some tools could not be built: they are built from their official modules with Go \
-             (https://go.dev/doc/install, 1.24 or newer) and Python 3 (for kubernetes-validate).\n\
-             Instead, put the official release binaries, at the versions `cargo xtask tools list` shows, \
-             into .state/tools/bin/ under these names:",
-        );
-        for tool in missing_runtimes {
-            advice.push_str(&format!("\n  {:<20} {}", tool.name, tool.elsewhere));
-        }
-        anyhow::bail!(advice);
-    }
+    anyhow::ensure!(missing_runtimes.is_empty(), without_runtimes(&missing_runtimes));
     Ok(())
+}
+
+/// What to do when Go (or Python) is missing: where the official release binaries are.
+fn without_runtimes(tools: &[&Tool]) -> String {
+    let mut advice = String::from(
+        "some tools could not be built: they are built from their official modules with Go \
+         (https://go.dev/doc/install, 1.26 or newer) and Python 3 (for kubernetes-validate).\n\
+         Instead, put the official release binaries, at the versions `cargo xtask tools list` shows, \
+         into .state/tools/bin/ under these names:",
+    );
+    for tool in tools {
+        advice.push_str(&format!("\n  {:<20} {}", tool.name, tool.elsewhere));
+    }
+    advice
 }
 
 fn build(tool: &Tool) -> anyhow::Result<()> {
@@ -385,6 +388,16 @@ mod tests {
             };
             assert_eq!(version, expected, "{module}: keep every collector module at {release}");
         }
+    }
+
+    #[test]
+    fn without_go_it_says_where_the_release_binaries_are() {
+        let advice = without_runtimes(&TOOLS.iter().collect::<Vec<_>>());
+        assert!(advice.contains("https://go.dev/doc/install"), "{advice}");
+        for tool in &TOOLS {
+            assert!(advice.contains(&format!("\n  {:<20} {}", tool.name, tool.elsewhere)), "{advice}");
+        }
+        assert!(advice.contains("jaegertracing/jaeger/releases") && advice.contains("helm/helm/releases"), "{advice}");
     }
 
     #[test]
