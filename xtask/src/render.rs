@@ -144,8 +144,7 @@ mod tests {
     #[test]
     fn an_unknown_field_in_a_rendering_is_a_problem() {
         let test = "lint's schema validation finds an unknown field";
-        let needed = [tools::HELM3, tools::HELM4, tools::KUBERNETES_VALIDATE];
-        if needed.iter().any(|tool| testkit::real::tool(tool, test).is_none()) {
+        if !testkit::real::tools(&[tools::HELM3, tools::HELM4, tools::KUBERNETES_VALIDATE], test) {
             return;
         }
         let root = crate::project::root();

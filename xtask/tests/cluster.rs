@@ -58,9 +58,8 @@ fn down_dry_run_lists_the_uninstalls() {
 /// collector's pipeline accepted by the collector itself.
 #[test]
 fn lint_runs_the_real_helms_the_schema_validation_and_the_collector() {
-    let test = "cargo xtask lint with the real tools";
     let tools = ["helm3", "helm4", "kubernetes-validate", "otelcol-workshop"];
-    if tools.iter().any(|tool| testkit::real::tool(tool, test).is_none()) {
+    if !testkit::real::tools(&tools, "cargo xtask lint with the real tools") {
         return;
     }
     let output = Command::new(env!("CARGO_BIN_EXE_xtask")).arg("lint").output().unwrap();

@@ -191,8 +191,17 @@ fn up_local_check_verifies_the_chapters() {
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{stdout}\n{stderr}");
+    assert_every_expectation_holds(&stdout);
+}
+
+/// The end of `up --local --check`'s output: every chapter's expectations hold, the observed
+/// traces are shown.
+fn assert_every_expectation_holds(stdout: &str) {
     assert!(stdout.contains("✓ every expectation holds"), "{stdout}");
     assert!(stdout.contains("db-create"), "the observed trace is shown: {stdout}");
+    for chapter in 0..=4 {
+        assert!(stdout.contains(&format!("── Chapter {chapter}:")), "chapter {chapter} verified: {stdout}");
+    }
     // ✗ may mark an error span in a waterfall (the 404 of chapter 2), never an expectation.
     let failed: Vec<&str> = stdout.lines().filter(|line| line.contains('✗') && !line.contains('|')).collect();
     assert!(failed.is_empty(), "{failed:#?}\n{stdout}");
@@ -268,8 +277,7 @@ name = "charge"
 /// expectation of chapters 0–4 holds there too.
 #[test]
 fn up_local_stack_real_check_verifies_the_chapters_against_real_jaeger() {
-    let test = "up --local --stack real --check";
-    if testkit::real::tool("jaeger", test).is_none() || testkit::real::tool("otelcol-workshop", test).is_none() {
+    if !testkit::real::tools(&["jaeger", "otelcol-workshop"], "up --local --stack real --check") {
         return;
     }
     let state = tempfile::tempdir().unwrap();
@@ -277,12 +285,7 @@ fn up_local_stack_real_check_verifies_the_chapters_against_real_jaeger() {
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{stdout}\n{stderr}");
-    assert!(stdout.contains("✓ every expectation holds"), "{stdout}");
-    for chapter in 0..=4 {
-        assert!(stdout.contains(&format!("── Chapter {chapter}:")), "chapter {chapter} verified: {stdout}");
-    }
-    let failed: Vec<&str> = stdout.lines().filter(|line| line.contains('✗') && !line.contains('|')).collect();
-    assert!(failed.is_empty(), "{failed:#?}\n{stdout}");
+    assert_every_expectation_holds(&stdout);
     // It was the real thing: the collector validated and ran the generated configuration, and
     // Jaeger's query service answered.
     assert!(stdout.contains("otelcol-workshop validate"), "{stdout}");
@@ -296,8 +299,7 @@ fn up_local_stack_real_check_verifies_the_chapters_against_real_jaeger() {
 /// what Jaeger holds, span for span, and the collector's own counters agree.
 #[test]
 fn the_real_collector_carries_every_span_to_jaeger() {
-    let test = "the real collector carries every span";
-    if testkit::real::tool("jaeger", test).is_none() || testkit::real::tool("otelcol-workshop", test).is_none() {
+    if !testkit::real::tools(&["jaeger", "otelcol-workshop"], "the real collector carries every span") {
         return;
     }
     let state = tempfile::tempdir().unwrap();

@@ -34,6 +34,11 @@ pub fn tool(name: &str, test: &str) -> Option<PathBuf> {
     None
 }
 
+/// Whether all of `names` are installed; for each that is not, `test` is said to be skipped.
+pub fn tools(names: &[&str], test: &str) -> bool {
+    names.iter().map(|name| tool(name, test)).fold(true, |all, found| all & found.is_some())
+}
+
 fn say_skipped(what: &str, test: &str) {
     static SAID: Mutex<Vec<String>> = Mutex::new(Vec::new());
     let mut said = SAID.lock().unwrap();
