@@ -360,6 +360,19 @@ fn the_real_collector_carries_every_span_to_jaeger() {
         std::thread::sleep(Duration::from_millis(200));
     }
 
+    // `cargo xtask trace` reads the real Jaeger as it reads the store.
+    let last =
+        Command::new(env!("CARGO_BIN_EXE_xtask")).args(["trace", "--last", "--jaeger", &up.traces]).output().unwrap();
+    let shown = String::from_utf8_lossy(&last.stdout);
+    assert!(last.status.success(), "{shown}{}", String::from_utf8_lossy(&last.stderr));
+    assert!(shown.contains(&format!("trace {}  (4 spans)", trace_ids.last().unwrap())), "{shown}");
+    assert!(shown.contains("db-create"), "{shown}");
+    // Only the services report: Jaeger does not trace its own queries into the collector.
+    let services: Value = http().get(format!("{}/api/v3/services", up.traces)).send().unwrap().json().unwrap();
+    let mut services: Vec<&str> = services["services"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
+    services.sort();
+    assert_eq!(services, ["apiserver", "todomanager"]);
+
     up.signal(Signal::SIGTERM);
     let (status, stderr) = up.wait();
     assert!(status.success(), "{stderr}");
