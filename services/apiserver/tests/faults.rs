@@ -10,7 +10,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use testkit::{
     Relay, TestDb,
-    process::{Service, apiserver, todomanager},
+    process::{Service, apiserver, todomanager, todomanager_with_timeout},
 };
 
 /// MariaDB behind a relay: while it is cut, the API answers 503 with a JSON error within 2 s;
@@ -23,7 +23,8 @@ async fn database_unreachable_is_503_and_recovers() {
     let target = tokio::net::lookup_host(host_port).await.unwrap().next().unwrap();
     let relay = Relay::start(target).await;
     let relayed = db.url.replace(host_port, &relay.addr().to_string());
-    let todomanager = todomanager(&relayed, None);
+    // It must give up on the database quickly: the API answers within 2 s while it is cut off.
+    let todomanager = todomanager_with_timeout(&relayed, "500ms", None);
     let (_apiserver, api) = apiserver(&todomanager, None);
     let http = reqwest::Client::new();
     let created = http.post(format!("{api}/v1/todo")).json(&json!({"text": "before"})).send().await.unwrap();

@@ -100,9 +100,17 @@ fn start(name: &str, args: &[&str], otlp: Option<&str>) -> Service {
     Service::start(command, "address")
 }
 
-/// todomanager on `database_url`, giving up on the database after 500 ms.
+/// todomanager on `database_url`. It waits up to 5 s for the database (SQLite's lock
+/// included): a test machine running many tests at once may be slow, and a test about something
+/// else must not fail for it. Tests of database outages set a short timeout with
+/// [`todomanager_with_timeout`].
 pub fn todomanager(database_url: &str, otlp: Option<&str>) -> Service {
-    start("todomanager", &["--database-url", database_url, "--database-timeout", "500ms"], otlp)
+    todomanager_with_timeout(database_url, "5s", otlp)
+}
+
+/// todomanager on `database_url`, giving up on the database after `timeout` (`500ms`, say).
+pub fn todomanager_with_timeout(database_url: &str, timeout: &str, otlp: Option<&str>) -> Service {
+    start("todomanager", &["--database-url", database_url, "--database-timeout", timeout], otlp)
 }
 
 /// apiserver in front of `todomanager`; with the base URL of its REST API.
