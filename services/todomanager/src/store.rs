@@ -161,14 +161,15 @@ impl Store {
                 }
             }
         };
-        // The span lasts as long as the caller reads the rows.
-        let failed = span.clone();
-        telemetry::InSpan::new(rows, span).map(move |row: Result<Todo, StoreError>| {
+        // The span lasts as long as the caller reads the rows. An error is recorded while the
+        // stream is polled, inside the span (no second handle that would keep it open).
+        let rows = rows.map(|row: Result<Todo, StoreError>| {
             if let Err(error) = &row {
-                record_error(&failed, error);
+                record_error(&Span::current(), error);
             }
             row
-        })
+        });
+        telemetry::InSpan::new(rows, span)
     }
 
     /// Replaces the text and the done flag of the owner's todo `id`.
