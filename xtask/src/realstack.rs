@@ -31,7 +31,8 @@ pub const JAEGER_CONFIG: &str = "config/local/jaeger.yaml";
 pub struct Internal {
     /// Jaeger's OTLP/gRPC receiver, where the collector exports.
     pub jaeger_otlp: SocketAddr,
-    /// Jaeger's OTLP/HTTP receiver (unused here: the tests send to it directly).
+    /// Jaeger's OTLP/HTTP receiver (its configuration has one, for tests that send to Jaeger
+    /// directly; the collector uses gRPC).
     pub jaeger_otlp_http: SocketAddr,
     /// Jaeger's query service over gRPC (unused by the workshop, but it must listen somewhere).
     pub jaeger_query_grpc: SocketAddr,

@@ -136,12 +136,14 @@ pub fn run(options: &Options) -> anyhow::Result<()> {
 fn list() -> anyhow::Result<()> {
     let pins = Pins::read()?;
     for tool in &TOOLS {
+        let stamp = Stamp::of(tool, &pins)?;
         let state = match installed(tool.name) {
-            Some(path) if Stamp::of(tool, &pins)?.is_current() => format!("installed: {}", path.display()),
+            Some(path) if stamp.is_current() => format!("installed: {}", path.display()),
+            Some(path) if !stamp.path.exists() => format!("put there by hand: {}", path.display()),
             Some(path) => format!("out of date: {} (run `cargo xtask tools install`)", path.display()),
             None => "not installed".to_owned(),
         };
-        println!("{:<20} {:<45} {state}", tool.name, format!("{} {}", tool.pin, pins.version(tool)?));
+        println!("{:<20} {:<52} {state}", tool.name, format!("{} {}", tool.pin, pins.version(tool)?));
     }
     Ok(())
 }
