@@ -94,7 +94,7 @@ pub struct Addresses {
 impl Addresses {
     /// Ports nobody uses right now (for the benchmark's stacks).
     pub fn free() -> anyhow::Result<Self> {
-        let free = || -> anyhow::Result<SocketAddr> { Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?) };
+        let free = free_address;
         Ok(Self {
             api: free()?,
             api_tracez: free()?,
@@ -296,6 +296,11 @@ fn service_binary(dir: &Path, name: &str) -> anyhow::Result<PathBuf> {
         path.display()
     );
     Ok(path)
+}
+
+/// A port on 127.0.0.1 that nobody uses right now.
+pub fn free_address() -> anyhow::Result<SocketAddr> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?)
 }
 
 fn ensure_port_free(address: SocketAddr, option: &str) -> anyhow::Result<()> {

@@ -8,7 +8,7 @@
 //! the query API v3 out.
 
 use std::{
-    net::{SocketAddr, TcpListener, TcpStream},
+    net::{SocketAddr, TcpStream},
     path::Path,
     time::Duration,
 };
@@ -44,7 +44,7 @@ pub struct Internal {
 
 impl Internal {
     pub fn free() -> anyhow::Result<Self> {
-        let free = || -> anyhow::Result<SocketAddr> { Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?) };
+        let free = local::free_address;
         Ok(Self {
             jaeger_otlp: free()?,
             jaeger_otlp_http: free()?,

@@ -55,6 +55,9 @@ pub struct Tool {
     pub what: &'static str,
     /// Whose pinned version it is: a module of its `go.mod`, a package of `tools/requirements.txt`.
     pin: &'static str,
+    /// The files under `tools/` that pin what it is built from (the first holds `pin`'s
+    /// version); a build is current while they are unchanged.
+    pin_files: &'static [&'static str],
     recipe: Recipe,
     /// What to do without Go or Python: the upstream release downloads and images.
     elsewhere: &'static str,
@@ -71,6 +74,7 @@ pub const TOOLS: [Tool; 5] = [
         name: JAEGER,
         what: "Jaeger v2, all-in-one (OTLP in, in-memory storage, query API v3)",
         pin: "github.com/jaegertracing/jaeger",
+        pin_files: &["jaeger/go.mod", "jaeger/go.sum"],
         recipe: Recipe::GoProgram { dir: "jaeger", package: "github.com/jaegertracing/jaeger/cmd/jaeger" },
         elsewhere: "https://github.com/jaegertracing/jaeger/releases (the jaeger binary of the same v2 release), \
                     or the image jaegertracing/jaeger",
@@ -79,6 +83,7 @@ pub const TOOLS: [Tool; 5] = [
         name: COLLECTOR,
         what: "OpenTelemetry Collector, built by the official builder from tools/otelcol/builder-config.yaml",
         pin: "go.opentelemetry.io/collector/cmd/builder",
+        pin_files: &["otelcol/go.mod", "otelcol/go.sum", "otelcol/builder-config.yaml"],
         recipe: Recipe::CollectorBuilder,
         elsewhere: "https://github.com/open-telemetry/opentelemetry-collector-releases/releases (otelcol-contrib \
                     of the same release holds every component we use), or the image \
@@ -88,6 +93,7 @@ pub const TOOLS: [Tool; 5] = [
         name: HELM3,
         what: "Helm 3",
         pin: "helm.sh/helm/v3",
+        pin_files: &["helm3/go.mod", "helm3/go.sum"],
         recipe: Recipe::GoProgram { dir: "helm3", package: "helm.sh/helm/v3/cmd/helm" },
         elsewhere: "https://github.com/helm/helm/releases (helm-v3.*-<os>-<arch>.tar.gz)",
     },
@@ -95,6 +101,7 @@ pub const TOOLS: [Tool; 5] = [
         name: HELM4,
         what: "Helm 4",
         pin: "helm.sh/helm/v4",
+        pin_files: &["helm4/go.mod", "helm4/go.sum"],
         recipe: Recipe::GoProgram { dir: "helm4", package: "helm.sh/helm/v4/cmd/helm" },
         elsewhere: "https://github.com/helm/helm/releases (helm-v4.*-<os>-<arch>.tar.gz)",
     },
@@ -102,6 +109,7 @@ pub const TOOLS: [Tool; 5] = [
         name: KUBERNETES_VALIDATE,
         what: "Kubernetes schema validation, offline (PyPI)",
         pin: "kubernetes-validate",
+        pin_files: &["requirements.txt"],
         recipe: Recipe::Pip { package: "kubernetes-validate" },
         elsewhere: "pip install kubernetes-validate (the version in tools/requirements.txt)",
     },
@@ -260,19 +268,6 @@ fn build(tool: &Tool) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The files under `tools/` that pin what a tool is built from, and so decide whether a build
-/// is current.
-fn pin_files(tool: &Tool) -> &'static [&'static str] {
-    match tool.recipe {
-        Recipe::GoProgram { dir: "jaeger", .. } => &["jaeger/go.mod", "jaeger/go.sum"],
-        Recipe::GoProgram { dir: "helm3", .. } => &["helm3/go.mod", "helm3/go.sum"],
-        Recipe::GoProgram { dir: "helm4", .. } => &["helm4/go.mod", "helm4/go.sum"],
-        Recipe::GoProgram { .. } => unreachable!("every Go program is listed here"),
-        Recipe::CollectorBuilder => &["otelcol/go.mod", "otelcol/go.sum", "otelcol/builder-config.yaml"],
-        Recipe::Pip { .. } => &["requirements.txt"],
-    }
-}
-
 /// The pinned versions, as the files under `tools/` say.
 pub struct Pins {
     files: std::collections::BTreeMap<&'static str, String>,
@@ -281,7 +276,7 @@ pub struct Pins {
 impl Pins {
     pub fn read() -> anyhow::Result<Self> {
         let mut files = std::collections::BTreeMap::new();
-        for file in TOOLS.iter().flat_map(pin_files) {
+        for file in TOOLS.iter().flat_map(|tool| tool.pin_files) {
             let path = project::root().join("tools").join(file);
             files.insert(
                 *file,
@@ -292,7 +287,7 @@ impl Pins {
     }
 
     pub fn version(&self, tool: &Tool) -> anyhow::Result<&str> {
-        let first = &self.files[pin_files(tool)[0]];
+        let first = &self.files[tool.pin_files[0]];
         match tool.recipe {
             Recipe::Pip { .. } => first
                 .lines()
@@ -304,7 +299,7 @@ impl Pins {
 
     /// Everything a tool's build depends on, as one string.
     fn inputs(&self, tool: &Tool) -> String {
-        pin_files(tool).iter().map(|file| self.files[file].as_str()).collect()
+        tool.pin_files.iter().map(|file| self.files[file].as_str()).collect()
     }
 }
 
