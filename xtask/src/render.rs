@@ -32,6 +32,7 @@ pub fn check(root: &Path, chart: &Path) -> anyhow::Result<Report> {
     // Rendered for each Kubernetes version with --kube-version: without it Helm assumes the
     // version its binary was linked with, which a build from the Go module leaves at v1.20
     // (release builds set it with -ldflags), and our chart requires 1.31.
+    let variants = cluster::app_chart_variants(root);
     let mut rendered: Vec<(&str, PathBuf)> = Vec::new();
     for helm in [tools::HELM3, tools::HELM4] {
         let Some(binary) = tools::installed(helm) else {
@@ -39,9 +40,9 @@ pub fn check(root: &Path, chart: &Path) -> anyhow::Result<Report> {
             continue;
         };
         for version in KUBERNETES_VERSIONS {
-            for (label, values) in cluster::app_chart_variants(root) {
+            for (label, values) in &variants {
                 let file = out.path().join(format!("{helm}-{version}-{}.yaml", label.replace([' ', ','], "-")));
-                match lint_and_render(&binary, chart, version, &values, &file) {
+                match lint_and_render(&binary, chart, version, values, &file) {
                     Ok(()) => {
                         report
                             .checked

@@ -28,15 +28,21 @@ pub fn tool(name: &str, test: &str) -> Option<PathBuf> {
     if path.is_file() {
         return Some(path);
     }
-    let required = std::env::var(REQUIRE_VAR).is_ok_and(|value| !value.is_empty() && value != "0");
-    assert!(!required, "{name} is not installed ({} is missing) and {REQUIRE_VAR} is set", path.display());
-    say_skipped(name, test);
-    None
+    skip(name, test, &path)
 }
 
 /// Whether all of `names` are installed; for each that is not, `test` is said to be skipped.
 pub fn tools(names: &[&str], test: &str) -> bool {
     names.iter().map(|name| tool(name, test)).fold(true, |all, found| all & found.is_some())
+}
+
+/// `what` (at `missing`) is not here: a failure where CI requires it, else `test` is skipped,
+/// and said so once.
+fn skip<T>(what: &str, test: &str, missing: &Path) -> Option<T> {
+    let required = std::env::var(REQUIRE_VAR).is_ok_and(|value| !value.is_empty() && value != "0");
+    assert!(!required, "{what} is not here ({} is missing) and {REQUIRE_VAR} is set", missing.display());
+    say_skipped(what, test);
+    None
 }
 
 fn say_skipped(what: &str, test: &str) {
@@ -122,8 +128,5 @@ pub fn shared_fixtures(test: &str) -> Option<PathBuf> {
     if dir.is_dir() {
         return Some(dir);
     }
-    let required = std::env::var(REQUIRE_VAR).is_ok_and(|value| !value.is_empty() && value != "0");
-    assert!(!required, "{} is missing and {REQUIRE_VAR} is set", dir.display());
-    say_skipped("../shared/fixtures", test);
-    None
+    skip("../shared/fixtures", test, &dir)
 }
