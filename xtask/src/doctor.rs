@@ -3,7 +3,10 @@
 
 use std::path::PathBuf;
 
-use crate::cmd;
+use crate::{
+    cluster::versions::{self, Minimum, Versions},
+    cmd, project,
+};
 
 /// What the minikube profile gets (see `cluster`), and so what the machine needs.
 pub const MIN_CPUS: usize = 4;
@@ -12,6 +15,8 @@ pub const MIN_MEMORY_GIB: u64 = 10;
 struct Tool {
     name: &'static str,
     version: &'static [&'static str],
+    /// The oldest version cluster mode works with, from config/versions.toml.
+    minimum: fn(&Minimum) -> &str,
     linux: &'static str,
     macos: &'static str,
 }
@@ -20,18 +25,21 @@ const TOOLS: [Tool; 3] = [
     Tool {
         name: "minikube",
         version: &["version", "--short"],
+        minimum: |minimum| &minimum.minikube,
         linux: "curl -LO https://github.com/kubernetes/minikube/releases/latest/download/minikube-linux-amd64 && sudo install minikube-linux-amd64 /usr/local/bin/minikube",
         macos: "brew install minikube",
     },
     Tool {
         name: "kubectl",
         version: &["version", "--client"],
+        minimum: |minimum| &minimum.kubernetes,
         linux: "see https://kubernetes.io/docs/tasks/tools/install-kubectl-linux/ (or: minikube kubectl -- …)",
         macos: "brew install kubectl",
     },
     Tool {
         name: "helm",
         version: &["version", "--short"],
+        minimum: |minimum| &minimum.helm,
         linux: "curl -fsSL https://raw.githubusercontent.com/helm/helm/main/scripts/get-helm-3 | bash",
         macos: "brew install helm",
     },
@@ -57,6 +65,7 @@ pub fn find(program: &str, path: &[PathBuf]) -> Option<PathBuf> {
 /// The checks, with programs looked for in `path`.
 pub fn checks(path: &[PathBuf]) -> Vec<Check> {
     let mut checks = Vec::new();
+    let versions = Versions::read(&project::root());
     for tool in &TOOLS {
         let found = find(tool.name, path);
         let version = found.as_ref().and_then(|program| {
@@ -65,11 +74,22 @@ pub fn checks(path: &[PathBuf]) -> Vec<Check> {
                 .read()
                 .map(|out| out.lines().next().unwrap_or_default().to_owned())
         });
+        let minimum = versions.as_ref().map(|versions| (tool.minimum)(&versions.minimum)).unwrap_or("0.0.0");
+        let recent = |found: &str| match (versions::numeric(found), versions::numeric(minimum)) {
+            (Some(found), Some(minimum)) => found >= minimum,
+            _ => true, // a version we cannot read: do not block on it
+        };
         checks.push(Check {
             name: tool.name.into(),
-            ok: version.is_some(),
-            found: version.unwrap_or_else(|| "not found".into()),
-            fix: format!("Linux: {}\n      macOS: {}", tool.linux, tool.macos),
+            ok: version.as_deref().is_some_and(recent),
+            found: match version {
+                Some(version) if !recent(&version) => {
+                    format!("{version} (older than {minimum}, which cluster mode needs)")
+                }
+                Some(version) => version,
+                None => "not found".into(),
+            },
+            fix: format!("{minimum} or newer. Linux: {}\n      macOS: {}", tool.linux, tool.macos),
         });
     }
 

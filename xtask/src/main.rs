@@ -56,6 +56,12 @@ enum Command {
     Lint,
     /// Build the real Jaeger, OpenTelemetry Collector and Helm 3 and 4 from their Go modules.
     Tools(tools::Options),
+    /// The chart and image versions cluster mode installs (from config/versions.toml).
+    Versions {
+        /// Print the README's table.
+        #[arg(long)]
+        markdown: bool,
+    },
 }
 
 #[derive(clap::Args)]
@@ -109,5 +115,6 @@ fn run(command: Command) -> anyhow::Result<()> {
         Command::Status(options) => cluster::status(&options),
         Command::Images(options) => cluster::images(&options),
         Command::Down(options) => cluster::down(&options),
+        Command::Versions { markdown } => cluster::versions::print(markdown),
     }
 }

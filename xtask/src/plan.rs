@@ -85,6 +85,21 @@ pub struct Step {
     pub hint: String,
     /// Work that is not an external command (writing files), described for the plan.
     pub internal: Option<Internal>,
+    /// What the step does, for commands that carry out part of a plan (`images`).
+    pub kind: Kind,
+}
+
+/// What a step does.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Kind {
+    #[default]
+    Other,
+    /// Builds the app's images.
+    BuildImages,
+    /// Installs or upgrades the app's release.
+    InstallApp,
+    /// Waits for the app's workloads to be ready.
+    WaitForApp,
 }
 
 /// The steps xtask carries out itself.
@@ -95,7 +110,19 @@ pub enum Internal {
 
 impl Step {
     pub fn new(title: impl Into<String>, hint: impl Into<String>) -> Self {
-        Self { title: title.into(), commands: Vec::new(), done: None, hint: hint.into(), internal: None }
+        Self {
+            title: title.into(),
+            commands: Vec::new(),
+            done: None,
+            hint: hint.into(),
+            internal: None,
+            kind: Kind::Other,
+        }
+    }
+
+    pub fn kind(mut self, kind: Kind) -> Self {
+        self.kind = kind;
+        self
     }
 
     pub fn command(mut self, command: Cmd) -> Self {

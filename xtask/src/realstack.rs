@@ -97,9 +97,20 @@ fn config_of(cluster_values: &str) -> anyhow::Result<Yaml> {
         .context("the collector's values are not YAML")?
         .pop()
         .context("the collector's values are empty")?;
-    let config = values["config"].clone();
+    let mut config = values["config"].clone();
     anyhow::ensure!(config.as_hash().is_some(), "the collector's values have no `config:` section");
+    drop_nulls(&mut config);
     Ok(config)
+}
+
+/// Removes the keys whose value is `null`: in Helm values, `null` deletes the chart's default of
+/// that key (how our values switch off the chart's own receivers and pipelines), so the
+/// collector never sees them.
+fn drop_nulls(node: &mut Yaml) {
+    if let Yaml::Hash(hash) = node {
+        hash.retain(|_, value| !matches!(value, Yaml::Null));
+        hash.values_mut().for_each(drop_nulls);
+    }
 }
 
 /// The `config:` section unchanged, as YAML text (for `otelcol validate`).
@@ -241,10 +252,35 @@ mod tests {
         assert_eq!(local["receivers"]["otlp"]["protocols"]["http"]["endpoint"].as_str(), Some("127.0.0.1:4318"));
         assert_eq!(local["exporters"]["otlp_grpc/jaeger"]["endpoint"].as_str(), Some("127.0.0.1:14317"));
         // Everything else is the cluster's: the same pipelines, processors and exporter options.
-        assert_eq!(local["service"]["pipelines"], cluster["service"]["pipelines"]);
+        assert_eq!(local["service"]["pipelines"]["traces"], cluster["service"]["pipelines"]["traces"]);
+        assert!(local["service"]["pipelines"]["logs"].is_badvalue(), "a null in the values is no pipeline");
         assert_eq!(local["processors"], cluster["processors"]);
         assert_eq!(local["exporters"]["otlp_grpc/jaeger"]["tls"], cluster["exporters"]["otlp_grpc/jaeger"]["tls"]);
         assert!(!config.contains("svc.cluster.local") && !config.contains("MY_POD_IP"), "{config}");
+    }
+
+    /// Helm merges our values into the chart's defaults. What the chart's own values.yaml
+    /// (open-telemetry/opentelemetry-helm-charts, charts/opentelemetry-collector, chart 0.170.0,
+    /// the version of config/versions.toml) turns on and the workshop does not use must be
+    /// switched off by name: the Jaeger and Prometheus receivers, the debug exporter, the logs
+    /// and metrics pipelines, the Jaeger ports.
+    #[test]
+    fn the_collector_values_switch_off_the_charts_unused_defaults() {
+        let values = std::fs::read_to_string(project::root().join(CLUSTER_CONFIG)).unwrap();
+        let values = YamlLoader::load_from_str(&values).unwrap().remove(0);
+        let config = &values["config"];
+        for (section, key) in [("receivers", "jaeger"), ("receivers", "prometheus"), ("exporters", "debug")] {
+            assert!(config[section][key].is_null(), "config.{section}.{key} must be null (off)");
+        }
+        for pipeline in ["logs", "metrics"] {
+            assert!(config["service"]["pipelines"][pipeline].is_null(), "the {pipeline} pipeline must be off");
+        }
+        for port in ["jaeger-compact", "jaeger-thrift", "jaeger-grpc"] {
+            assert_eq!(values["ports"][port]["enabled"].as_bool(), Some(false), "port {port} must be off");
+        }
+        let section = config_section(&std::fs::read_to_string(project::root().join(CLUSTER_CONFIG)).unwrap()).unwrap();
+        let section = YamlLoader::load_from_str(&section).unwrap().remove(0);
+        assert!(section["receivers"]["jaeger"].is_badvalue() && section["service"]["pipelines"]["logs"].is_badvalue());
     }
 
     #[test]

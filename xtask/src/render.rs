@@ -32,7 +32,7 @@ pub fn check(root: &Path, chart: &Path) -> anyhow::Result<Report> {
     // Rendered for each Kubernetes version with --kube-version: without it Helm assumes the
     // version its binary was linked with, which a build from the Go module leaves at v1.20
     // (release builds set it with -ldflags), and our chart requires 1.31.
-    let variants = cluster::app_chart_variants(root);
+    let variants = cluster::app_chart_variants(root)?;
     let mut rendered: Vec<(&str, PathBuf)> = Vec::new();
     for helm in [tools::HELM3, tools::HELM4] {
         let Some(binary) = tools::installed(helm) else {
@@ -93,18 +93,31 @@ fn lint_and_render(helm: &Path, chart: &Path, kubernetes: &str, values: &[String
         duct::cmd(helm, with_values(&["lint", "--strict"])).stderr_to_stdout().stdout_capture().unchecked().run()?;
     let lint_output = String::from_utf8_lossy(&lint.stdout);
     anyhow::ensure!(lint.status.success(), "helm lint --strict:\n{lint_output}");
-    let mut template = with_values(&["template", "todo"]);
-    template.extend(["--namespace", cluster::APP_NAMESPACE].map(OsString::from));
+    let rendered = template(helm, chart, "todo", cluster::APP_NAMESPACE, kubernetes, values)?;
+    std::fs::write(file, rendered).with_context(|| format!("cannot write {}", file.display()))
+}
+
+/// `helm template` of `chart` as release `release` in `namespace`, for Kubernetes `kubernetes`.
+pub fn template(
+    helm: &Path,
+    chart: &Path,
+    release: &str,
+    namespace: &str,
+    kubernetes: &str,
+    values: &[String],
+) -> anyhow::Result<String> {
+    let mut args: Vec<OsString> = vec!["template".into(), release.into(), chart.into()];
+    args.extend(["--namespace", namespace, "--kube-version", kubernetes].map(OsString::from));
+    args.extend(values.iter().map(Into::into));
     println!(
-        "$ {} template todo {} --kube-version {kubernetes} {} --namespace {}",
+        "$ {} template {release} {} --namespace {namespace} --kube-version {kubernetes} {}",
         helm.display(),
         chart.display(),
-        values.join(" "),
-        cluster::APP_NAMESPACE
+        values.join(" ")
     );
-    let output = duct::cmd(helm, template).stdout_capture().stderr_capture().unchecked().run()?;
+    let output = duct::cmd(helm, args).stdout_capture().stderr_capture().unchecked().run()?;
     anyhow::ensure!(output.status.success(), "helm template: {}", String::from_utf8_lossy(&output.stderr));
-    std::fs::write(file, &output.stdout).with_context(|| format!("cannot write {}", file.display()))
+    Ok(String::from_utf8(output.stdout)?)
 }
 
 fn validate(validator: &Path, version: &str, files: &[PathBuf]) -> anyhow::Result<()> {

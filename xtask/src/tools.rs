@@ -46,6 +46,9 @@ enum Recipe {
     CollectorBuilder,
     /// A Python program installed with pip into its own virtual environment.
     Pip { package: &'static str },
+    /// A folder of a Go module that `tools/<dir>/go.mod` requires (a Helm chart whose release
+    /// tags the module proxy serves), linked from the module cache.
+    ModuleFolder { dir: &'static str, module: &'static str, folder: &'static str },
 }
 
 /// One of the real tools.
@@ -68,8 +71,10 @@ pub const COLLECTOR: &str = "otelcol-workshop";
 pub const HELM3: &str = "helm3";
 pub const HELM4: &str = "helm4";
 pub const KUBERNETES_VALIDATE: &str = "kubernetes-validate";
+/// Not a program: the upstream Traefik chart, a folder, for the tests to render.
+pub const TRAEFIK_CHART: &str = "traefik-chart";
 
-pub const TOOLS: [Tool; 5] = [
+pub const TOOLS: [Tool; 6] = [
     Tool {
         name: JAEGER,
         what: "Jaeger v2, all-in-one (OTLP in, in-memory storage, query API v3)",
@@ -113,6 +118,19 @@ pub const TOOLS: [Tool; 5] = [
         recipe: Recipe::Pip { package: "kubernetes-validate" },
         elsewhere: "pip install kubernetes-validate (the version in tools/requirements.txt)",
     },
+    Tool {
+        name: TRAEFIK_CHART,
+        what: "the Traefik Helm chart (a folder, not a program), rendered by the tests with config/traefik.yaml",
+        pin: "github.com/traefik/traefik-helm-chart",
+        pin_files: &["traefik-chart/go.mod", "traefik-chart/go.sum"],
+        recipe: Recipe::ModuleFolder {
+            dir: "traefik-chart",
+            module: "github.com/traefik/traefik-helm-chart",
+            folder: "traefik",
+        },
+        elsewhere: "helm pull traefik/traefik --version <the chart version of config/versions.toml> --untar, \
+                    then move the traefik/ folder here",
+    },
 ];
 
 /// Where the tools are installed.
@@ -120,9 +138,9 @@ pub fn bin_dir() -> PathBuf {
     project::root().join(".state/tools/bin")
 }
 
-/// The installed tool, if it is.
+/// The installed tool (or chart folder), if it is.
 pub fn installed(name: &str) -> Option<PathBuf> {
-    Some(bin_dir().join(name)).filter(|path| path.is_file())
+    Some(bin_dir().join(name)).filter(|path| path.is_file() || path.join("Chart.yaml").is_file())
 }
 
 /// The tool, or an error that says how to get it.
@@ -253,6 +271,18 @@ fn build(tool: &Tool) -> anyhow::Result<()> {
             let built = build.join(tool.name);
             std::fs::copy(&built, &output)
                 .with_context(|| format!("copying {} to {}", built.display(), output.display()))?;
+        }
+        Recipe::ModuleFolder { dir, module, folder } => {
+            println!("$ (cd tools/{dir} && go mod download -json {module})");
+            let json = duct::cmd!("go", "mod", "download", "-json", module)
+                .dir(root.join("tools").join(dir))
+                .stdout_capture()
+                .read()?;
+            let downloaded: serde_json::Value = serde_json::from_str(&json).context("go mod download -json")?;
+            let source = downloaded["Dir"].as_str().context("go mod download named no folder")?;
+            let _ = std::fs::remove_file(&output);
+            std::os::unix::fs::symlink(Path::new(source).join(folder), &output)
+                .with_context(|| format!("linking {}", output.display()))?;
         }
         Recipe::Pip { package } => {
             let venv = root.join(".state/tools/venv");

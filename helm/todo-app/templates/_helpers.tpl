@@ -1,4 +1,6 @@
-{{/* Labels every object of the app carries. */}}
+{{/* Labels every object of the app carries (a workload adds its app.kubernetes.io/name: a
+second include of "todo-app.selector" would repeat app.kubernetes.io/instance, a duplicate key
+that kubectl and Helm's install refuse although `helm template` prints it). */}}
 {{- define "todo-app.labels" -}}
 app.kubernetes.io/part-of: todo-app
 app.kubernetes.io/instance: {{ .Release.Name }}
@@ -13,10 +15,31 @@ app.kubernetes.io/name: {{ index . 1 }}
 app.kubernetes.io/instance: {{ (index . 0).Release.Name }}
 {{- end }}
 
-{{/* Pod annotations: the Linkerd proxy when the mesh is on. */}}
+{{/*
+Pod annotations: the Linkerd proxy when the mesh is on, and the name its spans carry. Linkerd's
+injector takes `resource.opentelemetry.io/*` annotations as the proxy's resource attributes;
+without one, service.name would be the pod's `app.kubernetes.io/instance` label, the release
+name, the same for every pod (linkerd2 pkg/inject/inject.go). The component name comes second:
+include "todo-app.podAnnotations" (list . "apiserver")
+*/}}
 {{- define "todo-app.podAnnotations" -}}
-{{- if .Values.mesh.enabled }}
+{{- $root := index . 0 -}}
+{{- if $root.Values.mesh.enabled }}
 linkerd.io/inject: enabled
+resource.opentelemetry.io/service.name: {{ index . 1 }}-linkerd-proxy
+{{- end }}
+{{- end }}
+
+{{/*
+The ports a NetworkPolicy rule opens for an app port (second): the port itself, for clients
+outside the mesh, and with the mesh on Linkerd's inbound proxy port, 4143, which meshed clients
+connect to instead ("any NetworkPolicy which blocks the Linkerd inbound port (4143) will block
+all meshed traffic": https://linkerd.io/2/common-errors/network-policy/).
+*/}}
+{{- define "todo-app.policyPorts" -}}
+- port: {{ index . 1 }}
+{{- if (index . 0).Values.mesh.enabled }}
+- port: 4143
 {{- end }}
 {{- end }}
 

@@ -65,13 +65,23 @@ impl Faults {
     }
 }
 
+tokio::task_local! {
+    /// Whether this request opted out of failure injection (`X-Inject-Fault: none`): then its
+    /// calls to todomanager say so too, and are never made slow there either.
+    pub static OPTED_OUT: bool;
+}
+
 /// The middleware; it runs inside the request's span.
 pub async fn inject(State(faults): State<Faults>, request: Request, next: Next) -> Response {
+    let choice = request.headers().get(CHOICE_HEADER).and_then(|value| value.to_str().ok()).map(str::to_owned);
+    OPTED_OUT.scope(choice.as_deref() == Some("none"), decide(faults, choice.as_deref(), request, next)).await
+}
+
+async fn decide(faults: Faults, choice: Option<&str>, request: Request, next: Next) -> Response {
     let probe = matches!(request.uri().path(), "/ping" | "/ready");
     if !faults.inject_failures || probe {
         return next.run(request).await;
     }
-    let choice = request.headers().get(CHOICE_HEADER).and_then(|value| value.to_str().ok());
     let fate = faults.fate(choice, &mut fastrand::Rng::new());
     let span = tracing::Span::current();
     match fate {

@@ -82,10 +82,16 @@ impl TodoManager {
         }
     }
 
-    /// A request that tells todomanager our deadline, so it can give up when we do.
+    /// A request that tells todomanager our deadline, so it can give up when we do, and
+    /// whether this request opted out of failure injection.
     fn request<T>(&self, message: T) -> Request<T> {
         let mut request = Request::new(message);
         request.set_timeout(self.timeout);
+        if crate::faults::OPTED_OUT.try_with(|opted_out| *opted_out).unwrap_or(false) {
+            request
+                .metadata_mut()
+                .insert(crate::faults::CHOICE_HEADER, tonic::metadata::MetadataValue::from_static("none"));
+        }
         request
     }
 

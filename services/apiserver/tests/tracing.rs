@@ -110,16 +110,19 @@ async fn assert_create_trace(collector: &Collector, trace_id: &str) -> ReceivedS
 
     let call = find(&spans, "apiserver", "todo_mgr.TodoManager/CreateTodo");
     assert_eq!((call.kind, call.parent_span_id.as_str()), ("client", server.span_id.as_str()));
-    assert_eq!(call.attribute("rpc.system"), Some("grpc"));
-    assert_eq!(call.attribute("rpc.service"), Some("todo_mgr.TodoManager"));
-    assert_eq!(call.attribute("rpc.method"), Some("CreateTodo"));
-    assert_eq!(call.attribute("rpc.grpc.status_code"), Some("0"));
+    // The RPC semantic conventions of semconv 1.44.0 (docs/rpc/grpc.md).
+    assert_eq!(call.attribute("rpc.system.name"), Some("grpc"));
+    assert_eq!(call.attribute("rpc.method"), Some("todo_mgr.TodoManager/CreateTodo"));
+    assert_eq!(call.attribute("rpc.response.status_code"), Some("OK"));
+    for old in ["rpc.system", "rpc.service", "rpc.grpc.status_code"] {
+        assert_eq!(call.attribute(old), None, "{old} was replaced in semconv 1.39");
+    }
     assert_eq!(call.attribute("server.address"), Some("127.0.0.1"));
     assert!(call.attribute("server.port").is_some());
 
     let rpc = find(&spans, "todomanager", "todo_mgr.TodoManager/CreateTodo");
     assert_eq!((rpc.kind, rpc.parent_span_id.as_str()), ("server", call.span_id.as_str()));
-    assert_eq!(rpc.attribute("rpc.grpc.status_code"), Some("0"));
+    assert_eq!(rpc.attribute("rpc.response.status_code"), Some("OK"));
 
     let db = find(&spans, "todomanager", "db-create");
     assert_eq!((db.kind, db.parent_span_id.as_str()), ("client", rpc.span_id.as_str()));
@@ -300,9 +303,12 @@ async fn otlp_over_http_and_the_resource_from_the_environment() {
     assert_eq!(resource("k8s.node.name"), None, "not in the environment");
 }
 
+/// The cluster's URL scheme `mariadb://` names the server MariaDB (semantic conventions 1.44:
+/// `db.system.name` is `mariadb`, not `mysql`); the test server is a MariaDB.
 #[tokio::test(flavor = "multi_thread")]
-async fn database_spans_name_the_mysql_server() {
-    let Some(db) = testkit::mysql().await else { return };
+async fn database_spans_name_the_mariadb_server() {
+    let Some(mut db) = testkit::mysql().await else { return };
+    db.url = db.url.replacen("mysql://", "mariadb://", 1);
     let collector = Collector::start().await;
     let stack = Stack::start_on(db, &collector.endpoint(), &[]);
     let trace_id = stack.create(&[]).await;
@@ -310,7 +316,7 @@ async fn database_spans_name_the_mysql_server() {
         .wait_for("db-create", |spans| spans.iter().any(|span| span.trace_id == trace_id && span.name == "db-create"))
         .await;
     let db = find(&spans, "todomanager", "db-create");
-    assert_eq!(db.attribute("db.system.name"), Some("mysql"));
+    assert_eq!(db.attribute("db.system.name"), Some("mariadb"));
     assert_eq!(db.attribute("server.address"), Some("127.0.0.1"));
     assert!(db.attribute("server.port").is_some());
 }
@@ -372,4 +378,60 @@ async fn injected_delays_and_slow_lists_show_in_the_trace() {
     let list = find(&spans, "todomanager", "todo_mgr.TodoManager/ListTodos");
     assert_eq!(list.attribute("fault.injected"), Some("slow"));
     assert!(list.end_unix_nano - list.start_unix_nano >= 1_000_000_000);
+}
+
+/// A call that outlives apiserver's timeout ends its CLIENT span in error, with the status the
+/// client generates for it (semconv 1.44: `rpc.response.status_code` and `error.type`
+/// DEADLINE_EXCEEDED), and the API answers 503.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_timed_out_call_ends_its_client_span_in_error() {
+    let collector = Collector::start().await;
+    let env = [
+        ("INJECT_FAILURES", "true"),
+        ("FAILURE_RATE", "0"),
+        ("DELAY_RATE", "0"),
+        ("SLOW_LIST_RATE", "1.0"),
+        ("TODOMANAGER_TIMEOUT", "300ms"),
+    ];
+    let stack = Stack::start(&collector.endpoint(), &env);
+    let response = reqwest::get(format!("{}/v1/todo", stack.api)).await.unwrap();
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let trace_id = trace_id_header(response.headers());
+    let spans = collector
+        .wait_for("the timed-out call", |spans| {
+            spans.iter().any(|span| {
+                span.trace_id == trace_id && span.kind == "client" && span.name == "todo_mgr.TodoManager/ListTodos"
+            })
+        })
+        .await;
+    let spans = of_trace(spans, &trace_id);
+    let call = spans
+        .iter()
+        .find(|span| span.kind == "client" && span.name == "todo_mgr.TodoManager/ListTodos")
+        .expect("the CLIENT span");
+    assert!(call.is_error, "{call:?}");
+    assert_eq!(call.attribute("error.type"), Some("DEADLINE_EXCEEDED"));
+    assert_eq!(call.attribute("rpc.response.status_code"), Some("DEADLINE_EXCEEDED"));
+    assert!(find(&spans, "apiserver", "GET /v1/todo").is_error, "the 503 is the server's error");
+}
+
+/// `X-Inject-Fault: none` (what `verify` and `helm test` send) reaches todomanager: with every
+/// list made slow there and a timeout shorter than the slowness, the opted-out request still
+/// gets its answer, and the others time out.
+#[tokio::test(flavor = "multi_thread")]
+async fn opting_out_of_faults_reaches_todomanager() {
+    let collector = Collector::start().await;
+    let env = [
+        ("INJECT_FAILURES", "true"),
+        ("FAILURE_RATE", "0"),
+        ("DELAY_RATE", "0"),
+        ("SLOW_LIST_RATE", "1.0"),
+        ("TODOMANAGER_TIMEOUT", "500ms"),
+    ];
+    let stack = Stack::start(&collector.endpoint(), &env);
+    let client = reqwest::Client::new();
+    let opted_out = client.get(format!("{}/v1/todo", stack.api)).header("X-Inject-Fault", "none").send().await;
+    assert_eq!(opted_out.unwrap().status(), StatusCode::OK);
+    let slow = client.get(format!("{}/v1/todo", stack.api)).send().await.unwrap();
+    assert_eq!(slow.status(), StatusCode::SERVICE_UNAVAILABLE, "without the opt-out the list is slow");
 }

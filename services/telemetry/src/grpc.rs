@@ -4,17 +4,25 @@
 //!
 //! A span ends when the response body ends, so a streaming RPC's span covers the whole stream,
 //! and the gRPC status is read where gRPC puts it: in the headers of an immediate error, else
-//! in the trailers after the last message.
+//! in the trailers after the last message. A call given up before its status arrived (the
+//! caller's timeout, a dropped request) ends with the status the client generates for it:
+//! DEADLINE_EXCEEDED once its `grpc-timeout` has passed, else CANCELLED.
+//!
+//! Attributes follow the RPC semantic conventions of OpenTelemetry semconv 1.44.0
+//! (docs/rpc/grpc.md): `rpc.system.name`, the fully qualified `rpc.method`, the status code as
+//! a string in `rpc.response.status_code`, and `error.type` on failure.
 
 use std::{
     future::Future,
     pin::Pin,
     task::{Context, Poll, ready},
+    time::{Duration, Instant},
 };
 
 use http::{HeaderMap, Request, Response};
 use http_body::{Body, Frame, SizeHint};
 use opentelemetry::trace::SpanKind;
+use tonic::Code;
 use tower::{Layer, Service};
 use tracing::{Instrument, Span, field::Empty};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
@@ -86,16 +94,24 @@ where
 
     fn call(&mut self, mut request: Request<RequestBody>) -> Self::Future {
         let span = self.span_for(&mut request);
+        let deadline = grpc_timeout(request.headers()).map(|timeout| Instant::now() + timeout);
         let future = {
             let _entered = span.enter();
             self.inner.call(request)
         };
-        let is_server = matches!(self.kind, Kind::Server);
+        let mut call = Call { span, is_server: matches!(self.kind, Kind::Server), deadline, ended: false };
         Box::pin(async move {
-            let response = future.instrument(span.clone()).await?;
+            let response = match future.instrument(call.span.clone()).await {
+                Ok(response) => response,
+                Err(error) => {
+                    // No answer at all (the connection failed): what tonic reports to the caller.
+                    call.end(if call.is_server { Code::Internal } else { Code::Unavailable });
+                    return Err(error);
+                }
+            };
             // An immediate error ("trailers-only") has its status in the headers.
-            record_status(&span, response.headers(), is_server);
-            Ok(response.map(|body| TracedBody { inner: body, span, is_server }))
+            call.end_with(response.headers());
+            Ok(response.map(|body| TracedBody { inner: body, call }))
         })
     }
 }
@@ -105,7 +121,7 @@ impl<S> Traced<S> {
     /// reflection (probes would otherwise fill the traces every few seconds).
     fn span_for<B>(&self, request: &mut Request<B>) -> Span {
         let full_method = request.uri().path().trim_start_matches('/').to_owned();
-        let (service, method) = full_method.split_once('/').unwrap_or((&full_method, ""));
+        let service = full_method.split_once('/').map_or(full_method.as_str(), |(service, _)| service);
         if service.starts_with("grpc.health.") || service.starts_with("grpc.reflection.") {
             return Span::none();
         }
@@ -117,10 +133,9 @@ impl<S> Traced<S> {
             "gRPC",
             otel.name = %full_method,
             otel.kind = ?span_kind,
-            rpc.system = "grpc",
-            rpc.service = service,
-            rpc.method = method,
-            rpc.grpc.status_code = Empty,
+            rpc.system.name = "grpc",
+            rpc.method = %full_method,
+            rpc.response.status_code = Empty,
             server.address = Empty,
             server.port = Empty,
             otel.status_code = Empty,
@@ -139,13 +154,61 @@ impl<S> Traced<S> {
     }
 }
 
+/// One call's span, until its status is known. Dropped before that, the call was given up:
+/// the span ends with the status the client generates for it.
+struct Call {
+    span: Span,
+    is_server: bool,
+    /// From the request's `grpc-timeout`.
+    deadline: Option<Instant>,
+    ended: bool,
+}
+
+impl Call {
+    /// Records `grpc-status` if `headers` carry it (then the call has ended).
+    fn end_with(&mut self, headers: &HeaderMap) {
+        let code = headers.get("grpc-status").and_then(|value| value.to_str().ok()?.parse::<i32>().ok());
+        if let Some(code) = code {
+            self.end(Code::from_i32(code));
+        }
+    }
+
+    /// Per the semantic conventions a client counts every non-OK status as an error; a server
+    /// only those that are its own fault.
+    fn end(&mut self, code: Code) {
+        self.ended = true;
+        self.span.record("rpc.response.status_code", status_name(code));
+        let server_fault = matches!(
+            code,
+            Code::Unknown
+                | Code::DeadlineExceeded
+                | Code::Unimplemented
+                | Code::Internal
+                | Code::Unavailable
+                | Code::DataLoss
+        );
+        if code != Code::Ok && (!self.is_server || server_fault) {
+            self.span.record("otel.status_code", "ERROR");
+            self.span.record("error.type", status_name(code));
+        }
+    }
+}
+
+impl Drop for Call {
+    fn drop(&mut self) {
+        if !self.ended {
+            let expired = self.deadline.is_some_and(|deadline| Instant::now() >= deadline);
+            self.end(if expired { Code::DeadlineExceeded } else { Code::Cancelled });
+        }
+    }
+}
+
 pin_project_lite::pin_project! {
     /// A response body that keeps its call's span open until the body ends.
     pub struct TracedBody<B> {
         #[pin]
         inner: B,
-        span: Span,
-        is_server: bool,
+        call: Call,
     }
 }
 
@@ -156,19 +219,22 @@ impl<B: Body> Body for TracedBody<B> {
     fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<B::Data>, B::Error>>> {
         let this = self.project();
         // What runs while the body streams (a database cursor, say) belongs to this span.
-        let _entered = this.span.enter();
+        let _entered = this.call.span.clone().entered();
         let frame = ready!(this.inner.poll_frame(cx));
         match &frame {
             Some(Ok(frame)) => {
                 if let Some(trailers) = frame.trailers_ref() {
-                    record_status(this.span, trailers, *this.is_server);
+                    this.call.end_with(trailers);
                 }
             }
-            Some(Err(_)) => {
-                this.span.record("otel.status_code", "ERROR");
-                this.span.record("error.type", "stream_error");
+            Some(Err(_)) if !this.call.ended => {
+                this.call.ended = true;
+                this.call.span.record("otel.status_code", "ERROR");
+                this.call.span.record("error.type", "stream_error");
             }
-            None => {}
+            // The body ended: whatever its status, the call is over.
+            None => this.call.ended = true,
+            Some(Err(_)) => {}
         }
         Poll::Ready(frame)
     }
@@ -182,25 +248,69 @@ impl<B: Body> Body for TracedBody<B> {
     }
 }
 
-/// Records `grpc-status` when `headers` carry it. Per the semantic conventions a client counts
-/// every non-OK status as an error; a server only those that are its own fault.
-fn record_status(span: &Span, headers: &HeaderMap, is_server: bool) {
-    let Some(code) = headers.get("grpc-status").and_then(|value| value.to_str().ok()?.parse::<i32>().ok()) else {
-        return;
-    };
-    span.record("rpc.grpc.status_code", code);
-    let code = tonic::Code::from_i32(code);
-    let server_fault = matches!(
-        code,
-        tonic::Code::Unknown
-            | tonic::Code::DeadlineExceeded
-            | tonic::Code::Unimplemented
-            | tonic::Code::Internal
-            | tonic::Code::Unavailable
-            | tonic::Code::DataLoss
-    );
-    if code != tonic::Code::Ok && (!is_server || server_fault) {
-        span.record("otel.status_code", "ERROR");
-        span.record("error.type", format!("{code:?}"));
+/// The status code's name as gRPC spells it (`NOT_FOUND`): the value of
+/// `rpc.response.status_code` and `error.type`.
+fn status_name(code: Code) -> &'static str {
+    match code {
+        Code::Ok => "OK",
+        Code::Cancelled => "CANCELLED",
+        Code::Unknown => "UNKNOWN",
+        Code::InvalidArgument => "INVALID_ARGUMENT",
+        Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
+        Code::NotFound => "NOT_FOUND",
+        Code::AlreadyExists => "ALREADY_EXISTS",
+        Code::PermissionDenied => "PERMISSION_DENIED",
+        Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
+        Code::FailedPrecondition => "FAILED_PRECONDITION",
+        Code::Aborted => "ABORTED",
+        Code::OutOfRange => "OUT_OF_RANGE",
+        Code::Unimplemented => "UNIMPLEMENTED",
+        Code::Internal => "INTERNAL",
+        Code::Unavailable => "UNAVAILABLE",
+        Code::DataLoss => "DATA_LOSS",
+        Code::Unauthenticated => "UNAUTHENTICATED",
+    }
+}
+
+/// The `grpc-timeout` header: digits and a unit (H, M, S, m, u, n), as the gRPC protocol says.
+fn grpc_timeout(headers: &HeaderMap) -> Option<Duration> {
+    let value = headers.get("grpc-timeout")?.to_str().ok()?;
+    let (digits, unit) = value.split_at(value.len().checked_sub(1)?);
+    let amount: u64 = digits.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(amount * 3600),
+        "M" => Duration::from_secs(amount * 60),
+        "S" => Duration::from_secs(amount),
+        "m" => Duration::from_millis(amount),
+        "u" => Duration::from_micros(amount),
+        "n" => Duration::from_nanos(amount),
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grpc_timeouts_are_read_in_every_unit() {
+        let timeout = |value: &str| {
+            let mut headers = HeaderMap::new();
+            headers.insert("grpc-timeout", value.parse().unwrap());
+            grpc_timeout(&headers)
+        };
+        assert_eq!(timeout("2000m"), Some(Duration::from_secs(2)));
+        assert_eq!(timeout("2S"), Some(Duration::from_secs(2)));
+        assert_eq!(timeout("1H"), Some(Duration::from_secs(3600)));
+        assert_eq!(timeout("5n"), Some(Duration::from_nanos(5)));
+        assert_eq!(timeout("m"), None);
+        assert_eq!(timeout("12x"), None);
+        assert_eq!(grpc_timeout(&HeaderMap::new()), None);
+    }
+
+    #[test]
+    fn status_names_are_grpcs() {
+        assert_eq!(status_name(Code::NotFound), "NOT_FOUND");
+        assert_eq!(status_name(Code::DeadlineExceeded), "DEADLINE_EXCEEDED");
     }
 }

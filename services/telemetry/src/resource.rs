@@ -6,6 +6,11 @@ use opentelemetry_sdk::{
     resource::{EnvResourceDetector, TelemetryResourceDetector},
 };
 
+/// The one released version of OpenTelemetry's semantic conventions this workshop follows, for
+/// HTTP (`http.rs`), RPC (`grpc.rs`) and databases (todomanager's `store.rs`). Spans say so in
+/// their resource's schema URL.
+pub const SEMCONV_SCHEMA_URL: &str = "https://opentelemetry.io/schemas/1.44.0";
+
 /// Environment variables that a Kubernetes Deployment fills from the downward API
 /// (see the Helm chart), and the resource attributes they become.
 const KUBERNETES: [(&str, &str); 3] = [
@@ -29,6 +34,7 @@ pub fn detect(service_name: &'static str, service_version: &'static str) -> Reso
         }
     }
     let mut resource = Resource::builder_empty()
+        .with_schema_url([], SEMCONV_SCHEMA_URL)
         .with_service_name(service_name)
         .with_attributes(attributes)
         .with_detector(Box::new(TelemetryResourceDetector))
@@ -39,4 +45,13 @@ pub fn detect(service_name: &'static str, service_version: &'static str) -> Reso
         resource = resource.with_service_name(name);
     }
     resource.build()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_resource_names_its_semantic_conventions() {
+        let resource = super::detect("test", "0.0.0");
+        assert_eq!(resource.schema_url(), Some(super::SEMCONV_SCHEMA_URL));
+    }
 }

@@ -22,10 +22,11 @@ pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).ancestors().nth(2).expect("testkit lives in services/").to_owned()
 }
 
-/// The installed tool, or `None` after saying on the terminal that `test` is skipped.
+/// The installed tool (a program, or a chart's folder), or `None` after saying on the terminal
+/// that `test` is skipped.
 pub fn tool(name: &str, test: &str) -> Option<PathBuf> {
     let path = workspace_root().join(".state/tools/bin").join(name);
-    if path.is_file() {
+    if path.exists() {
         return Some(path);
     }
     skip(name, test, &path)

@@ -13,7 +13,8 @@ pub struct Config {
     pub tracez_listen: SocketAddr,
 
     /// Database to store todos in: an SQLite file (created if missing) or a MySQL/MariaDB server,
-    /// e.g. mysql://todo:secret@mariadb:3306/todo.
+    /// e.g. mariadb://todo:secret@mariadb:3306/todo (mysql:// for MySQL: the scheme names the
+    /// server in the spans, `db.system.name`).
     #[arg(long, env = "DATABASE_URL", default_value = "sqlite://todo.db?mode=rwc")]
     pub database_url: String,
 

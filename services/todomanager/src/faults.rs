@@ -6,6 +6,9 @@ use std::time::Duration;
 
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
+/// The metadata by which a caller opts out of failure injection (value `none`).
+pub const OPT_OUT_HEADER: &str = "x-inject-fault";
+
 #[derive(Clone, Copy, Debug, clap::Args)]
 pub struct Faults {
     /// Turn failure injection on (for the workshop's "reading traces" chapter).
@@ -29,8 +32,13 @@ impl Faults {
         (self.inject_failures && rng.f64() < self.slow_list_rate).then(|| Duration::from_millis(rng.u64(1000..=3000)))
     }
 
-    /// Sleeps 1–3 s for the chosen share of calls, marking the current span.
-    pub async fn maybe_slow_down(&self) {
+    /// Sleeps 1–3 s for the chosen share of calls, marking the current span; never for a call
+    /// whose caller opted out (metadata `x-inject-fault: none`, which apiserver passes on
+    /// from `cargo xtask verify` and `helm test`).
+    pub async fn maybe_slow_down(&self, metadata: &tonic::metadata::MetadataMap) {
+        if metadata.get(OPT_OUT_HEADER).is_some_and(|value| value == "none") {
+            return;
+        }
         let Some(delay) = self.slowness(&mut fastrand::Rng::new()) else { return };
         tracing::Span::current().set_attribute("fault.injected", "slow");
         tracing::info!(?delay, "injected slowness");

@@ -41,7 +41,7 @@ impl proto::TodoManager for TodoService {
 
     async fn list_todos(&self, request: Request<ListTodosReq>) -> Result<Response<Self::ListTodosStream>, Status> {
         let owner = valid_owner(&request.get_ref().owner)?.to_owned();
-        self.faults.maybe_slow_down().await;
+        self.faults.maybe_slow_down(request.metadata()).await;
         let todos = self.store.list(owner).map(|row| row.map(proto::Todo::from).map_err(Status::from));
         Ok(Response::new(Box::pin(todos)))
     }

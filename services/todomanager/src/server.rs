@@ -50,7 +50,13 @@ async fn watch_database(store: Store, reporter: HealthReporter, mut ok: bool) {
     }
 }
 
-/// Reports SERVING while the database answers, NOT_SERVING while it does not; logs the changes.
+/// The service whose health follows the database: readiness. The server's own health (`""`,
+/// what a probe without a service name asks) stays SERVING while the process answers: that is
+/// liveness, and a database outage must not get a healthy process restarted.
+pub const READINESS_SERVICE: &str = "todo_mgr.TodoManager";
+
+/// Reports the todo service SERVING while the database answers, NOT_SERVING while it does
+/// not; logs the changes.
 async fn check_database(store: &Store, reporter: &HealthReporter, was_ok: Option<bool>) -> bool {
     let result = store.ping().await;
     let ok = result.is_ok();
@@ -64,8 +70,6 @@ async fn check_database(store: &Store, reporter: &HealthReporter, was_ok: Option
             tonic_health::ServingStatus::NotServing
         }
     };
-    for service in ["", "todo_mgr.TodoManager"] {
-        reporter.set_service_status(service, status).await;
-    }
+    reporter.set_service_status(READINESS_SERVICE, status).await;
     ok
 }

@@ -71,14 +71,18 @@ pub struct Store {
     pool: Pool,
     /// Host and port of a database server (none for an SQLite file), for the spans.
     server: Option<(String, u16)>,
+    /// `db.system.name`: what the URL's scheme says the server is (MariaDB and MySQL speak
+    /// one protocol; the semantic conventions name them apart).
+    system: &'static str,
 }
 
 impl Store {
-    /// Opens the database at `url` (`sqlite://todo.db?mode=rwc` or `mysql://user:pass@host/db`)
+    /// Opens the database at `url` (`sqlite://todo.db?mode=rwc` , `mysql://user:pass@host/db` or `mariadb://…`)
     /// and brings its schema up to date. `timeout` bounds how long a query waits for a
     /// connection before the database counts as unavailable.
     pub async fn open(url: &str, timeout: Duration) -> Result<Self, StoreError> {
         let mut server = None;
+        let mut system = "sqlite";
         let pool = if url.starts_with("sqlite:") {
             let options = SqliteConnectOptions::from_str(url)?
                 // WAL lets readers go on while one connection writes.
@@ -90,6 +94,7 @@ impl Store {
         } else if url.starts_with("mysql:") || url.starts_with("mariadb:") {
             let options = MySqlConnectOptions::from_str(&url.replacen("mariadb:", "mysql:", 1))?;
             server = Some((options.get_host().to_owned(), options.get_port()));
+            system = if url.starts_with("mariadb:") { "mariadb" } else { "mysql" };
             let pool = MySqlPoolOptions::new().acquire_timeout(timeout).connect_with(options).await?;
             sqlx::migrate!("migrations/mysql").run(&pool).await.map_err(sqlx::Error::from)?;
             Pool::MySql(pool)
@@ -98,15 +103,12 @@ impl Store {
                 "unsupported database URL {url:?}: use sqlite://FILE?mode=rwc or mysql://USER:PASSWORD@HOST/DATABASE"
             )));
         };
-        Ok(Self { pool, server })
+        Ok(Self { pool, server, system })
     }
 
     /// Which kind of database this is, for logs and the tracing attribute `db.system.name`.
     pub fn backend(&self) -> &'static str {
-        match self.pool {
-            Pool::Sqlite(_) => "sqlite",
-            Pool::MySql(_) => "mysql",
-        }
+        self.system
     }
 
     /// Checks that the database answers.

@@ -214,6 +214,37 @@ async fn database_unreachable_is_unavailable_and_recovers() {
     assert_eq!(answer.expect("todomanager recovers when the database returns").into_inner(), saved);
 }
 
+/// Liveness is the process answering, readiness the database reachable: while MariaDB is cut
+/// off, the server's own health (`""`, the chart's liveness probe) stays SERVING and only the
+/// todo service (the readiness probe) turns NOT_SERVING, so the kubelet never restarts a
+/// healthy todomanager during a database outage.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_database_outage_is_not_ready_but_alive() {
+    let Some(db) = testkit::mysql().await else { return };
+    let (server_part, _) = db.url.rsplit_once('/').unwrap();
+    let host_port = server_part.rsplit_once('@').map_or(server_part, |(_, host)| host).trim_start_matches("mysql://");
+    let target = tokio::net::lookup_host(host_port).await.unwrap().next().unwrap();
+    let relay = Relay::start(target).await;
+    let server = Server::start(&db.url.replace(host_port, &relay.addr().to_string())).await;
+    let mut health = HealthClient::new(server.channel().await);
+    let mut status = async |service: &str| {
+        let request = HealthCheckRequest { service: service.into() };
+        health.check(request).await.unwrap().into_inner().status()
+    };
+    assert_eq!(status("").await, ServingStatus::Serving);
+    assert_eq!(status(todomanager::server::READINESS_SERVICE).await, ServingStatus::Serving);
+
+    relay.cut();
+    // The health service re-checks the database every 5 s.
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while status(todomanager::server::READINESS_SERVICE).await == ServingStatus::Serving {
+        assert!(std::time::Instant::now() < deadline, "readiness never noticed the outage");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert_eq!(status(todomanager::server::READINESS_SERVICE).await, ServingStatus::NotServing);
+    assert_eq!(status("").await, ServingStatus::Serving, "liveness must not follow the database");
+}
+
 /// Messages that are not what the contract says: undecodable protobuf is INTERNAL (as gRPC's
 /// status codes specify for a message that cannot be parsed), an unknown method UNIMPLEMENTED;
 /// none of them harms the service.

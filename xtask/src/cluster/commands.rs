@@ -1,0 +1,219 @@
+//! The cluster commands: `up`, `images`, `down`, `status`, and the guard that keeps them on
+//! the workshop's own kube context.
+
+use std::{
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use super::{
+    APP_HOST, INGRESS_PORT, JAEGER_PORT, Options,
+    plan::{plan, port_forwards},
+    stack,
+    state::State,
+};
+use crate::{
+    certs, cmd, doctor,
+    expect::Mode,
+    plan::{Internal, Kind, Plan, Step},
+    processes::{self, Service, Services},
+    project, verify,
+};
+
+/// The kube context to use: `--context` if given (and known), else the profile's own.
+/// The current context of your kubeconfig is never used on its own: it may be a real cluster.
+pub fn check_context(options: &Options, kubeconfig: &str) -> anyhow::Result<()> {
+    let config = yaml_rust2::YamlLoader::load_from_str(kubeconfig).ok().and_then(|mut docs| docs.pop());
+    let known: Vec<String> = config
+        .as_ref()
+        .and_then(|config| config["contexts"].as_vec().cloned())
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|context| context["name"].as_str().map(str::to_owned))
+        .collect();
+    let current = config.as_ref().and_then(|config| config["current-context"].as_str().map(str::to_owned));
+    let wanted = options.kube_context();
+    if known.iter().any(|name| name == wanted) {
+        return Ok(());
+    }
+    match (&options.context, current) {
+        (Some(context), _) => anyhow::bail!("no kube context named {context} in your kubeconfig"),
+        (None, Some(current)) => anyhow::bail!(
+            "the workshop's kube context {wanted} does not exist (is minikube profile {wanted} running?). \
+             Your current context, {current}, is not used unless you pass --context {current}"
+        ),
+        (None, None) => {
+            anyhow::bail!("the workshop's kube context {wanted} does not exist: start it with `cargo xtask up`")
+        }
+    }
+}
+
+fn kubeconfig() -> String {
+    let path = std::env::var_os("KUBECONFIG")
+        .and_then(|paths| std::env::split_paths(&paths).next())
+        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".kube/config")));
+    path.and_then(|path| std::fs::read_to_string(path).ok()).unwrap_or_default()
+}
+
+/// `cargo xtask up`.
+pub fn up(options: &Options) -> anyhow::Result<()> {
+    std::env::set_current_dir(project::root())?;
+    let path = doctor::search_path();
+    let state = State::observe(options, &path);
+    let root = PathBuf::from(".");
+    let plan = plan(options, &state, &stack::image_tag(&root), &root)?;
+    if options.dry_run {
+        if !state.missing_tools.is_empty() {
+            println!(
+                "Note: {} not installed here, so this is the plan for a fresh machine (`cargo xtask doctor` says how to install them).\n",
+                state.missing_tools.join(", ")
+            );
+        }
+        print!("{}", plan.render());
+        println!("Then, until Ctrl-C:");
+        for (_, command) in port_forwards(options) {
+            println!("   $ {}", command.shell());
+        }
+        println!("   and `cargo xtask verify --mode cluster` against them.");
+        return Ok(());
+    }
+    let checks = doctor::checks(&path);
+    let missing = doctor::missing(&checks);
+    if !missing.is_empty() {
+        doctor::print(&checks);
+        anyhow::bail!(
+            "cannot start cluster mode: fix {} first (see above), or try `cargo xtask up --local`",
+            missing.join(", ")
+        );
+    }
+    processes::stop_on_signal()?;
+    plan.execute(&mut |work| match work {
+        Internal::GenerateCertificates => certs::ensure(&options.certificates()).map(drop),
+    })?;
+    check_context(options, &kubeconfig())?;
+    serve_and_verify(options)
+}
+
+/// Port-forwards, verifies the cluster chapters reached, then waits for Ctrl-C.
+fn serve_and_verify(options: &Options) -> anyhow::Result<()> {
+    let logs = options.state_dir().join("logs");
+    std::fs::create_dir_all(&logs)?;
+    let mut services = Services::default();
+    for (name, command) in port_forwards(options) {
+        services.add(Service::start_command(name, &command, logs.join(format!("{}.log", name.replace(' ', "-"))))?);
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    services.check_running()?;
+    let host = (options.chapter() >= 6).then(|| APP_HOST.to_owned());
+    println!("\nThe workshop's cluster runs (profile {}).\n", options.profile);
+    println!("  Jaeger UI    http://127.0.0.1:{JAEGER_PORT}/");
+    match &host {
+        Some(host) => println!("  API          curl -H \"Host: {host}\" http://127.0.0.1:{INGRESS_PORT}/v1/todo"),
+        None => println!("  API          curl http://127.0.0.1:{INGRESS_PORT}/v1/todo"),
+    }
+    let verification = verify::Options {
+        chapter: None,
+        chapters: None,
+        mode: Mode::Cluster,
+        api: format!("http://127.0.0.1:{INGRESS_PORT}"),
+        host,
+        tracez: Vec::new(),
+        up_to: options.chapter,
+        jaeger: format!("http://127.0.0.1:{JAEGER_PORT}"),
+        timeout: Duration::from_secs(60),
+    };
+    let Some(verified) = verify::while_watching(&services, verification)? else {
+        return Ok(()); // Ctrl-C during the verification
+    };
+    verify::then_wait(services, verified, "The port-forwards run")
+}
+
+/// `cargo xtask images`: rebuild the images and roll the app out with them.
+pub fn images(options: &Options) -> anyhow::Result<()> {
+    std::env::set_current_dir(project::root())?;
+    check_context(options, &kubeconfig())?;
+    let state = State::observe(options, &doctor::search_path());
+    let root = PathBuf::from(".");
+    let mut plan = plan(options, &state, &stack::image_tag(&root), &root)?;
+    plan.steps.retain(|step| matches!(step.kind, Kind::BuildImages | Kind::InstallApp | Kind::WaitForApp));
+    if options.dry_run {
+        print!("{}", plan.render());
+        return Ok(());
+    }
+    plan.execute(&mut |_| Ok(()))
+}
+
+#[derive(clap::Args)]
+pub struct DownOptions {
+    #[command(flatten)]
+    pub cluster: Options,
+    /// Delete the whole minikube profile instead of uninstalling the releases.
+    #[arg(long)]
+    pub delete_cluster: bool,
+    /// Do not ask for confirmation.
+    #[arg(long)]
+    pub yes: bool,
+}
+
+/// `cargo xtask down`.
+pub fn down(options: &DownOptions) -> anyhow::Result<()> {
+    std::env::set_current_dir(project::root())?;
+    let cluster = &options.cluster;
+    let context = cluster.kube_context();
+    let mut step = Step::new("Remove the workshop", "see `helm list --all-namespaces`");
+    if options.delete_cluster {
+        step = step.command(cmd!("minikube", "delete", "--profile", &cluster.profile));
+    } else {
+        for release in stack::releases(cluster, "0", Path::new("."))?.iter().rev() {
+            step = step.command(cmd!(
+                "helm",
+                "uninstall",
+                release.name,
+                "--kube-context",
+                context,
+                "--namespace",
+                release.namespace,
+                "--ignore-not-found"
+            ));
+        }
+    }
+    let plan = Plan { steps: vec![step] };
+    print!("{}", plan.render());
+    if cluster.dry_run {
+        return Ok(());
+    }
+    if !options.delete_cluster {
+        check_context(cluster, &kubeconfig())?;
+    }
+    if !options.yes {
+        print!("Go ahead? [y/N] ");
+        std::io::Write::flush(&mut std::io::stdout())?;
+        let mut answer = String::new();
+        std::io::stdin().read_line(&mut answer)?;
+        anyhow::ensure!(answer.trim().eq_ignore_ascii_case("y"), "nothing removed");
+    }
+    plan.execute(&mut |_| Ok(()))
+}
+
+/// `cargo xtask status`.
+pub fn status(options: &Options) -> anyhow::Result<()> {
+    let context = options.kube_context();
+    let commands = [
+        cmd!("minikube", "status", "--profile", &options.profile),
+        cmd!("helm", "list", "--kube-context", context, "--all-namespaces"),
+        cmd!("kubectl", "--context", context, "get", "pods", "--all-namespaces"),
+    ];
+    for command in commands {
+        println!("$ {}", command.shell());
+        match command.read() {
+            Some(output) => println!("{output}\n"),
+            None => println!(
+                "  (no answer: is {} installed and the cluster up? `cargo xtask doctor` tells)\n",
+                command.program
+            ),
+        }
+    }
+    let forwards = cmd!("pgrep", "-af", "kubectl.*port-forward").read().unwrap_or_default();
+    println!("port-forwards:\n{}", if forwards.trim().is_empty() { "  none" } else { forwards.trim() });
+    Ok(())
+}

@@ -1,0 +1,239 @@
+//! Cluster mode: `cargo xtask up` (and `images`, `down`, `status`). minikube, Linkerd with proxy
+//! tracing, the OpenTelemetry Collector, Jaeger, an ingress, the app's images and chart. Every
+//! step is a plan of real `minikube`, `helm` and `kubectl` commands, printed before it runs, and
+//! skipped when it is already done, so running `up` twice changes nothing the second time.
+
+//!
+//! Where things are: [`stack`] says what is installed, in which order, with which values (and
+//! [`versions`] at which versions, from `config/versions.toml`); [`state`] looks at what is
+//! already there; [`plan`] turns both into the steps of `up`; [`commands`] carries them out.
+
+mod commands;
+mod plan;
+#[cfg(test)]
+mod rendered;
+pub mod stack;
+mod state;
+pub mod versions;
+
+use std::path::PathBuf;
+
+pub use commands::{DownOptions, down, images, status, up};
+pub use stack::app_chart_variants;
+
+use crate::certs;
+
+pub const DEFAULT_PROFILE: &str = "tracing-workshop";
+/// What the minikube profile gets: enough for Linkerd, the collector, Jaeger, Traefik and the app.
+pub const CPUS: usize = 4;
+pub const MEMORY: &str = "8g";
+
+pub const LINKERD_NAMESPACE: &str = "linkerd";
+pub const TRACING_NAMESPACE: &str = "tracing";
+pub const TRAEFIK_NAMESPACE: &str = "traefik";
+pub const NGINX_NAMESPACE: &str = "ingress-nginx";
+pub const APP_NAMESPACE: &str = "todo";
+pub const COLLECTOR_RELEASE: &str = "otel-collector";
+pub const JAEGER_RELEASE: &str = "jaeger";
+/// The host the ingress answers for: `curl -H "Host: todo.local" …`.
+pub const APP_HOST: &str = "todo.local";
+/// Local ports of the port-forwards.
+pub const JAEGER_PORT: u16 = 16686;
+pub const INGRESS_PORT: u16 = 8000;
+
+pub const REPOSITORIES: [(&str, &str); 4] = [
+    ("linkerd-edge", "https://helm.linkerd.io/edge"),
+    ("open-telemetry", "https://open-telemetry.github.io/opentelemetry-helm-charts"),
+    ("jaegertracing", "https://jaegertracing.github.io/helm-charts"),
+    ("traefik", "https://traefik.github.io/charts"),
+];
+
+/// The first chapter that runs in the cluster, and the last.
+pub const FIRST_CLUSTER_CHAPTER: u32 = 5;
+pub const LAST_CHAPTER: u32 = 7;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Ingress {
+    /// Traefik, maintained, exports OTLP itself (the default).
+    Traefik,
+    /// minikube's ingress addon (ingress-nginx), as in the original tutorial.
+    Nginx,
+}
+
+#[derive(clap::Args, Clone, Debug)]
+#[group(skip)]
+#[command(next_help_heading = "Cluster mode (without --local)")]
+pub struct Options {
+    /// The minikube profile (a cluster of its own, apart from any other you have).
+    #[arg(long, default_value = DEFAULT_PROFILE)]
+    pub profile: String,
+
+    /// Use this kube context instead of the profile's own. Without it, xtask talks only to the
+    /// workshop's minikube profile, never to your current context.
+    #[arg(long)]
+    pub context: Option<String>,
+
+    /// The chapter whose end state to reach (5: mesh, collector, Jaeger; 6: + the ingress;
+    /// 7: + failure injection); set by `up --chapter`. Default: 6.
+    #[arg(skip)]
+    pub chapter: Option<u32>,
+
+    /// The ingress controller.
+    #[arg(long, value_enum, default_value = "traefik")]
+    pub ingress: Ingress,
+
+    /// Print the plan (every command) and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+impl Options {
+    pub fn kube_context(&self) -> &str {
+        self.context.as_deref().unwrap_or(&self.profile)
+    }
+
+    pub fn chapter(&self) -> u32 {
+        self.chapter.unwrap_or(6)
+    }
+
+    pub fn state_dir(&self) -> PathBuf {
+        PathBuf::from(".state/cluster").join(&self.profile)
+    }
+
+    pub fn certificates(&self) -> certs::Files {
+        certs::Files::in_dir(&self.state_dir().join("linkerd"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{commands::check_context, plan::plan, state::State, *};
+    use crate::expect::Mode;
+    use crate::project;
+
+    fn options(chapter: Option<u32>, ingress: Ingress) -> Options {
+        Options { profile: DEFAULT_PROFILE.into(), context: None, chapter, ingress, dry_run: true }
+    }
+
+    /// The plan as text, with the release fingerprints masked (they follow every config edit).
+    fn rendered(options: &Options, state: &State) -> String {
+        let root = project::root();
+        let text = plan(options, state, "0.1.0-test", &root).unwrap().render();
+        regex::Regex::new("xtask:[0-9a-f]{16}").unwrap().replace_all(&text, "xtask:<fingerprint>").into_owned()
+    }
+
+    /// Compares with `xtask/tests/golden/NAME.txt`; `UPDATE_GOLDEN=1` rewrites the file.
+    fn golden(name: &str, actual: &str) {
+        let file = project::root().join("xtask/tests/golden").join(format!("{name}.txt"));
+        if std::env::var_os("UPDATE_GOLDEN").is_some() {
+            std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+            std::fs::write(&file, actual).unwrap();
+        }
+        let expected = std::fs::read_to_string(&file).unwrap_or_default();
+        assert_eq!(actual, expected, "the plan changed: review it, then UPDATE_GOLDEN=1 cargo test -p xtask");
+    }
+
+    #[test]
+    fn plan_for_a_fresh_machine() {
+        golden("plan-fresh", &rendered(&options(None, Ingress::Traefik), &State::default()));
+    }
+
+    #[test]
+    fn plan_per_chapter_and_ingress() {
+        golden("plan-chapter-5", &rendered(&options(Some(5), Ingress::Traefik), &State::default()));
+        golden("plan-chapter-7", &rendered(&options(Some(7), Ingress::Traefik), &State::default()));
+        golden("plan-nginx", &rendered(&options(None, Ingress::Nginx), &State::default()));
+    }
+
+    /// Everything there as asked: the second `up` runs nothing but the readiness wait.
+    #[test]
+    fn plan_for_a_second_run_skips_everything() {
+        let options = options(None, Ingress::Traefik);
+        let root = project::root();
+        let fresh = plan(&options, &State::default(), "0.1.0-test", &root).unwrap();
+        let mut state = State { minikube_running: true, certificates: true, ..Default::default() };
+        for step in &fresh.steps {
+            for command in &step.commands {
+                if command.args.first().map(String::as_str) == Some("upgrade") {
+                    let description = command.args.iter().skip_while(|arg| *arg != "--description").nth(1).unwrap();
+                    state.releases.insert(command.args[2].clone(), description.clone());
+                }
+            }
+        }
+        state.images.extend(["apiserver:0.1.0-test".into(), "todomanager:0.1.0-test".into()]);
+        let second = plan(&options, &state, "0.1.0-test", &root).unwrap();
+        let to_run: Vec<&str> =
+            second.steps.iter().filter(|step| step.done.is_none()).map(|step| step.title.as_str()).collect();
+        assert_eq!(to_run, ["Wait until the app is ready"]);
+        golden("plan-second-run", &rendered(&options, &state));
+    }
+
+    /// The plan installs into the namespaces and under the names that config/ and helm/ assume.
+    #[test]
+    fn the_plan_agrees_with_config_and_the_chart() {
+        let root = project::root();
+        let load = |file: &str| {
+            yaml_rust2::YamlLoader::load_from_str(&std::fs::read_to_string(root.join(file)).unwrap()).unwrap().remove(0)
+        };
+        let linkerd = load("config/linkerd-control-plane.yaml");
+        let collector = load("config/opentelemetry-collector.yaml");
+        let nginx = load("config/ingress-nginx.yaml");
+        let chart = load("helm/todo-app/values.yaml");
+        assert_eq!(
+            linkerd["proxy"]["tracing"]["collector"]["meshIdentity"]["namespace"].as_str(),
+            Some(TRACING_NAMESPACE)
+        );
+        assert_eq!(collector["fullnameOverride"].as_str(), Some(COLLECTOR_RELEASE));
+        let jaeger_endpoint = format!("{JAEGER_RELEASE}.{TRACING_NAMESPACE}.svc.cluster.local:4317");
+        assert_eq!(
+            collector["config"]["exporters"]["otlp_grpc/jaeger"]["endpoint"].as_str(),
+            Some(jaeger_endpoint.as_str())
+        );
+        assert!(nginx["metadata"].is_badvalue(), "a merge patch of the addon's ConfigMap: data only");
+        assert_eq!(nginx["data"]["otlp-collector-port"].as_str(), Some("4317"));
+        assert_eq!(chart["ingress"]["host"].as_str(), Some(APP_HOST));
+        assert_eq!(chart["ingress"]["controllerNamespace"].as_str(), Some(TRAEFIK_NAMESPACE));
+        let collector_url = format!("http://{COLLECTOR_RELEASE}.{TRACING_NAMESPACE}.svc.cluster.local:4317");
+        assert_eq!(chart["tracing"]["endpoint"].as_str(), Some(collector_url.as_str()));
+        // Every file the plan passes to Helm exists.
+        for step in plan(&options(Some(7), Ingress::Nginx), &State::default(), "t", &root).unwrap().steps {
+            for command in step.commands {
+                for window in command.args.windows(2) {
+                    if window[0] == "--values" || window[0] == "--filename" || window[0] == "--patch-file" {
+                        assert!(root.join(&window[1]).exists(), "{}", window[1]);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The chapters `up` verifies in the cluster load, and are the ones `--chapter` reaches.
+    #[test]
+    fn the_cluster_chapters_load() {
+        let chapters = crate::expect::load_all(&project::root().join("chapters")).unwrap();
+        let cluster: Vec<u32> = chapters
+            .iter()
+            .filter(|chapter| chapter.modes.contains(&Mode::Cluster))
+            .map(|chapter| chapter.number)
+            .collect();
+        assert_eq!(cluster, (FIRST_CLUSTER_CHAPTER..=LAST_CHAPTER).collect::<Vec<_>>());
+        for chapter in chapters.iter().filter(|chapter| cluster.contains(&chapter.number)) {
+            assert!(
+                chapter.request.iter().any(|request| !request.span.is_empty()),
+                "chapter {} checks spans",
+                chapter.number
+            );
+        }
+    }
+
+    #[test]
+    fn a_foreign_context_is_refused() {
+        let kubeconfig = "apiVersion: v1\ncurrent-context: production\ncontexts:\n  - name: production\n  - name: tracing-workshop\n";
+        assert!(check_context(&options(None, Ingress::Traefik), kubeconfig).is_ok());
+        let without_workshop = "current-context: production\ncontexts:\n  - name: production\n";
+        let error = check_context(&options(None, Ingress::Traefik), without_workshop).unwrap_err().to_string();
+        assert!(error.contains("is not used unless you pass --context production"), "{error}");
+        let explicit = Options { context: Some("production".into()), ..options(None, Ingress::Traefik) };
+        assert!(check_context(&explicit, without_workshop).is_ok(), "an explicit --context is allowed");
+    }
+}

@@ -1,0 +1,232 @@
+//! What cluster mode installs, in which order, with which values: the Helm releases of the
+//! stack. The versions come from `config/versions.toml`, the values from `config/` and the
+//! app's chart from `helm/todo-app`.
+
+use std::path::Path;
+
+use super::{
+    APP_NAMESPACE, FIRST_CLUSTER_CHAPTER, Ingress, LAST_CHAPTER, LINKERD_NAMESPACE, NGINX_NAMESPACE, Options,
+    TRACING_NAMESPACE, TRAEFIK_NAMESPACE, versions::Versions,
+};
+
+/// The app's own release and chart.
+pub const APP_RELEASE: &str = "todo";
+pub const APP_CHART: &str = "helm/todo-app";
+
+/// A Helm release the plan installs.
+pub struct Release {
+    pub title: &'static str,
+    pub name: &'static str,
+    pub namespace: &'static str,
+    pub chart: String,
+    /// The chart's version; `None` for the app's chart, which is in this repository.
+    pub version: Option<String>,
+    /// Values and flags, ending with `--description xtask:<fingerprint>`.
+    pub args: Vec<String>,
+    pub hint: &'static str,
+}
+
+/// A third-party release: its chart and version from the table, its image tags, its values.
+fn upstream(
+    versions: &Versions,
+    title: &'static str,
+    name: &'static str,
+    namespace: &'static str,
+    values: &[&str],
+    hint: &'static str,
+) -> anyhow::Result<Release> {
+    let chart = versions.chart(name)?;
+    let mut args: Vec<String> = values.iter().map(|arg| (*arg).to_owned()).collect();
+    args.extend(versions.image_sets(name));
+    Ok(Release { title, name, namespace, chart: chart.chart.clone(), version: Some(chart.version.clone()), args, hint })
+}
+
+/// Every release of the stack for `options`, in install order. `image_tag` and the folder they
+/// read their files from go into what decides whether a release is up to date.
+pub fn releases(options: &Options, image_tag: &str, root: &Path) -> anyhow::Result<Vec<Release>> {
+    let versions = Versions::read(root)?;
+    let certificates = options.certificates();
+    let chapter = options.chapter();
+    let trust_anchor = format!("identityTrustAnchorsPEM={}", certificates.trust_anchor.display());
+    let issuer_certificate = format!("identity.issuer.tls.crtPEM={}", certificates.issuer_certificate.display());
+    let issuer_key = format!("identity.issuer.tls.keyPEM={}", certificates.issuer_key.display());
+    let mut releases = vec![
+        upstream(
+            &versions,
+            "Linkerd's CRDs (with the Gateway API CRDs it needs)",
+            "linkerd-crds",
+            LINKERD_NAMESPACE,
+            &["--set", "installGatewayAPI=true"],
+            "see `kubectl get crds`; Linkerd needs Kubernetes 1.31 or newer",
+        )?,
+        upstream(
+            &versions,
+            "Linkerd's control plane, with proxy tracing to the collector",
+            "linkerd-control-plane",
+            LINKERD_NAMESPACE,
+            &[
+                "--values",
+                "config/linkerd-control-plane.yaml",
+                "--set-file",
+                &trust_anchor,
+                "--set-file",
+                &issuer_certificate,
+                "--set-file",
+                &issuer_key,
+            ],
+            "see `kubectl --namespace linkerd get pods`; the certificates are in the state folder",
+        )?,
+        upstream(
+            &versions,
+            "the OpenTelemetry Collector, meshed",
+            super::COLLECTOR_RELEASE,
+            TRACING_NAMESPACE,
+            &["--values", "config/opentelemetry-collector.yaml"],
+            "see `kubectl --namespace tracing logs deployment/otel-collector`",
+        )?,
+        upstream(
+            &versions,
+            "Jaeger v2, in memory",
+            super::JAEGER_RELEASE,
+            TRACING_NAMESPACE,
+            &["--values", "config/jaeger.yaml"],
+            "see `kubectl --namespace tracing get pods`",
+        )?,
+    ];
+    if chapter >= 6 && options.ingress == Ingress::Traefik {
+        releases.push(upstream(
+            &versions,
+            "Traefik, the ingress, tracing over OTLP",
+            "traefik",
+            TRAEFIK_NAMESPACE,
+            &["--values", "config/traefik.yaml"],
+            "see `kubectl --namespace traefik logs deployment/traefik`",
+        )?);
+    }
+    let (ingress_enabled, class, controller_namespace) = match (chapter >= 6, options.ingress) {
+        (false, _) => (false, "traefik", TRAEFIK_NAMESPACE),
+        (true, Ingress::Traefik) => (true, "traefik", TRAEFIK_NAMESPACE),
+        (true, Ingress::Nginx) => (true, "nginx", NGINX_NAMESPACE),
+    };
+    let mut app_args: Vec<String> = [
+        format!("apiserver.image.tag={image_tag}"),
+        format!("todomanager.image.tag={image_tag}"),
+        format!("ingress.enabled={ingress_enabled}"),
+        format!("ingress.className={class}"),
+        format!("ingress.controllerNamespace={controller_namespace}"),
+        format!("faults.enabled={}", chapter >= 7),
+    ]
+    .into_iter()
+    .flat_map(|set| ["--set".to_owned(), set])
+    .collect();
+    app_args.extend(versions.image_sets(APP_RELEASE));
+    releases.push(Release {
+        title: "the todo app",
+        name: APP_RELEASE,
+        namespace: APP_NAMESPACE,
+        chart: APP_CHART.into(),
+        version: None,
+        args: app_args,
+        hint: "see `kubectl --namespace todo get pods` and `kubectl --namespace todo describe pods`",
+    });
+    // What was asked, with the content of every file it reads: a change to any of them
+    // makes the release out of date.
+    for release in &mut releases {
+        let mut fingerprint = format!(
+            "{} {} {} {}",
+            release.chart,
+            release.version.as_deref().unwrap_or("local"),
+            release.namespace,
+            release.args.join(" ")
+        );
+        for file in
+            release.args.iter().filter_map(|arg| arg.split_once('=').map_or(Some(arg.as_str()), |(_, v)| Some(v)))
+        {
+            if let Ok(text) = std::fs::read_to_string(root.join(file)) {
+                fingerprint.push_str(&text);
+            }
+        }
+        if release.version.is_none() {
+            fingerprint.push_str(&files_fingerprint(&root.join(&release.chart)));
+        }
+        release.args.extend([
+            "--description".to_owned(),
+            format!("xtask:{:016x}", crate::project::fnv1a(fingerprint.as_bytes())),
+        ]);
+    }
+    Ok(releases)
+}
+
+/// The values of a release, without the fingerprint (what `lint` and the tests render with).
+pub fn values(release: &Release) -> Vec<String> {
+    let mut args = release.args.clone();
+    if let Some(at) = args.iter().position(|arg| arg == "--description") {
+        args.truncate(at);
+    }
+    args
+}
+
+/// A state of the stack the plan can reach: a chapter and an ingress.
+pub fn variants() -> Vec<Options> {
+    let mut variants = Vec::new();
+    for chapter in FIRST_CLUSTER_CHAPTER..=LAST_CHAPTER {
+        for ingress in [Ingress::Traefik, Ingress::Nginx] {
+            if chapter < 6 && ingress == Ingress::Nginx {
+                continue; // no ingress before chapter 6
+            }
+            variants.push(Options {
+                profile: super::DEFAULT_PROFILE.into(),
+                context: None,
+                chapter: Some(chapter),
+                ingress,
+                dry_run: true,
+            });
+        }
+    }
+    variants
+}
+
+/// The values of the app's chart for every state the plan installs (chapters 5–7, with either
+/// ingress), labelled: what `lint` and the tests render with the real Helm.
+pub fn app_chart_variants(root: &Path) -> anyhow::Result<Vec<(String, Vec<String>)>> {
+    let mut labelled = Vec::new();
+    for options in variants() {
+        let releases = releases(&options, "lint", root)?;
+        let app = releases.iter().find(|release| release.name == APP_RELEASE).expect("the plan installs the app");
+        let label = format!("chapter {}, {:?}", options.chapter(), options.ingress).to_lowercase();
+        labelled.push((label, values(app)));
+    }
+    Ok(labelled)
+}
+
+/// The names and contents of the files under `dir`, in order.
+fn files_fingerprint(dir: &Path) -> String {
+    let mut files = Vec::new();
+    let mut pending = vec![dir.to_owned()];
+    while let Some(dir) = pending.pop() {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                pending.push(path);
+            } else {
+                files.push(path);
+            }
+        }
+    }
+    files.sort();
+    files
+        .iter()
+        .map(|file| format!("{}\n{}", file.display(), std::fs::read_to_string(file).unwrap_or_default()))
+        .collect()
+}
+
+/// The images' tag: the crate version and a hash of everything that goes into them, so that a
+/// change rebuilds and an unchanged tree does not.
+pub fn image_tag(root: &Path) -> String {
+    let mut fingerprint = String::new();
+    for file in ["Cargo.toml", "Cargo.lock", "Dockerfile"] {
+        fingerprint.push_str(&std::fs::read_to_string(root.join(file)).unwrap_or_default());
+    }
+    fingerprint.push_str(&files_fingerprint(&root.join("services")));
+    format!("{}-{:08x}", env!("CARGO_PKG_VERSION"), crate::project::fnv1a(fingerprint.as_bytes()) as u32)
+}
