@@ -380,20 +380,25 @@ async fn injected_delays_and_slow_lists_show_in_the_trace() {
     assert!(list.end_unix_nano - list.start_unix_nano >= 1_000_000_000);
 }
 
+/// Failure injection that makes every list slow (1–3 s in todomanager) and nothing else, with
+/// apiserver giving up after `timeout`.
+fn every_list_slower_than(timeout: &str) -> [(&str, &str); 5] {
+    [
+        ("INJECT_FAILURES", "true"),
+        ("FAILURE_RATE", "0"),
+        ("DELAY_RATE", "0"),
+        ("SLOW_LIST_RATE", "1.0"),
+        ("TODOMANAGER_TIMEOUT", timeout),
+    ]
+}
+
 /// A call that outlives apiserver's timeout ends its CLIENT span in error, with the status the
 /// client generates for it (semconv 1.44: `rpc.response.status_code` and `error.type`
 /// DEADLINE_EXCEEDED), and the API answers 503.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_timed_out_call_ends_its_client_span_in_error() {
     let collector = Collector::start().await;
-    let env = [
-        ("INJECT_FAILURES", "true"),
-        ("FAILURE_RATE", "0"),
-        ("DELAY_RATE", "0"),
-        ("SLOW_LIST_RATE", "1.0"),
-        ("TODOMANAGER_TIMEOUT", "300ms"),
-    ];
-    let stack = Stack::start(&collector.endpoint(), &env);
+    let stack = Stack::start(&collector.endpoint(), &every_list_slower_than("300ms"));
     let response = reqwest::get(format!("{}/v1/todo", stack.api)).await.unwrap();
     assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
     let trace_id = trace_id_header(response.headers());
@@ -421,14 +426,7 @@ async fn a_timed_out_call_ends_its_client_span_in_error() {
 #[tokio::test(flavor = "multi_thread")]
 async fn opting_out_of_faults_reaches_todomanager() {
     let collector = Collector::start().await;
-    let env = [
-        ("INJECT_FAILURES", "true"),
-        ("FAILURE_RATE", "0"),
-        ("DELAY_RATE", "0"),
-        ("SLOW_LIST_RATE", "1.0"),
-        ("TODOMANAGER_TIMEOUT", "500ms"),
-    ];
-    let stack = Stack::start(&collector.endpoint(), &env);
+    let stack = Stack::start(&collector.endpoint(), &every_list_slower_than("500ms"));
     let client = reqwest::Client::new();
     let opted_out = client.get(format!("{}/v1/todo", stack.api)).header("X-Inject-Fault", "none").send().await;
     assert_eq!(opted_out.unwrap().status(), StatusCode::OK);

@@ -181,16 +181,22 @@ async fn health_and_reflection_are_served() {
 
 /// MariaDB behind a relay that the test cuts: UNAVAILABLE while it is cut, service again once
 /// it is restored, without restarting todomanager.
-#[tokio::test(flavor = "multi_thread")]
-async fn database_unreachable_is_unavailable_and_recovers() {
-    let Some(db) = testkit::mysql().await else { return };
+/// A relay in front of the MySQL/MariaDB server of `db` (to cut the connection on cue), and
+/// `db`'s URL through it.
+async fn relayed(db: &TestDb) -> (Relay, String) {
     let (server_part, database) = db.url.rsplit_once('/').unwrap();
     let host_port = server_part.rsplit_once('@').map_or(server_part, |(_, host)| host).trim_start_matches("mysql://");
     let target = tokio::net::lookup_host(host_port).await.unwrap().next().unwrap();
     let relay = Relay::start(target).await;
     let relayed_url = db.url.replace(host_port, &relay.addr().to_string());
     assert!(relayed_url.ends_with(database));
+    (relay, relayed_url)
+}
 
+#[tokio::test(flavor = "multi_thread")]
+async fn database_unreachable_is_unavailable_and_recovers() {
+    let Some(db) = testkit::mysql().await else { return };
+    let (relay, relayed_url) = relayed(&db).await;
     let server = Server::start(&relayed_url).await;
     let mut client = server.client().await;
     let saved = client.create_todo(todo("alice", "before the cut")).await.unwrap().into_inner();
@@ -221,11 +227,8 @@ async fn database_unreachable_is_unavailable_and_recovers() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_database_outage_is_not_ready_but_alive() {
     let Some(db) = testkit::mysql().await else { return };
-    let (server_part, _) = db.url.rsplit_once('/').unwrap();
-    let host_port = server_part.rsplit_once('@').map_or(server_part, |(_, host)| host).trim_start_matches("mysql://");
-    let target = tokio::net::lookup_host(host_port).await.unwrap().next().unwrap();
-    let relay = Relay::start(target).await;
-    let server = Server::start(&db.url.replace(host_port, &relay.addr().to_string())).await;
+    let (relay, relayed_url) = relayed(&db).await;
+    let server = Server::start(&relayed_url).await;
     let mut health = HealthClient::new(server.channel().await);
     let mut status = async |service: &str| {
         let request = HealthCheckRequest { service: service.into() };
