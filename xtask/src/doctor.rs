@@ -75,10 +75,7 @@ pub fn checks(path: &[PathBuf]) -> Vec<Check> {
                 .map(|out| out.lines().next().unwrap_or_default().to_owned())
         });
         let minimum = versions.as_ref().map(|versions| (tool.minimum)(&versions.minimum)).unwrap_or("0.0.0");
-        let recent = |found: &str| match (versions::numeric(found), versions::numeric(minimum)) {
-            (Some(found), Some(minimum)) => found >= minimum,
-            _ => true, // a version we cannot read: do not block on it
-        };
+        let recent = |found: &str| meets(found, minimum);
         checks.push(Check {
             name: tool.name.into(),
             ok: version.as_deref().is_some_and(recent),
@@ -122,6 +119,15 @@ pub fn checks(path: &[PathBuf]) -> Vec<Check> {
         fix: format!("minikube gets 8 GiB: the machine needs about {MIN_MEMORY_GIB} GiB in all"),
     });
     checks
+}
+
+/// Whether the version a tool printed (`found`) is at least `minimum`; a version that cannot be
+/// read does not block.
+fn meets(found: &str, minimum: &str) -> bool {
+    match (versions::numeric(found), versions::numeric(minimum)) {
+        (Some(found), Some(minimum)) => found >= minimum,
+        _ => true,
+    }
 }
 
 /// Total memory: /proc/meminfo on Linux, sysctl on macOS.
@@ -178,6 +184,17 @@ mod tests {
             assert!(missing.contains(&tool.to_string()), "{missing:?}");
         }
         let helm = checks.iter().find(|check| check.name == "helm").unwrap();
+        assert!(helm.fix.starts_with("3.19.0 or newer"), "the minimum of config/versions.toml: {}", helm.fix);
         assert!(helm.fix.contains("brew install helm") && helm.fix.contains("get-helm-3"));
+    }
+
+    #[test]
+    fn tools_older_than_the_minimum_are_not_ok() {
+        assert!(meets("v3.19.0+g3d8990f", "3.19.0"));
+        assert!(meets("v4.1.4", "3.19.0"));
+        assert!(!meets("v3.18.6+gabc", "3.19.0"));
+        assert!(!meets("minikube version: v1.36.0", "1.37.0"));
+        assert!(meets("Client Version: v1.35.2", "1.31.0"));
+        assert!(meets("something else", "1.31.0"), "unreadable: not blocking");
     }
 }

@@ -54,6 +54,26 @@ pub fn check(root: &Path, chart: &Path) -> anyhow::Result<Report> {
             }
         }
     }
+    // The upstream Traefik chart at the pinned version, with the values the plan passes.
+    match tools::installed(tools::TRAEFIK_CHART) {
+        Some(traefik) => {
+            let values = cluster::stack::traefik_values(root)?;
+            for helm in [tools::HELM3, tools::HELM4] {
+                let Some(binary) = tools::installed(helm) else { continue };
+                let rendered =
+                    template(&binary, &traefik, "traefik", cluster::TRAEFIK_NAMESPACE, KUBERNETES_VERSIONS[0], &values);
+                match rendered {
+                    Ok(_) => {
+                        report.checked.push(format!("{helm} template of the Traefik chart with config/traefik.yaml"))
+                    }
+                    Err(error) => report.problems.push(format!("{helm}, the Traefik chart: {error:#}")),
+                }
+            }
+        }
+        None => {
+            report.skipped.push(format!("{}: the Traefik chart with our values (not installed)", tools::TRAEFIK_CHART))
+        }
+    }
     match tools::installed(tools::KUBERNETES_VALIDATE) {
         Some(validator) if !rendered.is_empty() => {
             for version in KUBERNETES_VERSIONS {
@@ -94,6 +114,12 @@ fn lint_and_render(helm: &Path, chart: &Path, kubernetes: &str, values: &[String
     let lint_output = String::from_utf8_lossy(&lint.stdout);
     anyhow::ensure!(lint.status.success(), "helm lint --strict:\n{lint_output}");
     let rendered = template(helm, chart, "todo", cluster::APP_NAMESPACE, kubernetes, values)?;
+    // `helm template` prints a mapping with a key twice, which YAML forbids (keys are unique);
+    // Kubernetes' lenient decoder (sigs.k8s.io/yaml, checked) silently keeps the last value,
+    // and the schema validator does not look: so check it here.
+    if let Err(error) = yaml_rust2::YamlLoader::load_from_str(&rendered) {
+        anyhow::bail!("the rendering is not valid YAML (a key written twice?): {error}");
+    }
     std::fs::write(file, rendered).with_context(|| format!("cannot write {}", file.display()))
 }
 
@@ -115,7 +141,9 @@ pub fn template(
         chart.display(),
         values.join(" ")
     );
-    let output = duct::cmd(helm, args).stdout_capture().stderr_capture().unchecked().run()?;
+    // Values files are named relative to the checkout, as in the plan.
+    let output =
+        duct::cmd(helm, args).dir(crate::project::root()).stdout_capture().stderr_capture().unchecked().run()?;
     anyhow::ensure!(output.status.success(), "helm template: {}", String::from_utf8_lossy(&output.stderr));
     Ok(String::from_utf8(output.stdout)?)
 }
@@ -150,6 +178,29 @@ mod tests {
             let path = entry.unwrap().path();
             let target = to.join(path.file_name().unwrap());
             if path.is_dir() { copy_dir(&path, &target) } else { std::fs::copy(&path, &target).map(drop).unwrap() }
+        }
+    }
+
+    /// A label written twice (two includes that both add `app.kubernetes.io/instance`, say)
+    /// renders, and Kubernetes would silently keep one of the two: lint says so.
+    #[test]
+    fn a_duplicated_key_in_a_rendering_is_a_problem() {
+        let test = "lint finds a key written twice";
+        if !testkit::real::tools(&[tools::HELM3, tools::HELM4], test) {
+            return;
+        }
+        let root = crate::project::root();
+        let chart = tempfile::tempdir().unwrap();
+        copy_dir(&root.join(crate::lint::CHART), chart.path());
+        std::fs::write(
+            chart.path().join("templates/twice.yaml"),
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: twice\n  labels:\n    a: b\n    a: c\n",
+        )
+        .unwrap();
+        let report = check(&root, chart.path()).unwrap();
+        assert!(!report.problems.is_empty());
+        for problem in report.problems.iter().filter(|problem| problem.starts_with("helm")) {
+            assert!(problem.contains("not valid YAML"), "{problem}");
         }
     }
 

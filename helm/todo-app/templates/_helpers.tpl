@@ -1,6 +1,6 @@
 {{/* Labels every object of the app carries (a workload adds its app.kubernetes.io/name: a
-second include of "todo-app.selector" would repeat app.kubernetes.io/instance, a duplicate key
-that kubectl and Helm's install refuse although `helm template` prints it). */}}
+second include of "todo-app.selector" would repeat app.kubernetes.io/instance, a key written
+twice, which YAML forbids; Kubernetes' lenient decoder would keep the last one). */}}
 {{- define "todo-app.labels" -}}
 app.kubernetes.io/part-of: todo-app
 app.kubernetes.io/instance: {{ .Release.Name }}

@@ -168,6 +168,39 @@ mod tests {
         golden("plan-second-run", &rendered(&options, &state));
     }
 
+    /// Every upstream chart is installed at the version of config/versions.toml, and its image
+    /// tags with it: nothing floats.
+    #[test]
+    fn every_upstream_release_is_pinned() {
+        let root = project::root();
+        let versions = versions::Versions::read(&root).unwrap();
+        for ingress in [Ingress::Traefik, Ingress::Nginx] {
+            let plan = plan(&options(Some(7), ingress), &State::default(), "t", &root).unwrap();
+            let installs: Vec<_> = plan
+                .steps
+                .iter()
+                .flat_map(|step| &step.commands)
+                .filter(|command| command.args.starts_with(&["upgrade".to_owned(), "--install".to_owned()]))
+                .collect();
+            assert!(installs.len() >= 5);
+            for install in installs {
+                let (release, chart) = (&install.args[2], &install.args[3]);
+                let version = install.args.iter().skip_while(|arg| *arg != "--version").nth(1);
+                if chart.starts_with("helm/") {
+                    assert_eq!(version, None, "our own chart is in the repository");
+                    continue;
+                }
+                let pinned = versions.chart(release).unwrap();
+                assert_eq!(chart, &pinned.chart);
+                assert_eq!(version, Some(&pinned.version), "{}", install.shell());
+                for image in versions.images.values().filter(|image| &image.chart == release) {
+                    let set = format!("{}={}", image.set, image.tag);
+                    assert!(install.args.contains(&set), "{} lacks {set}", install.shell());
+                }
+            }
+        }
+    }
+
     /// The plan installs into the namespaces and under the names that config/ and helm/ assume.
     #[test]
     fn the_plan_agrees_with_config_and_the_chart() {

@@ -51,11 +51,7 @@ fn render_app(helm: &Path, options: &super::Options, extra: &[&str]) -> Vec<Yaml
 /// The upstream Traefik chart (the version the plan installs) with the plan's values.
 fn render_traefik(helm: &Path, chart: &Path) -> Vec<Yaml> {
     let root = project::root();
-    let options = super::Options { chapter: Some(6), ..stack::variants().remove(0) };
-    let releases = stack::releases(&options, "test", &root).unwrap();
-    let traefik = releases.iter().find(|release| release.name == "traefik").expect("chapter 6 installs Traefik");
-    let values = stack::values(traefik);
-    std::env::set_current_dir(&root).unwrap(); // the values name files relative to the checkout
+    let values = stack::traefik_values(&root).unwrap();
     objects(&render::template(helm, chart, "traefik", TRAEFIK_NAMESPACE, KUBERNETES, &values).unwrap())
 }
 

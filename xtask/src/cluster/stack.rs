@@ -199,6 +199,14 @@ pub fn app_chart_variants(root: &Path) -> anyhow::Result<Vec<(String, Vec<String
     Ok(labelled)
 }
 
+/// The values the plan installs the Traefik chart with (chapter 6 on).
+pub fn traefik_values(root: &Path) -> anyhow::Result<Vec<String>> {
+    let options = Options { chapter: Some(6), ingress: Ingress::Traefik, ..variants().remove(0) };
+    let releases = releases(&options, "lint", root)?;
+    let traefik = releases.iter().find(|release| release.name == "traefik").expect("chapter 6 installs Traefik");
+    Ok(values(traefik))
+}
+
 /// The names and contents of the files under `dir`, in order.
 fn files_fingerprint(dir: &Path) -> String {
     let mut files = Vec::new();
