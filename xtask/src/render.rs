@@ -181,25 +181,32 @@ mod tests {
         }
     }
 
+    /// `check` of the app's chart with one more template, `name`, holding `text`.
+    fn check_with_template(name: &str, text: &str) -> Report {
+        let root = crate::project::root();
+        let chart = tempfile::tempdir().unwrap();
+        copy_dir(&root.join(crate::lint::CHART), chart.path());
+        std::fs::write(chart.path().join("templates").join(name), text).unwrap();
+        check(&root, chart.path()).unwrap()
+    }
+
     /// A label written twice (two includes that both add `app.kubernetes.io/instance`, say)
-    /// renders, and Kubernetes would silently keep one of the two: lint says so.
+    /// renders, and Kubernetes would silently keep one of the two: lint says so, for every
+    /// rendering.
     #[test]
     fn a_duplicated_key_in_a_rendering_is_a_problem() {
         let test = "lint finds a key written twice";
         if !testkit::real::tools(&[tools::HELM3, tools::HELM4], test) {
             return;
         }
-        let root = crate::project::root();
-        let chart = tempfile::tempdir().unwrap();
-        copy_dir(&root.join(crate::lint::CHART), chart.path());
-        std::fs::write(
-            chart.path().join("templates/twice.yaml"),
-            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: twice\n  labels:\n    a: b\n    a: c\n",
-        )
-        .unwrap();
-        let report = check(&root, chart.path()).unwrap();
-        assert!(!report.problems.is_empty());
-        for problem in report.problems.iter().filter(|problem| problem.starts_with("helm")) {
+        let twice = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: twice\n  labels:\n    a: b\n    a: c\n";
+        let report = check_with_template("twice.yaml", twice);
+        let renderings =
+            2 * KUBERNETES_VERSIONS.len() * cluster::app_chart_variants(&crate::project::root()).unwrap().len();
+        let helm_problems: Vec<&String> =
+            report.problems.iter().filter(|problem| problem.starts_with("helm")).collect();
+        assert_eq!(helm_problems.len(), renderings, "{:#?}", report.problems);
+        for problem in helm_problems {
             assert!(problem.contains("not valid YAML"), "{problem}");
         }
     }
@@ -212,15 +219,8 @@ mod tests {
         if !testkit::real::tools(&[tools::HELM3, tools::HELM4, tools::KUBERNETES_VALIDATE], test) {
             return;
         }
-        let root = crate::project::root();
-        let chart = tempfile::tempdir().unwrap();
-        copy_dir(&root.join(crate::lint::CHART), chart.path());
-        std::fs::write(
-            chart.path().join("templates/stray.yaml"),
-            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: stray\ndata:\n  a: b\nspec:\n  replicas: 1\n",
-        )
-        .unwrap();
-        let report = check(&root, chart.path()).unwrap();
+        let stray = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: stray\ndata:\n  a: b\nspec:\n  replicas: 1\n";
+        let report = check_with_template("stray.yaml", stray);
         assert_eq!(report.problems.len(), KUBERNETES_VERSIONS.len(), "{:#?}", report.problems);
         for (problem, version) in report.problems.iter().zip(KUBERNETES_VERSIONS) {
             assert!(problem.starts_with(&format!("Kubernetes {version}: kubernetes-validate")), "{problem}");
