@@ -88,6 +88,12 @@ pub struct Options {
 }
 
 impl Options {
+    /// The options of a dry run on the workshop's own profile, for the `chapter` and `ingress`
+    /// given: what `lint` and the tests plan and render.
+    pub fn planned(chapter: Option<u32>, ingress: Ingress) -> Self {
+        Self { profile: DEFAULT_PROFILE.into(), context: None, chapter, ingress, dry_run: true }
+    }
+
     pub fn kube_context(&self) -> &str {
         self.context.as_deref().unwrap_or(&self.profile)
     }
@@ -112,7 +118,7 @@ mod tests {
     use crate::project;
 
     fn options(chapter: Option<u32>, ingress: Ingress) -> Options {
-        Options { profile: DEFAULT_PROFILE.into(), context: None, chapter, ingress, dry_run: true }
+        Options::planned(chapter, ingress)
     }
 
     /// The plan as text, with the release fingerprints masked (they follow every config edit).

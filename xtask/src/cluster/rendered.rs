@@ -40,9 +40,7 @@ fn named<'a>(objects: &'a [Yaml], kind: &str, name: &str) -> &'a Yaml {
 /// The app's chart as the plan installs it for `options` (plus `extra` values).
 fn render_app(helm: &Path, options: &super::Options, extra: &[&str]) -> Vec<Yaml> {
     let root = project::root();
-    let releases = stack::releases(options, "test", &root).unwrap();
-    let app = releases.iter().find(|release| release.name == APP_RELEASE).unwrap();
-    let mut values = stack::values(app);
+    let mut values = stack::values_of(options, APP_RELEASE, &root).unwrap();
     values.extend(extra.iter().map(|value| (*value).to_owned()));
     let chart = root.join(stack::APP_CHART);
     objects(&render::template(helm, &chart, APP_RELEASE, APP_NAMESPACE, KUBERNETES, &values).unwrap())
@@ -262,7 +260,7 @@ fn the_policy_evaluator_follows_kubernetes_rules() {
 fn probes_ask_liveness_of_the_process_and_readiness_of_the_service() {
     let test = "the rendered probes of todomanager";
     for helm in helms(test) {
-        let objects = render_app(&helm, &stack::variants().remove(0), &[]);
+        let objects = render_app(&helm, &super::Options::planned(Some(5), Ingress::Traefik), &[]);
         let container = &named(&objects, "Deployment", "todomanager")["spec"]["template"]["spec"]["containers"][0];
         // The server's own health ("", or no service): SERVING while the process answers
         // (services/todomanager/tests/grpc.rs: a_database_outage_is_not_ready_but_alive).
@@ -278,7 +276,7 @@ fn helm_test_opts_out_of_failure_injection_and_images_are_pinned() {
     let test = "helm test's requests and the app's images";
     let versions = Versions::read(&project::root()).unwrap();
     for helm in helms(test) {
-        let chapter_7 = super::Options { chapter: Some(7), ..stack::variants().remove(0) };
+        let chapter_7 = super::Options::planned(Some(7), Ingress::Traefik);
         let objects = render_app(&helm, &chapter_7, &[]);
         let faults = named(&objects, "Deployment", "apiserver")["spec"]["template"]["spec"]["containers"][0]["env"]
             .as_vec()
@@ -308,7 +306,7 @@ fn helm_test_opts_out_of_failure_injection_and_images_are_pinned() {
 fn the_apps_own_containers_meet_the_restricted_profile() {
     let test = "the app's containers against the restricted Pod Security Standard";
     for helm in helms(test) {
-        let objects = render_app(&helm, &stack::variants().remove(0), &[]);
+        let objects = render_app(&helm, &super::Options::planned(Some(5), Ingress::Traefik), &[]);
         let mut checked = 0;
         for workload in ["Deployment", "StatefulSet"].iter().flat_map(|kind| of_kind(&objects, kind)) {
             let spec = &workload["spec"]["template"]["spec"];
@@ -350,7 +348,7 @@ fn every_meshed_pod_names_its_proxy_as_chapter_5_expects() {
         .collect();
     assert!(!patterns.is_empty(), "chapter 5 expects proxy spans");
     for helm in helms(test) {
-        let objects = render_app(&helm, &stack::variants().remove(0), &[]);
+        let objects = render_app(&helm, &super::Options::planned(Some(5), Ingress::Traefik), &[]);
         for pod in pods(&objects).iter().filter(|pod| pod.meshed) {
             let workload = ["Deployment", "StatefulSet"]
                 .iter()

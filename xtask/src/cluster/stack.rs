@@ -4,6 +4,8 @@
 
 use std::path::Path;
 
+use anyhow::Context;
+
 use super::{
     APP_NAMESPACE, FIRST_CLUSTER_CHAPTER, Ingress, LAST_CHAPTER, LINKERD_NAMESPACE, NGINX_NAMESPACE, Options,
     TRACING_NAMESPACE, TRAEFIK_NAMESPACE, versions::Versions,
@@ -166,7 +168,14 @@ pub fn values(release: &Release) -> Vec<String> {
     args
 }
 
-/// A state of the stack the plan can reach: a chapter and an ingress.
+/// The values the plan installs release `name` with, for `options`.
+pub fn values_of(options: &Options, name: &str, root: &Path) -> anyhow::Result<Vec<String>> {
+    let releases = releases(options, "lint", root)?;
+    let release = releases.iter().find(|release| release.name == name);
+    Ok(values(release.with_context(|| format!("the plan installs no release {name} here"))?))
+}
+
+/// Every state of the stack the plan can reach: chapters 5–7, with either ingress from 6 on.
 pub fn variants() -> Vec<Options> {
     let mut variants = Vec::new();
     for chapter in FIRST_CLUSTER_CHAPTER..=LAST_CHAPTER {
@@ -174,37 +183,27 @@ pub fn variants() -> Vec<Options> {
             if chapter < 6 && ingress == Ingress::Nginx {
                 continue; // no ingress before chapter 6
             }
-            variants.push(Options {
-                profile: super::DEFAULT_PROFILE.into(),
-                context: None,
-                chapter: Some(chapter),
-                ingress,
-                dry_run: true,
-            });
+            variants.push(Options::planned(Some(chapter), ingress));
         }
     }
     variants
 }
 
-/// The values of the app's chart for every state the plan installs (chapters 5–7, with either
-/// ingress), labelled: what `lint` and the tests render with the real Helm.
+/// The values of the app's chart for every state the plan installs, labelled: what `lint`
+/// renders with the real Helm.
 pub fn app_chart_variants(root: &Path) -> anyhow::Result<Vec<(String, Vec<String>)>> {
-    let mut labelled = Vec::new();
-    for options in variants() {
-        let releases = releases(&options, "lint", root)?;
-        let app = releases.iter().find(|release| release.name == APP_RELEASE).expect("the plan installs the app");
-        let label = format!("chapter {}, {:?}", options.chapter(), options.ingress).to_lowercase();
-        labelled.push((label, values(app)));
-    }
-    Ok(labelled)
+    variants()
+        .iter()
+        .map(|options| {
+            let label = format!("chapter {}, {:?}", options.chapter(), options.ingress).to_lowercase();
+            Ok((label, values_of(options, APP_RELEASE, root)?))
+        })
+        .collect()
 }
 
 /// The values the plan installs the Traefik chart with (chapter 6 on).
 pub fn traefik_values(root: &Path) -> anyhow::Result<Vec<String>> {
-    let options = Options { chapter: Some(6), ingress: Ingress::Traefik, ..variants().remove(0) };
-    let releases = releases(&options, "lint", root)?;
-    let traefik = releases.iter().find(|release| release.name == "traefik").expect("chapter 6 installs Traefik");
-    Ok(values(traefik))
+    values_of(&Options::planned(Some(6), Ingress::Traefik), "traefik", root)
 }
 
 /// The names and contents of the files under `dir`, in order.
