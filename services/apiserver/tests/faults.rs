@@ -141,14 +141,7 @@ async fn a_dead_collector_costs_no_memory_growth() {
     let db = testkit::sqlite();
     let todomanager = todomanager(&db.url, None);
     let (apiserver, api) = apiserver(&todomanager, None);
-    let rss = |service: &Service| -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", service.child.id())).unwrap_or_default();
-        status
-            .lines()
-            .find(|line| line.starts_with("VmRSS:"))
-            .and_then(|line| line.split_whitespace().nth(1)?.parse().ok())
-            .unwrap_or(0)
-    };
+    let rss = Service::rss_kib;
     let run = |requests: usize| {
         let api = api.clone();
         async move {

@@ -23,7 +23,7 @@ pub struct Collector {
 
 impl Collector {
     pub async fn start() -> Self {
-        let store = Store::new(10_000);
+        let store = Store::with_max_traces(10_000);
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let server = tonic::transport::Server::builder()
@@ -50,15 +50,14 @@ impl Collector {
 
     /// Every span received so far.
     pub fn spans(&self) -> Vec<ReceivedSpan> {
-        self.store.recent(usize::MAX).into_iter().flat_map(|(_, parts)| model::spans_of(&parts)).collect()
+        self.store.all().into_iter().flat_map(|(_, parts)| model::spans_of(&parts)).collect()
     }
 
     /// Everything received so far as OTLP export requests, one per trace, the oldest first, each
     /// holding the parts of its trace as the exporters sent them.
     pub fn export_requests(&self) -> Vec<opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest> {
-        let mut traces = self.store.recent(usize::MAX);
-        traces.reverse();
-        traces
+        self.store
+            .all()
             .into_iter()
             .map(|(_, resource_spans)| opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest {
                 resource_spans,

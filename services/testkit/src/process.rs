@@ -61,6 +61,18 @@ impl Service {
         self.log().iter().find_map(|event| event["fields"][field].as_str().map(str::to_owned))
     }
 
+    /// The process's resident memory now, in KiB (`VmRSS` of `/proc/PID/status`); panics when it
+    /// cannot be read, so a memory test never passes by reading zero.
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap_or_else(|error| panic!("cannot read the memory of process {}: {error}", self.child.id()));
+        status
+            .lines()
+            .find(|line| line.starts_with("VmRSS:"))
+            .and_then(|line| line.split_whitespace().nth(1)?.parse().ok())
+            .unwrap_or_else(|| panic!("no VmRSS line in /proc/{}/status", self.child.id()))
+    }
+
     /// Sends SIGTERM, as Kubernetes or Ctrl-C would.
     pub fn send_sigterm(&self) {
         let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
@@ -111,6 +123,15 @@ pub fn todomanager(database_url: &str, otlp: Option<&str>) -> Service {
 /// todomanager on `database_url`, giving up on the database after `timeout` (`500ms`, say).
 pub fn todomanager_with_timeout(database_url: &str, timeout: &str, otlp: Option<&str>) -> Service {
     start("todomanager", &["--database-url", database_url, "--database-timeout", timeout], otlp)
+}
+
+/// The trace store on ephemeral ports, with `env` (its `TRACESTORE_*` limits, say). Its log
+/// names the ports: fields `otlp_grpc`, `otlp_http` and `address` (the query API).
+pub fn tracestore(env: &[(&str, &str)]) -> Service {
+    let mut command = Command::new(binary("tracestore"));
+    command.args(["--otlp-grpc-listen", "127.0.0.1:0", "--otlp-http-listen", "127.0.0.1:0"]);
+    command.args(["--query-listen", "127.0.0.1:0"]).envs(env.iter().copied());
+    Service::start(command, "address")
 }
 
 /// apiserver in front of `todomanager`; with the base URL of its REST API.

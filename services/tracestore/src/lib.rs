@@ -3,6 +3,7 @@
 //! memory and answers Jaeger's query API v3 on 16686, next to a page that lists the traces.
 
 pub mod json;
+pub mod limits;
 pub mod model;
 pub mod otlp;
 mod page;
@@ -14,7 +15,7 @@ use std::future::Future;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 
-pub use store::Store;
+pub use store::{Limits, Store};
 
 /// Where the store listens.
 pub struct Listeners {

@@ -3,7 +3,7 @@ use std::net::SocketAddr;
 use anyhow::Context;
 use clap::Parser;
 use tokio::net::TcpListener;
-use tracestore::{Listeners, Store};
+use tracestore::{Limits, Listeners, Store};
 
 /// tracestore: receives OTLP traces and answers Jaeger's query API v3 (local mode's Jaeger).
 #[derive(Parser)]
@@ -19,9 +19,20 @@ struct Config {
     #[arg(long, env = "TRACESTORE_QUERY_LISTEN", default_value = "127.0.0.1:16686")]
     query_listen: SocketAddr,
     /// How many traces to keep; the oldest go first.
-    #[arg(long, env = "TRACESTORE_MAX_TRACES", default_value_t = 10_000)]
+    #[arg(long, env = "TRACESTORE_MAX_TRACES", default_value_t = Limits::default().max_traces)]
     max_traces: usize,
+    /// How much memory the kept spans may take, in MiB (estimated); the oldest traces go first.
+    #[arg(long, env = "TRACESTORE_MAX_MIB", default_value_t = Limits::default().max_bytes / MIB)]
+    max_mib: usize,
+    /// How many spans one trace may have; further spans of it are rejected.
+    #[arg(long, env = "TRACESTORE_MAX_SPANS_PER_TRACE", default_value_t = Limits::default().max_spans_per_trace)]
+    max_spans_per_trace: usize,
+    /// The longest attribute value kept, in bytes; longer ones are cut.
+    #[arg(long, env = "TRACESTORE_MAX_ATTRIBUTE_VALUE_BYTES", default_value_t = Limits::default().max_attribute_value_bytes)]
+    max_attribute_value_bytes: usize,
 }
+
+const MIB: usize = 1024 * 1024;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -43,7 +54,14 @@ async fn main() -> anyhow::Result<()> {
         address = %listeners.query.local_addr()?,
         "tracestore receiving OTLP and answering Jaeger's API v3"
     );
-    tracestore::serve(Store::new(config.max_traces), listeners, telemetry::shutdown_signal()).await?;
+    let limits = Limits {
+        max_traces: config.max_traces,
+        max_bytes: config.max_mib.saturating_mul(MIB),
+        max_spans_per_trace: config.max_spans_per_trace,
+        max_attribute_value_bytes: config.max_attribute_value_bytes,
+    };
+    tracing::info!(?limits, "keeping the newest traces within these limits");
+    tracestore::serve(Store::new(limits), listeners, telemetry::shutdown_signal()).await?;
     tracing::info!("tracestore stopped");
     Ok(())
 }

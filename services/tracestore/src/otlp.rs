@@ -4,6 +4,7 @@
 use axum::{
     Router,
     body::Bytes,
+    extract::DefaultBodyLimit,
     extract::State,
     http::{HeaderMap, StatusCode, header::CONTENT_TYPE},
     response::{IntoResponse, Response},
@@ -14,17 +15,29 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
     trace_service_server::{TraceService, TraceServiceServer},
 };
 use prost::Message;
+use tonic::codec::CompressionEncoding;
+use tower_http::decompression::RequestDecompressionLayer;
 
-use crate::store::Store;
+use crate::store::{Ingested, Store};
 
-/// The gRPC receiver.
+/// The largest export accepted, after decompression: gRPC's default message limit, which is
+/// also what an OpenTelemetry Collector's OTLP gRPC receiver accepts by default.
+pub const MAX_EXPORT_BYTES: usize = 4 * 1024 * 1024;
+
+/// The gRPC receiver. Accepts gzip, as collectors and Jaeger do (`OTEL_EXPORTER_OTLP_COMPRESSION=gzip`).
 pub fn grpc_service(store: Store) -> TraceServiceServer<Receiver> {
     TraceServiceServer::new(Receiver(store))
+        .accept_compressed(CompressionEncoding::Gzip)
+        .max_decoding_message_size(MAX_EXPORT_BYTES)
 }
 
-/// The HTTP receiver.
+/// The HTTP receiver; accepts `Content-Encoding: gzip`.
 pub fn http_router(store: Store) -> Router {
-    Router::new().route("/v1/traces", post(export_http)).with_state(store)
+    Router::new()
+        .route("/v1/traces", post(export_http))
+        .layer(DefaultBodyLimit::max(MAX_EXPORT_BYTES))
+        .layer(RequestDecompressionLayer::new())
+        .with_state(store)
 }
 
 pub struct Receiver(Store);
@@ -39,10 +52,14 @@ impl TraceService for Receiver {
     }
 }
 
-fn answer(rejected: usize) -> ExportTraceServiceResponse {
-    let partial_success = (rejected > 0).then(|| ExportTracePartialSuccess {
-        rejected_spans: rejected as i64,
-        error_message: "spans without a valid trace id were dropped".into(),
+/// OTLP's answer: a partial success names how many spans were rejected, and why.
+fn answer(ingested: Ingested) -> ExportTraceServiceResponse {
+    if ingested.truncated_values > 0 {
+        tracing::debug!(values = ingested.truncated_values, "attribute values cut to the store's limit");
+    }
+    let partial_success = (ingested.rejected > 0).then(|| ExportTracePartialSuccess {
+        rejected_spans: ingested.rejected as i64,
+        error_message: ingested.reasons.into_iter().collect::<Vec<_>>().join("; "),
     });
     ExportTraceServiceResponse { partial_success }
 }

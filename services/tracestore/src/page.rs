@@ -1,7 +1,7 @@
 //! The store's own pages on the query port: `/` lists recent traces, `/trace/{id}` draws one
 //! as a waterfall. Rendered on the server; no front-end build.
 
-use std::{collections::BTreeSet, fmt::Write as _};
+use std::fmt::Write as _;
 
 use axum::{
     Router,
@@ -19,6 +19,9 @@ use crate::{
 
 /// How many traces the front page lists.
 const RECENT: usize = 50;
+/// How many spans a trace page draws: a page stays readable and quick whatever the trace's
+/// size (the whole trace is still in `GET /api/v3/traces/{id}`).
+const SHOWN_SPANS: usize = 1000;
 
 pub fn router(store: Store) -> Router {
     Router::new().route("/", get(recent)).route("/trace/{trace_id}", get(trace)).with_state(store)
@@ -36,22 +39,20 @@ async fn recent(State(store): State<Store>) -> Html<String> {
          <table><tr><th>root span</th><th>services</th><th>spans</th><th>duration</th><th>error</th></tr>",
         store.len()
     );
-    for (id, parts) in store.recent(RECENT) {
-        let spans = model::spans_of(&parts);
-        let tree = model::tree(&spans);
-        let Some((_, root)) = tree.first() else { continue };
-        let services: BTreeSet<&str> = spans.iter().map(|span| span.service.as_str()).collect();
-        let error = spans.iter().any(|span| span.is_error);
+    for (id, summary) in store.recent(RECENT) {
+        let Some((service, name)) = &summary.root else { continue };
+        let services: Vec<&str> = summary.services.iter().map(String::as_str).collect();
+        let error = summary.has_error;
         let _ = write!(
             html,
             "<tr{}><td><a href=\"/trace/{}\">{} {}</a></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             if error { " class=\"err\"" } else { "" },
             model::hex(&id),
-            escape(&root.service),
-            escape(&root.name),
-            escape(&services.into_iter().collect::<Vec<_>>().join(", ")),
-            spans.len(),
-            millis(trace_duration(&spans)),
+            escape(service),
+            escape(name),
+            escape(&services.join(", ")),
+            summary.spans,
+            millis(summary.end_unix_nano.saturating_sub(summary.start_unix_nano)),
             if error { "yes" } else { "" }
         );
     }
@@ -73,7 +74,8 @@ async fn trace(State(store): State<Store>, Path(trace_id): Path<String>) -> Resp
         millis(total),
         id = escape(&trace_id)
     );
-    for (depth, span) in model::tree(&spans) {
+    let tree = model::tree(&spans);
+    for (depth, span) in tree.iter().take(SHOWN_SPANS) {
         let offset = (span.start_unix_nano.saturating_sub(start)) as f64 / total as f64 * 100.0;
         let width = (span.duration_nanos() as f64 / total as f64 * 100.0).max(0.3);
         let _ = write!(
@@ -81,7 +83,7 @@ async fn trace(State(store): State<Store>, Path(trace_id): Path<String>) -> Resp
             "<tr{}><td style=\"padding-left:{}em\" title=\"{}\"><b>{}</b> {}</td><td>{}</td><td>{}</td>\
              <td class=\"lane\"><span class=\"bar\" style=\"margin-left:{offset:.2}%;width:{width:.2}%\"></span></td></tr>",
             if span.is_error { " class=\"err\"" } else { "" },
-            depth as f64 * 1.2 + 0.5,
+            *depth as f64 * 1.2 + 0.5,
             escape(&attributes(span)),
             escape(&span.service),
             escape(&span.name),
@@ -89,7 +91,16 @@ async fn trace(State(store): State<Store>, Path(trace_id): Path<String>) -> Resp
             millis(span.duration_nanos()),
         );
     }
-    html.push_str("</table><p>Hover a span for its attributes.</p></body></html>");
+    html.push_str("</table>");
+    if tree.len() > SHOWN_SPANS {
+        let _ = write!(
+            html,
+            "<p>The first {SHOWN_SPANS} of {} spans are drawn; <a href=\"/api/v3/traces/{}\">the API</a> has them all.</p>",
+            tree.len(),
+            escape(&trace_id)
+        );
+    }
+    html.push_str("<p>Hover a span for its attributes.</p></body></html>");
     Html(html).into_response()
 }
 

@@ -127,6 +127,12 @@ fn parse_query(params: &HashMap<String, String>) -> Result<store::Query, Respons
     };
     let start_time_min_nanos = parse_time(time_min).map_err(|why| malformed(&min_name, why))?;
     let start_time_max_nanos = parse_time(time_max).map_err(|why| malformed(&max_name, why))?;
+    if start_time_min_nanos > start_time_max_nanos {
+        return Err(error(
+            StatusCode::BAD_REQUEST,
+            &format!("{min_name} ({time_min}) must not be after {max_name} ({time_max})"),
+        ));
+    }
     let Some((service_name, _)) = param(params, "query.service_name") else {
         return Err(error(StatusCode::BAD_REQUEST, "query.service_name is required"));
     };
@@ -138,7 +144,11 @@ fn parse_query(params: &HashMap<String, String>) -> Result<store::Query, Respons
         num_traces: DEFAULT_NUM_TRACES,
         ..Default::default()
     };
-    if let Some((depth, name)) = param(params, "query.search_depth").or(param(params, "query.num_traces")) {
+    // Both spellings of the limit are read, so a bad one is never silently ignored; the
+    // first one given wins.
+    for (depth, name) in
+        [param(params, "query.search_depth"), param(params, "query.num_traces")].into_iter().flatten().rev()
+    {
         query.num_traces = depth.parse::<usize>().map_err(|why| malformed(&name, why))?;
     }
     if let Some((duration, name)) = param(params, "query.duration_min") {
@@ -153,7 +163,13 @@ fn parse_query(params: &HashMap<String, String>) -> Result<store::Query, Respons
 /// An RFC 3339 time (`2026-11-26T11:00:00Z`, `…+01:00`, fractions allowed) as Unix nanoseconds.
 fn parse_time(text: &str) -> Result<u64, String> {
     let timestamp: jiff::Timestamp = text.parse().map_err(|error: jiff::Error| error.to_string())?;
-    u64::try_from(timestamp.as_nanosecond()).map_err(|_| format!("{text} is before 1970"))
+    u64::try_from(timestamp.as_nanosecond()).map_err(|_| {
+        if timestamp.as_second() < 0 {
+            format!("{text} is before 1970, where Unix time starts")
+        } else {
+            format!("{text} is after 2554-07-21, the last time a 64-bit count of Unix nanoseconds holds")
+        }
+    })
 }
 
 /// A Go duration, as Jaeger reads them: `250ms`, `1.5s`, `1m30s`, `100us`, `2h`.
@@ -214,6 +230,44 @@ mod tests {
         assert_eq!(parse_go_duration("100us"), Ok(Duration::from_micros(100)));
         assert!(parse_go_duration("10").is_err());
         assert!(parse_go_duration("ten seconds").is_err());
+    }
+
+    #[test]
+    fn times_outside_unix_nanoseconds_say_which_side() {
+        assert!(parse_time("1969-12-31T23:59:59Z").unwrap_err().contains("before 1970"));
+        assert!(parse_time("2600-01-01T00:00:00Z").unwrap_err().contains("after 2554"));
+        assert_eq!(parse_time("1970-01-01T00:00:01Z"), Ok(1_000_000_000));
+    }
+
+    #[test]
+    fn a_bad_limit_is_reported_whichever_spelling_is_bad() {
+        let base = [
+            ("query.service_name", "apiserver"),
+            ("query.start_time_min", "2026-01-01T00:00:00Z"),
+            ("query.start_time_max", "2026-01-02T00:00:00Z"),
+        ];
+        let with = |extra: &[(&str, &str)]| {
+            let params: HashMap<String, String> =
+                base.iter().chain(extra).map(|(key, value)| (key.to_string(), value.to_string())).collect();
+            parse_query(&params)
+        };
+        assert_eq!(with(&[("query.num_traces", "5")]).unwrap().num_traces, 5);
+        assert!(with(&[("query.search_depth", "5"), ("query.num_traces", "five")]).is_err());
+        assert!(with(&[("query.search_depth", "x"), ("query.num_traces", "5")]).is_err());
+        assert_eq!(with(&[("query.search_depth", "3"), ("query.num_traces", "5")]).unwrap().num_traces, 3);
+    }
+
+    #[test]
+    fn a_window_that_ends_before_it_starts_is_refused() {
+        let params: HashMap<String, String> = [
+            ("query.service_name", "apiserver"),
+            ("query.start_time_min", "2026-01-02T00:00:00Z"),
+            ("query.start_time_max", "2026-01-01T00:00:00Z"),
+        ]
+        .iter()
+        .map(|(key, value)| (key.to_string(), value.to_string()))
+        .collect();
+        assert_eq!(parse_query(&params).unwrap_err().status(), StatusCode::BAD_REQUEST);
     }
 
     #[test]

@@ -32,7 +32,7 @@ impl Running {
         let listeners = Listeners { otlp_grpc: bind().await, otlp_http: bind().await, query: bind().await };
         let otlp_http = format!("http://{}", listeners.otlp_http.local_addr().unwrap());
         let query = format!("http://{}", listeners.query.local_addr().unwrap());
-        tokio::spawn(tracestore::serve(Store::new(100), listeners, std::future::pending()));
+        tokio::spawn(tracestore::serve(Store::with_max_traces(100), listeners, std::future::pending()));
         Self { otlp_http, query, http: reqwest::Client::new() }
     }
 
@@ -293,7 +293,7 @@ async fn bad_parameters_and_unknown_traces_are_answered_as_jaeger_answers_them()
 
 #[tokio::test]
 async fn the_oldest_traces_are_evicted_first() {
-    let store = Store::new(2);
+    let store = Store::with_max_traces(2);
     for id in 1u8..=3 {
         let export: opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest =
             serde_json::from_value(json!({"resourceSpans": [{"scopeSpans": [{"spans": [{

@@ -82,7 +82,7 @@ impl Both {
             otlp_http: format!("http://{}", listeners.otlp_http.local_addr().unwrap()),
             query: format!("http://{}", listeners.query.local_addr().unwrap()),
         };
-        tokio::spawn(tracestore::serve(Store::new(1000), listeners, std::future::pending()));
+        tokio::spawn(tracestore::serve(Store::with_max_traces(1000), listeners, std::future::pending()));
         let jaeger = Side {
             name: "jaeger",
             otlp_http: format!("http://{}", process.otlp_http),
