@@ -16,7 +16,7 @@ pub struct Config {
     #[arg(long, env = "TODOMANAGER_URL", default_value = "http://127.0.0.1:8090")]
     pub todomanager_url: String,
 
-    /// How long to wait for todomanager before answering 503 Service Unavailable.
+    /// How long to wait for todomanager before answering 504 Gateway Timeout.
     #[arg(long, env = "TODOMANAGER_TIMEOUT", default_value = "2s", value_parser = humantime::parse_duration)]
     pub todomanager_timeout: Duration,
 

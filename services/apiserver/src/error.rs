@@ -37,7 +37,11 @@ impl From<tonic::Status> for ApiError {
         match status.code() {
             Code::InvalidArgument => Self::bad_request(message),
             Code::NotFound => Self::new(StatusCode::NOT_FOUND, message),
-            Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled => Self::unavailable(&status),
+            // The deadline passed: todomanager said so, or tonic's own timer did (it reports
+            // CANCELLED with a `TimeoutExpired` source).
+            Code::DeadlineExceeded => Self::deadline_passed(),
+            Code::Cancelled if caused_by_timeout(&status) => Self::deadline_passed(),
+            Code::Unavailable | Code::Cancelled => Self::unavailable(&status),
             // A status with a source was made on our side of the wire from a broken
             // connection; todomanager did not send it.
             Code::Unknown if std::error::Error::source(&status).is_some() => Self::unavailable(&status),
@@ -50,8 +54,38 @@ impl From<tonic::Status> for ApiError {
 }
 
 impl ApiError {
+    /// todomanager did not answer within apiserver's timeout: 504, and the message says so
+    /// (it may be slow, not down).
+    pub fn timed_out(timeout: std::time::Duration) -> Self {
+        Self::new(
+            StatusCode::GATEWAY_TIMEOUT,
+            format!(
+                "todomanager did not answer within {} (apiserver's --todomanager-timeout); it may be slow or overloaded",
+                humantime::format_duration(timeout)
+            ),
+        )
+    }
+
+    fn deadline_passed() -> Self {
+        Self::new(
+            StatusCode::GATEWAY_TIMEOUT,
+            "todomanager did not answer within apiserver's --todomanager-timeout; it may be slow or overloaded",
+        )
+    }
+
     fn unavailable(status: &tonic::Status) -> Self {
         tracing::warn!(?status, "todomanager unavailable");
         Self::new(StatusCode::SERVICE_UNAVAILABLE, format!("todomanager is unavailable: {}", status.message()))
     }
+}
+
+fn caused_by_timeout(status: &tonic::Status) -> bool {
+    let mut source = std::error::Error::source(status);
+    while let Some(error) = source {
+        if error.is::<tonic::TimeoutExpired>() {
+            return true;
+        }
+        source = error.source();
+    }
+    false
 }

@@ -2,8 +2,12 @@
 
 use axum::{
     Json, Router,
-    extract::{DefaultBodyLimit, FromRequestParts, Path, State},
-    http::{StatusCode, header::LOCATION, request::Parts},
+    extract::{DefaultBodyLimit, FromRequestParts, Path, Query, State, rejection::QueryRejection},
+    http::{
+        StatusCode,
+        header::{LINK, LOCATION},
+        request::Parts,
+    },
     response::{IntoResponse, Response},
     routing::get,
 };
@@ -66,9 +70,52 @@ async fn create_todo(
     Ok((StatusCode::CREATED, [(LOCATION, location)], Json(TodoJson::from(todo))).into_response())
 }
 
-async fn list_todos(State(todomanager): State<TodoManager>) -> Result<Json<Vec<TodoJson>>, ApiError> {
-    let todos = todomanager.list().await?;
-    Ok(Json(todos.into_iter().map(TodoJson::from).collect()))
+/// Todos per page when the client does not say.
+pub const DEFAULT_PAGE_SIZE: u32 = 100;
+/// The most todos one page holds; a larger `page_size` is lowered to it (as Google's AIP-158
+/// asks).
+pub const MAX_PAGE_SIZE: u32 = 1000;
+
+/// `?page_size=N&page_token=T`, both optional.
+#[derive(Debug, Deserialize)]
+struct PageQuery {
+    page_size: Option<String>,
+    page_token: Option<String>,
+}
+
+/// A page of todos, in id order, as a JSON array. When there are more, the `Link` header
+/// names the next page (`<…?page_size=N&page_token=T>; rel="next"`, RFC 8288, as GitHub's API
+/// does), so the body stays the plain array clients of the original service expect.
+async fn list_todos(
+    State(todomanager): State<TodoManager>,
+    query: Result<Query<PageQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(query) = query.map_err(|rejection| ApiError::bad_request(rejection.body_text()))?;
+    let page_size = match query.page_size.as_deref() {
+        None | Some("") => DEFAULT_PAGE_SIZE,
+        Some(text) => match text.parse::<u32>() {
+            Ok(0) => DEFAULT_PAGE_SIZE,
+            Ok(size) => size.min(MAX_PAGE_SIZE),
+            Err(_) => return Err(ApiError::bad_request(format!("page_size must be a whole number, got {text:?}"))),
+        },
+    };
+    // The token is the last id of the previous page; clients should treat it as opaque.
+    let after_id = match query.page_token.as_deref() {
+        None | Some("") => 0,
+        Some(token) => canonical_id(token)
+            .ok_or_else(|| ApiError::bad_request(format!("page_token {token:?} is not one this API gave out")))?,
+    };
+    // One more than asked: whether it comes tells if there is a next page.
+    let mut todos = todomanager.list(page_size + 1, after_id).await?;
+    let next = (todos.len() > page_size as usize).then(|| {
+        todos.truncate(page_size as usize);
+        format!("</v1/todo?page_size={page_size}&page_token={}>; rel=\"next\"", todos.last().map_or(0, |todo| todo.id))
+    });
+    let body = Json(todos.into_iter().map(TodoJson::from).collect::<Vec<_>>());
+    Ok(match next {
+        Some(link) => ([(LINK, link)], body).into_response(),
+        None => body.into_response(),
+    })
 }
 
 async fn get_todo(State(todomanager): State<TodoManager>, TodoId(id): TodoId) -> Result<Json<TodoJson>, ApiError> {
@@ -84,10 +131,7 @@ async fn update_todo(
     if changes.text.is_none() && changes.done.is_none() {
         return Err(ApiError::bad_request("nothing to update: send \"text\", \"done\" or both"));
     }
-    let mut todo = todomanager.get(id).await?;
-    todo.text = changes.text.unwrap_or(todo.text);
-    todo.done = changes.done.unwrap_or(todo.done);
-    Ok(Json(todomanager.update(todo).await?.into()))
+    Ok(Json(todomanager.update(id, changes.text, changes.done).await?.into()))
 }
 
 async fn delete_todo(
@@ -128,9 +172,35 @@ impl<S: Send + Sync> FromRequestParts<S> for TodoId {
         let Path(raw) = Path::<String>::from_request_parts(parts, state)
             .await
             .map_err(|rejection| ApiError::bad_request(rejection.body_text()))?;
-        match raw.parse::<u64>() {
-            Ok(id) if id > 0 => Ok(Self(id)),
-            _ => Err(ApiError::bad_request(format!("id must be a positive integer, got {raw:?}"))),
+        match canonical_id(&raw) {
+            Some(id) => Ok(Self(id)),
+            None => Err(ApiError::bad_request(format!(
+                "id must be a positive integer written as the API writes it (no sign, no leading zero), got {raw:?}"
+            ))),
+        }
+    }
+}
+
+/// A positive id written the one way the API writes ids: digits only, no sign, no leading zero
+/// (so `+1` and `01` are not a second name for todo 1).
+fn canonical_id(text: &str) -> Option<u64> {
+    let digits_only = !text.is_empty() && text.bytes().all(|byte| byte.is_ascii_digit());
+    if !digits_only || text.starts_with('0') {
+        return None;
+    }
+    text.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::canonical_id;
+
+    #[test]
+    fn ids_have_one_spelling() {
+        assert_eq!(canonical_id("1"), Some(1));
+        assert_eq!(canonical_id("18446744073709551615"), Some(u64::MAX));
+        for alias in ["+1", "01", "0", "", " 1", "1.0", "-1", "18446744073709551616", "١"] {
+            assert_eq!(canonical_id(alias), None, "{alias:?}");
         }
     }
 }

@@ -1,5 +1,5 @@
-//! The gRPC client for todomanager. Every call has a deadline: when todomanager is down or
-//! slow, the API answers 503 after `timeout` instead of hanging.
+//! The gRPC client for todomanager. Every call has a deadline: when todomanager is down the API
+//! answers 503, when it is too slow 504 after `timeout`, instead of hanging.
 
 use std::{future::Future, time::Duration};
 
@@ -42,13 +42,14 @@ impl TodoManager {
     }
 
     pub async fn create(&self, text: String) -> Result<Todo, ApiError> {
-        let todo = Todo { id: 0, text, done: false, owner: OWNER.into() };
+        let todo = Todo { id: 0, text, done: false, owner: OWNER.into(), update_mask: None };
         self.call(self.todos.clone().create_todo(self.request(todo))).await
     }
 
-    pub async fn list(&self) -> Result<Vec<Todo>, ApiError> {
+    /// Up to `page_size` todos with ids above `after_id`, in id order.
+    pub async fn list(&self, page_size: u32, after_id: u64) -> Result<Vec<Todo>, ApiError> {
         let mut client = self.todos.clone();
-        let request = self.request(ListTodosReq { owner: OWNER.into() });
+        let request = self.request(ListTodosReq { owner: OWNER.into(), page_size, after_id });
         self.within_timeout(async move {
             let stream = client.list_todos(request).await?.into_inner();
             stream.collect::<Result<Vec<_>, _>>().await
@@ -60,7 +61,17 @@ impl TodoManager {
         self.call(self.todos.clone().get_todo(self.request(TodoIdReq { id, owner: OWNER.into() }))).await
     }
 
-    pub async fn update(&self, todo: Todo) -> Result<Todo, ApiError> {
+    /// Sets the text, the done flag or both; todomanager changes only the fields given, in one
+    /// statement, so concurrent updates of different fields do not undo each other.
+    pub async fn update(&self, id: u64, text: Option<String>, done: Option<bool>) -> Result<Todo, ApiError> {
+        let paths = [text.as_ref().map(|_| "text"), done.map(|_| "done")].into_iter().flatten().map(String::from);
+        let todo = Todo {
+            id,
+            text: text.unwrap_or_default(),
+            done: done.unwrap_or_default(),
+            owner: OWNER.into(),
+            update_mask: Some(prost_types::FieldMask { paths: paths.collect() }),
+        };
         self.call(self.todos.clone().update_todo(self.request(todo))).await
     }
 
@@ -105,10 +116,7 @@ impl TodoManager {
     async fn within_timeout<T>(&self, call: impl Future<Output = Result<T, tonic::Status>>) -> Result<T, ApiError> {
         match tokio::time::timeout(self.timeout, call).await {
             Ok(answer) => answer.map_err(ApiError::from),
-            Err(_) => Err(ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                format!("todomanager did not answer within {}", humantime::format_duration(self.timeout)),
-            )),
+            Err(_) => Err(ApiError::timed_out(self.timeout)),
         }
     }
 }

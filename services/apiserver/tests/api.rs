@@ -316,10 +316,10 @@ async fn liveness_and_readiness() {
     assert_eq!(answer(http.get(format!("{api}/ping"))).await.0, StatusCode::OK, "alive while todomanager is down");
 }
 
-/// todomanager behind a relay that the test cuts: 503 within the timeout, never a hang, and
+/// todomanager behind a relay that the test cuts: 503 or 504 within the timeout, never a hang, and
 /// service again when it returns, without restarting apiserver.
 #[tokio::test(flavor = "multi_thread")]
-async fn todomanager_unreachable_is_503_within_the_timeout() {
+async fn todomanager_unreachable_times_out_with_504() {
     let db = testkit::sqlite();
     let (todomanager, _stop_todomanager) = start_todomanager(&db.url).await;
     let relay = Relay::start(todomanager).await;
@@ -331,13 +331,19 @@ async fn todomanager_unreachable_is_503_within_the_timeout() {
 
     assert_eq!(answer(create()).await.0, StatusCode::CREATED);
 
+    // A cut connection answers nothing: to apiserver that is a call that timed out (504) or a
+    // connection that could not be made in time (503), whichever comes first; readiness turns
+    // 503. (A slow todomanager, never unreachable, gets 504: `tests/tracing.rs`.)
     relay.cut();
-    for request in [list(), create(), http.get(format!("{api}/ready"))] {
+    let ready = || http.get(format!("{api}/ready"));
+    let no_answer = [StatusCode::GATEWAY_TIMEOUT, StatusCode::SERVICE_UNAVAILABLE];
+    for (request, expected) in [(list(), &no_answer[..]), (create(), &no_answer[..]), (ready(), &no_answer[1..])] {
         let started = std::time::Instant::now();
         let (status, body) = answer(request).await;
-        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+        assert!(expected.contains(&status), "{status}: {body}");
         assert!(body["error"].as_str().unwrap().contains("todomanager"), "{body}");
-        assert!(started.elapsed() < timeout + Duration::from_millis(500), "took {:?}", started.elapsed());
+        // Generous: the timeout is 700 ms; a loaded machine must not make this fail.
+        assert!(started.elapsed() < timeout + Duration::from_secs(5), "took {:?}", started.elapsed());
     }
 
     relay.restore();
@@ -360,4 +366,95 @@ async fn todomanager_not_running_is_503() {
     let (api, _stop) = start_apiserver(closed, Duration::from_secs(2)).await;
     let (status, body) = answer(reqwest::Client::new().get(format!("{api}/v1/todo"))).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+}
+
+/// `PUT {"text":…}` and `PUT {"done":true}` on one todo at the same moment, 50 times: both
+/// changes are kept every time. (apiserver used to read the todo, change one field and write
+/// both back: one of the two changes was lost in 40 of 40 pairs.)
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_partial_updates_both_take_effect_on_every_backend() {
+    for db in testkit::all_backends().await {
+        let stack = Stack::start(&db).await;
+        for round in 0..50 {
+            let (status, created) = stack.call(Method::POST, "/v1/todo", Some(json!({"text": "before"}))).await;
+            assert_eq!(status, StatusCode::CREATED);
+            let path = format!("/v1/todo/{}", created["id"].as_str().unwrap());
+            let text = format!("after {round}");
+            let (renamed, done) = tokio::join!(
+                stack.call(Method::PUT, &path, Some(json!({"text": text}))),
+                stack.call(Method::PUT, &path, Some(json!({"done": true}))),
+            );
+            assert_eq!((renamed.0, done.0), (StatusCode::OK, StatusCode::OK), "{renamed:?} {done:?}");
+            let (_, stored) = stack.call(Method::GET, &path, None).await;
+            assert_eq!(
+                (stored["text"].as_str(), stored["done"].as_bool()),
+                (Some(text.as_str()), Some(true)),
+                "{}: round {round} lost a change",
+                db.backend
+            );
+        }
+    }
+}
+
+/// 10,000 todos, read page by page: every todo exactly once, in id order, each page within the
+/// size asked for, the `Link` header naming the next page until the last.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_long_list_comes_in_pages() {
+    let db = testkit::sqlite();
+    let stack = Stack::start(&db).await;
+    // Written straight into the database (the schema is there once todomanager started):
+    // 10,000 POSTs would make this test slow, not better.
+    let pool = sqlx::SqlitePool::connect(&db.url).await.unwrap();
+    let mut tx = pool.begin().await.unwrap();
+    for n in 0..10_000 {
+        sqlx::query("INSERT INTO todos (owner, text, done) VALUES ('anonymous', ?, false)")
+            .bind(format!("todo {n}"))
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+    }
+    tx.commit().await.unwrap();
+
+    let (status, first) = stack.call(Method::GET, "/v1/todo", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(first.as_array().unwrap().len(), apiserver::routes::DEFAULT_PAGE_SIZE as usize);
+
+    let mut next = Some(format!("{}/v1/todo?page_size=5000", stack.api));
+    let (mut seen, mut pages) = (Vec::new(), 0);
+    while let Some(url) = next.take() {
+        let response = stack.http.get(&url).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        next = response.headers().get("link").map(|link| {
+            let link = link.to_str().unwrap();
+            assert!(link.ends_with(">; rel=\"next\""), "{link}");
+            format!("{}{}", stack.api, &link[1..link.find('>').unwrap()])
+        });
+        let page: Vec<Value> = response.json().await.unwrap();
+        assert!(page.len() <= apiserver::routes::MAX_PAGE_SIZE as usize, "a page of {}", page.len());
+        seen.extend(page.iter().map(|todo| todo["id"].as_str().unwrap().parse::<u64>().unwrap()));
+        pages += 1;
+    }
+    assert_eq!(pages, 10, "5000 is lowered to the maximum page size, 1000");
+    assert_eq!(seen, (1..=10_000).collect::<Vec<u64>>());
+
+    for (query, why) in
+        [("page_size=ten", "page_size"), ("page_token=abc", "page_token"), ("page_token=-1", "page_token")]
+    {
+        let (status, body) = stack.call(Method::GET, &format!("/v1/todo?{query}"), None).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{query}: {body}");
+        assert!(body["error"].as_str().unwrap().contains(why), "{query}: {body}");
+    }
+}
+
+/// An id has one spelling: `+1` and `01` are not other names of todo 1.
+#[tokio::test(flavor = "multi_thread")]
+async fn ids_have_one_spelling() {
+    let db = testkit::sqlite();
+    let stack = Stack::start(&db).await;
+    assert_eq!(stack.call(Method::POST, "/v1/todo", Some(json!({"text": "one"}))).await.0, StatusCode::CREATED);
+    assert_eq!(stack.call(Method::GET, "/v1/todo/1", None).await.0, StatusCode::OK);
+    for alias in ["%2B1", "01", "0001"] {
+        let (status, body) = stack.call(Method::GET, &format!("/v1/todo/{alias}"), None).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{alias}: {body}");
+    }
 }

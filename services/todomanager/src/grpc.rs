@@ -41,8 +41,13 @@ impl proto::TodoManager for TodoService {
 
     async fn list_todos(&self, request: Request<ListTodosReq>) -> Result<Response<Self::ListTodosStream>, Status> {
         let owner = valid_owner(&request.get_ref().owner)?.to_owned();
+        let page = store::Page {
+            size: Some(request.get_ref().page_size).filter(|size| *size > 0),
+            after_id: i64::try_from(request.get_ref().after_id)
+                .map_err(|_| Status::invalid_argument("after_id is beyond the largest id"))?,
+        };
         self.faults.maybe_slow_down(request.metadata()).await;
-        let todos = self.store.list(owner).map(|row| row.map(proto::Todo::from).map_err(Status::from));
+        let todos = self.store.list(owner, page).map(|row| row.map(proto::Todo::from).map_err(Status::from));
         Ok(Response::new(Box::pin(todos)))
     }
 
@@ -56,8 +61,8 @@ impl proto::TodoManager for TodoService {
     async fn update_todo(&self, request: Request<proto::Todo>) -> Result<Response<proto::Todo>, Status> {
         let todo = request.into_inner();
         let owner = valid_owner(&todo.owner)?;
-        let text = valid_text(&todo.text)?;
-        let updated = self.store.update(owner, valid_id(todo.id)?, text, todo.done).await?;
+        let changes = changes(&todo)?;
+        let updated = self.store.update(owner, valid_id(todo.id)?, changes).await?;
         Ok(Response::new(updated.into()))
     }
 
@@ -67,6 +72,22 @@ impl proto::TodoManager for TodoService {
         self.store.delete(owner, valid_id(request.id)?).await?;
         Ok(Response::new(DeleteTodoRes { success: true }))
     }
+}
+
+/// The fields an update sets: those its `update_mask` names, or both when it has none (the
+/// original contract).
+fn changes(todo: &proto::Todo) -> Result<store::Changes<'_>, Status> {
+    let paths = todo.update_mask.as_ref().map(|mask| mask.paths.as_slice()).unwrap_or_default();
+    let sets = |field: &str| paths.is_empty() || paths.iter().any(|path| path == field);
+    if let Some(unknown) = paths.iter().find(|path| !["text", "done"].contains(&path.as_str())) {
+        return Err(Status::invalid_argument(format!(
+            "update_mask names {unknown:?}; a todo's updatable fields are \"text\" and \"done\""
+        )));
+    }
+    Ok(store::Changes {
+        text: if sets("text") { Some(valid_text(&todo.text)?) } else { None },
+        done: sets("done").then_some(todo.done),
+    })
 }
 
 fn valid_text(text: &str) -> Result<&str, Status> {
@@ -103,7 +124,7 @@ fn valid_id(id: u64) -> Result<i64, Status> {
 
 impl From<store::Todo> for proto::Todo {
     fn from(todo: store::Todo) -> Self {
-        Self { id: todo.id as u64, text: todo.text, done: todo.done, owner: todo.owner }
+        Self { id: todo.id as u64, text: todo.text, done: todo.done, owner: todo.owner, update_mask: None }
     }
 }
 

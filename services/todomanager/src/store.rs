@@ -63,7 +63,22 @@ macro_rules! on_pool {
 }
 
 const SELECT_ONE: &str = "SELECT id, owner, text, done FROM todos WHERE id = ? AND owner = ?";
-const SELECT_ALL: &str = "SELECT id, owner, text, done FROM todos WHERE owner = ? ORDER BY id";
+/// A page of the owner's todos: ids after the previous page's last, at most a number of them.
+const SELECT_PAGE: &str = "SELECT id, owner, text, done FROM todos WHERE owner = ? AND id > ? ORDER BY id LIMIT ?";
+
+/// A page of a list: at most `size` todos (`None`: all of them) with an id above `after_id`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Page {
+    pub size: Option<u32>,
+    pub after_id: i64,
+}
+
+/// What an update changes; a field left `None` keeps its value.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Changes<'a> {
+    pub text: Option<&'a str>,
+    pub done: Option<bool>,
+}
 
 /// The todo database. Cloning it is cheap: clones share one connection pool.
 #[derive(Clone, Debug)]
@@ -147,18 +162,20 @@ impl Store {
         todo.ok_or(StoreError::NotFound { id })
     }
 
-    /// The owner's todos in id order, read from the database while the caller consumes them.
-    pub fn list(&self, owner: String) -> impl Stream<Item = Result<Todo, StoreError>> + Send + 'static {
-        let span = self.span("db-list", "SELECT", SELECT_ALL);
+    /// A page of the owner's todos in id order, read from the database while the caller
+    /// consumes them.
+    pub fn list(&self, owner: String, page: Page) -> impl Stream<Item = Result<Todo, StoreError>> + Send + 'static {
+        let span = self.span("db-list", "SELECT", SELECT_PAGE);
         let pool = self.pool.clone();
+        let limit = page.size.map_or(i64::MAX, i64::from);
         let rows = async_stream::try_stream! {
             match pool {
                 Pool::Sqlite(pool) => {
-                    let mut rows = sqlx::query_as(SELECT_ALL).bind(&owner).fetch(&pool);
+                    let mut rows = sqlx::query_as(SELECT_PAGE).bind(&owner).bind(page.after_id).bind(limit).fetch(&pool);
                     while let Some(todo) = rows.try_next().await? { yield todo; }
                 }
                 Pool::MySql(pool) => {
-                    let mut rows = sqlx::query_as(SELECT_ALL).bind(&owner).fetch(&pool);
+                    let mut rows = sqlx::query_as(SELECT_PAGE).bind(&owner).bind(page.after_id).bind(limit).fetch(&pool);
                     while let Some(todo) = rows.try_next().await? { yield todo; }
                 }
             }
@@ -174,9 +191,12 @@ impl Store {
         telemetry::InSpan::new(rows, span)
     }
 
-    /// Replaces the text and the done flag of the owner's todo `id`.
-    pub async fn update(&self, owner: &str, id: i64, text: &str, done: bool) -> Result<Todo, StoreError> {
-        const UPDATE: &str = "UPDATE todos SET text = ?, done = ? WHERE id = ? AND owner = ?";
+    /// Changes the text, the done flag or both of the owner's todo `id`, in one statement: two
+    /// updates of different fields at the same time both take effect (no read-modify-write).
+    pub async fn update(&self, owner: &str, id: i64, changes: Changes<'_>) -> Result<Todo, StoreError> {
+        const UPDATE: &str =
+            "UPDATE todos SET text = COALESCE(?, text), done = COALESCE(?, done) WHERE id = ? AND owner = ?";
+        let Changes { text, done } = changes;
         // MySQL counts only rows whose values changed, so "0 rows affected" does not mean
         // "not found": read the row back in the same transaction instead.
         let span = self.span("db-update", "UPDATE", UPDATE);

@@ -42,7 +42,7 @@ impl Server {
 }
 
 fn todo(owner: &str, text: &str) -> Todo {
-    Todo { id: 0, text: text.into(), done: false, owner: owner.into() }
+    Todo { id: 0, text: text.into(), done: false, owner: owner.into(), update_mask: None }
 }
 
 fn id_req(owner: &str, id: u64) -> TodoIdReq {
@@ -50,7 +50,8 @@ fn id_req(owner: &str, id: u64) -> TodoIdReq {
 }
 
 async fn list(client: &mut TodoManagerClient<Channel>, owner: &str) -> Vec<Todo> {
-    let stream = client.list_todos(ListTodosReq { owner: owner.into() }).await.unwrap().into_inner();
+    let stream =
+        client.list_todos(ListTodosReq { owner: owner.into(), ..Default::default() }).await.unwrap().into_inner();
     stream.collect::<Result<Vec<_>, _>>().await.unwrap()
 }
 
@@ -72,7 +73,10 @@ async fn every_rpc_works(db: &TestDb) {
     let second = client.create_todo(todo("alice", "Read the spans")).await.unwrap().into_inner();
     let bobs = client.create_todo(todo("bob", "Bob's")).await.unwrap().into_inner();
     assert!(first.id >= 1 && second.id > first.id && bobs.id > second.id, "{backend}: ids come from the database");
-    assert_eq!(first, Todo { id: first.id, text: "Check tracing".into(), done: false, owner: "alice".into() });
+    assert_eq!(
+        first,
+        Todo { id: first.id, text: "Check tracing".into(), done: false, owner: "alice".into(), update_mask: None }
+    );
 
     let got = client.get_todo(id_req("alice", first.id)).await.unwrap().into_inner();
     assert_eq!(got, first, "{backend}");
@@ -125,7 +129,11 @@ async fn mistakes_get_the_right_status(db: &TestDb) {
         ("get huge id", client.get_todo(id_req("alice", u64::MAX)).await.map(drop), Code::NotFound),
         ("get id 0", client.get_todo(id_req("alice", 0)).await.map(drop), Code::InvalidArgument),
         ("get other's", client.get_todo(id_req("bob", alices.id)).await.map(drop), Code::NotFound),
-        ("list no owner", client.list_todos(ListTodosReq { owner: "".into() }).await.map(drop), Code::InvalidArgument),
+        (
+            "list no owner",
+            client.list_todos(ListTodosReq { owner: "".into(), ..Default::default() }).await.map(drop),
+            Code::InvalidArgument,
+        ),
         (
             "update unknown",
             client.update_todo(Todo { id: 999_999, ..todo("alice", "x") }).await.map(drop),
