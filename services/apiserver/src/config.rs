@@ -21,5 +21,8 @@ pub struct Config {
     pub todomanager_timeout: Duration,
 
     #[command(flatten)]
+    pub limits: crate::server::Limits,
+
+    #[command(flatten)]
     pub faults: crate::faults::Faults,
 }

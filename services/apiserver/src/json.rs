@@ -1,6 +1,6 @@
 //! Request bodies: JSON objects whose field names match in any case, as the original Go service
 //! accepted them (`{"Text": …}` and `{"text": …}` alike). Every way a body can be wrong becomes a
-//! JSON error: 415 for another content type, 413 for too large, 400 for the rest.
+//! JSON error: 415 for another content type, 413 for too large, 408 for too slow, 400 for the rest.
 
 use axum::{
     body::Bytes,
@@ -32,9 +32,13 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for CaseInsensitiveJson
             ));
         }
         // Bytes honours the router's body limit and answers 413 beyond it.
-        let body = Bytes::from_request(request, state)
-            .await
-            .map_err(|rejection| ApiError::new(rejection.status(), rejection.body_text()))?;
+        let body = Bytes::from_request(request, state).await.map_err(|rejection| {
+            if crate::server::is_body_timeout(&rejection) {
+                ApiError::new(StatusCode::REQUEST_TIMEOUT, "the request body did not arrive in time")
+            } else {
+                ApiError::new(rejection.status(), rejection.body_text())
+            }
+        })?;
         let ObjectFields(fields) =
             serde_json::from_slice(&body).map_err(|error| ApiError::bad_request(format!("malformed JSON: {error}")))?;
         let fields = lowercase_field_names(fields.ok_or_else(|| ApiError::bad_request("expected a JSON object"))?)?;

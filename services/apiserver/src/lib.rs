@@ -6,6 +6,7 @@ pub mod error;
 pub mod faults;
 pub mod json;
 pub mod routes;
+pub mod server;
 pub mod todomanager;
 
 use std::future::Future;
@@ -14,15 +15,13 @@ use tokio::net::TcpListener;
 
 pub use config::Config;
 
-/// Serves the API on `listener` until `shutdown` completes, then finishes the requests in flight.
+/// Serves the API on `listener` until `shutdown` completes, then finishes the requests in flight
+/// (within `config.limits`).
 pub async fn serve(
     listener: TcpListener,
     config: &Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let todomanager = todomanager::TodoManager::connect_lazy(&config.todomanager_url, config.todomanager_timeout)?;
-    // Connection info gives the spans their `client.address`.
-    let app = routes::router(todomanager, config.faults).into_make_service_with_connect_info::<std::net::SocketAddr>();
-    axum::serve(listener, app).with_graceful_shutdown(shutdown).await?;
-    Ok(())
+    server::serve(listener, routes::router(todomanager, config.faults), config.limits, shutdown).await
 }

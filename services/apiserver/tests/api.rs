@@ -35,6 +35,7 @@ async fn start_apiserver(todomanager: SocketAddr, timeout: Duration) -> (String,
         tracez_listen: "127.0.0.1:0".parse().unwrap(),
         todomanager_url: format!("http://{todomanager}"),
         todomanager_timeout: timeout,
+        limits: Default::default(),
         faults: Default::default(),
     };
     let (addr, stop) = spawn_server(|listener, stopped| async move {

@@ -10,7 +10,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use testkit::{
     Relay, TestDb,
-    process::{Service, apiserver, todomanager, todomanager_with_timeout},
+    process::{Service, apiserver, apiserver_with_env, todomanager, todomanager_with_timeout},
 };
 
 /// MariaDB behind a relay: while it is cut, the API answers 503 with a JSON error within 2 s;
@@ -54,9 +54,15 @@ async fn database_unreachable_is_503_and_recovers() {
     let _ = db;
 }
 
-/// SIGTERM while clients create todos: every answer is a 201 (never a 5xx, never a cut-off
-/// answer for a request the server took), every 201 is in the database after a restart, and
-/// the spans of the answered requests reach the collector before the processes exit.
+/// SIGTERM while clients create todos: every answer is a 201 (never a 5xx), every 201 is in the
+/// database after a restart, every request that got no answer had no effect, and the spans of
+/// the answered requests reach the collector before the processes exit.
+///
+/// A request can get no answer at all: its connection was accepted, then closed by the
+/// graceful shutdown before the server read anything from it (HTTP/1.1 lets a server close an
+/// idle connection at any time; RFC 9112 §9.6 leaves the retry to the client). That is not a
+/// failure as long as the server did not act on the request: this test checks exactly that,
+/// where it used to count such requests as failures and failed 3 runs in 29.
 #[tokio::test(flavor = "multi_thread")]
 async fn sigterm_under_load_loses_nothing() {
     let db: TestDb = testkit::sqlite();
@@ -67,15 +73,16 @@ async fn sigterm_under_load_loses_nothing() {
 
     let created: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
     let failures: Arc<Mutex<Vec<String>>> = Arc::default();
+    let unanswered: Arc<Mutex<Vec<String>>> = Arc::default();
     let mut clients = Vec::new();
     for client in 0..8 {
-        let (api, created, failures) = (api.clone(), created.clone(), failures.clone());
+        let (api, created, failures, unanswered) = (api.clone(), created.clone(), failures.clone(), unanswered.clone());
         clients.push(tokio::spawn(async move {
             // A new connection per request: one refused after the SIGTERM was never accepted.
             let http = reqwest::Client::builder().pool_max_idle_per_host(0).build().unwrap();
             for n in 0.. {
-                let sent =
-                    http.post(format!("{api}/v1/todo")).json(&json!({"text": format!("c{client}-{n}")})).send().await;
+                let text = format!("c{client}-{n}");
+                let sent = http.post(format!("{api}/v1/todo")).json(&json!({ "text": text })).send().await;
                 match sent {
                     Ok(response) if response.status() == StatusCode::CREATED => {
                         let trace_id = response.headers()["x-trace-id"].to_str().unwrap().to_owned();
@@ -86,7 +93,8 @@ async fn sigterm_under_load_loses_nothing() {
                     // The server no longer accepts: a refusal, or a reset of a connection that
                     // waited in the kernel's backlog and was never accepted. Done.
                     Err(error) if error.is_connect() || never_accepted(&error) => break,
-                    Err(error) => failures.lock().unwrap().push(format!("{error:?}")),
+                    // Closed without an answer: the server must not have acted on it (below).
+                    Err(_) => unanswered.lock().unwrap().push(text),
                 }
             }
         }));
@@ -108,10 +116,16 @@ async fn sigterm_under_load_loses_nothing() {
     // Restarted on the same database: every 201 is there.
     let todomanager_process = todomanager(&db.url, None);
     let (_apiserver, api) = apiserver(&todomanager_process, None);
-    let listed: Value = reqwest::get(format!("{api}/v1/todo")).await.unwrap().json().await.unwrap();
-    let stored: Vec<&str> = listed.as_array().unwrap().iter().map(|todo| todo["id"].as_str().unwrap()).collect();
+    let stored = list_all(&api).await;
+    let stored_ids: Vec<&str> = stored.iter().map(|todo| todo["id"].as_str().unwrap()).collect();
     for (id, _) in &created {
-        assert!(stored.contains(&id.as_str()), "todo {id} was answered 201 but is not stored");
+        assert!(stored_ids.contains(&id.as_str()), "todo {id} was answered 201 but is not stored");
+    }
+    for text in unanswered.lock().unwrap().iter() {
+        assert!(
+            !stored.iter().any(|todo| todo["text"] == *text),
+            "{text:?} got no answer, yet it was stored: an effect the client was never told of"
+        );
     }
     // And the spans of every answered request arrived before the exits.
     let traced: std::collections::HashSet<String> =
@@ -119,6 +133,22 @@ async fn sigterm_under_load_loses_nothing() {
     for (id, trace_id) in &created {
         assert!(traced.contains(trace_id), "the trace of todo {id} ({trace_id}) never arrived");
     }
+}
+
+/// Every todo, read page after page (following the `Link` header).
+async fn list_all(api: &str) -> Vec<Value> {
+    let mut todos = Vec::new();
+    let mut next = Some(format!("{api}/v1/todo?page_size=1000"));
+    while let Some(url) = next.take() {
+        let response = reqwest::get(&url).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        next = response.headers().get("link").map(|link| {
+            let link = link.to_str().unwrap();
+            format!("{api}{}", &link[1..link.find('>').unwrap()])
+        });
+        todos.extend(response.json::<Vec<Value>>().await.unwrap());
+    }
+    todos
 }
 
 /// A connection reset before any answer: the listener closed with the connection still in its
@@ -134,13 +164,20 @@ fn never_accepted(error: &reqwest::Error) -> bool {
     false
 }
 
-/// With the collector unreachable, a sustained run is served normally and memory stays bounded
-/// (the export queue drops spans instead of growing).
+/// With a collector that accepts connections and never answers (the worst kind: a refused
+/// connection fails fast, this one holds every export until its timeout), a sustained run is
+/// served normally, the spans that do not fit in the export queue are dropped, counted and
+/// reported in the log, and memory stays bounded. (The test used a refusing collector before,
+/// so the queue never filled: it passed even with a queue of 100,000,000.)
 #[tokio::test(flavor = "multi_thread")]
-async fn a_dead_collector_costs_no_memory_growth() {
+async fn a_silent_collector_costs_no_memory_growth() {
     let db = testkit::sqlite();
     let todomanager = todomanager(&db.url, None);
-    let (apiserver, api) = apiserver(&todomanager, None);
+    let silent = Relay::start(testkit::process::dead_address()).await;
+    silent.cut();
+    let collector = format!("http://{}", silent.addr());
+    let env = [("OTEL_BSP_MAX_QUEUE_SIZE", "256"), ("OTEL_EXPORTER_OTLP_TIMEOUT", "1000")];
+    let (apiserver, api) = apiserver_with_env(&todomanager, Some(&collector), &env);
     let rss = Service::rss_kib;
     let run = |requests: usize| {
         let api = api.clone();
@@ -175,13 +212,27 @@ async fn a_dead_collector_costs_no_memory_growth() {
         reqwest::Client::new().post(format!("{api}/v1/todo")).json(&json!({"text": "first"})).send().await.unwrap();
     assert_eq!(created.status(), 201);
     run(800).await;
-    let before = (rss(&apiserver), rss(&todomanager));
+    let before = rss(&apiserver);
     run(2400).await;
-    let after = (rss(&apiserver), rss(&todomanager));
-    // The queue holds at most 2048 spans per service: a few MiB. 32 MiB of growth would mean
-    // that something keeps what it cannot send.
-    for (name, before, after) in [("apiserver", before.0, after.0), ("todomanager", before.1, after.1)] {
-        assert!(before > 0, "cannot read {name}'s memory");
-        assert!(after < before + 32 * 1024, "{name} grew from {before} KiB to {after} KiB");
-    }
+    let after = rss(&apiserver);
+    // The queue holds at most 256 spans: well under a MiB. 16 MiB of growth would mean that
+    // something keeps what it cannot send.
+    assert!(after < before + 16 * 1024, "apiserver grew from {before} KiB to {after} KiB");
+
+    // The drops are counted and said: when they start, and their total at shutdown.
+    let said = |apiserver: &Service, what: &str| apiserver.log().iter().any(|line| line.to_string().contains(what));
+    assert!(said(&apiserver, "SpanDroppingStarted"), "no word of dropped spans: {:#?}", apiserver.log());
+    apiserver.send_sigterm();
+    let log = tokio::task::spawn_blocking(move || {
+        let mut apiserver = apiserver;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while apiserver.child.try_wait().unwrap().is_none() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        apiserver.log()
+    })
+    .await
+    .unwrap();
+    let total = log.iter().find_map(|line| line["fields"]["dropped_spans"].as_u64());
+    assert!(total.is_some_and(|total| total > 0), "no count of dropped spans at shutdown: {log:#?}");
 }

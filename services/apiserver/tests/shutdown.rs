@@ -1,7 +1,9 @@
 //! The apiserver binary, stopped with SIGTERM while a request is in flight: the request still
-//! completes, new connections are refused, and the process exits 0.
+//! completes, new connections are refused, and the process exits 0; and slow or idle clients,
+//! which must neither take it down nor keep it from stopping.
 
 use std::{
+    io::{Read as _, Write as _},
     net::{SocketAddr, TcpStream},
     process::Command,
     sync::Arc,
@@ -90,4 +92,120 @@ async fn sigterm_lets_the_request_in_flight_complete() {
 
     let exit = tokio::task::spawn_blocking(move || apiserver.wait()).await.unwrap();
     assert!(exit.success(), "apiserver exited with {exit}");
+}
+
+/// apiserver with `args`, in front of a todomanager port where nothing answers (the tests here
+/// never get as far as todomanager).
+fn apiserver_with(args: &[&str]) -> (Service, SocketAddr) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_apiserver"));
+    command.args(["--listen", "127.0.0.1:0", "--tracez-listen", "127.0.0.1:0"]).args(args);
+    command.args(["--todomanager-url", &format!("http://{}", testkit::process::dead_address())]);
+    command.env("OTEL_SDK_DISABLED", "true");
+    let apiserver = Service::start(command, "address");
+    let address = apiserver.field("address").unwrap().parse().unwrap();
+    (apiserver, address)
+}
+
+/// Waits (up to `limit`) until the server closes `stream`; returns how long that took.
+fn closed_by_server(stream: &mut TcpStream, limit: Duration) -> Duration {
+    let started = Instant::now();
+    stream.set_read_timeout(Some(limit)).unwrap();
+    let mut buffer = [0; 1024];
+    loop {
+        match stream.read(&mut buffer) {
+            Ok(0) => return started.elapsed(),
+            Ok(_) => continue, // an answer (408, say) before the close
+            Err(error) if error.kind() == std::io::ErrorKind::ConnectionReset => return started.elapsed(),
+            Err(error) => panic!("the server did not close the connection within {limit:?}: {error}"),
+        }
+    }
+}
+
+/// Connections that send nothing are closed after the header read timeout, and while more of
+/// them are open than the connection limit, the server still answers a real client (they wait
+/// their turn instead of exhausting file descriptors). Before these limits, idle connections
+/// stayed open forever and 20,000 of them made the process run out of file descriptors.
+#[test]
+fn idle_connections_are_closed_and_cannot_lock_others_out() {
+    let (_apiserver, address) = apiserver_with(&["--header-read-timeout", "1s", "--max-connections", "20"]);
+    let mut idle: Vec<TcpStream> = (0..60).map(|_| TcpStream::connect(address).unwrap()).collect();
+    let closed_after = closed_by_server(&mut idle[0], Duration::from_secs(20));
+    assert!(closed_after >= Duration::from_millis(500), "closed too early: {closed_after:?}");
+
+    let started = Instant::now();
+    let answer = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap()
+        .get(format!("http://{address}/ping"))
+        .send()
+        .unwrap();
+    assert_eq!(answer.status(), 200, "a real client is served while 60 idle connections come and go");
+    // Generous: the 60 idle connections are closed 20 at a time, a second apart.
+    assert!(started.elapsed() < Duration::from_secs(25), "took {:?}", started.elapsed());
+}
+
+/// A client trickling its body one byte at a time, slower than the request body timeout
+/// allows, gets 408 with a JSON error, and the connection closes.
+#[test]
+fn a_trickled_body_gets_408() {
+    let (_apiserver, address) = apiserver_with(&["--request-body-timeout", "1s"]);
+    let mut stream = TcpStream::connect(address).unwrap();
+    let body = br#"{"text": "slowly"}"#;
+    write!(
+        stream,
+        "POST /v1/todo HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .unwrap();
+    let mut answer = Vec::new();
+    stream.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
+    for byte in body {
+        if stream.write_all(&[*byte]).is_err() {
+            break; // the server gave up on us: read what it said
+        }
+        let mut buffer = [0; 4096];
+        if let Ok(read) = stream.read(&mut buffer) {
+            answer.extend_from_slice(&buffer[..read]);
+            if read == 0 || !answer.is_empty() {
+                break;
+            }
+        }
+    }
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let _ = stream.read_to_end(&mut answer);
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains(r#"{"error":"the request body did not arrive in time"}"#), "{answer}");
+}
+
+/// SIGTERM while a client trickles a body that would take a minute: apiserver waits for it only
+/// as long as its shutdown timeout, then closes the connection and exits. (It used to keep
+/// running for as long as the client kept sending.)
+#[test]
+fn a_slow_client_cannot_delay_shutdown_past_its_timeout() {
+    let (apiserver, address) = apiserver_with(&["--request-body-timeout", "5m", "--shutdown-timeout", "1s"]);
+    let mut stream = TcpStream::connect(address).unwrap();
+    write!(
+        stream,
+        "POST /v1/todo HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{{"
+    )
+    .unwrap();
+    let trickle = std::thread::spawn(move || {
+        for _ in 0..600 {
+            if stream.write_all(b" ").is_err() {
+                return true; // closed by the server
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        false
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let started = Instant::now();
+    apiserver.send_sigterm();
+    let exit = apiserver.wait();
+    assert!(exit.success(), "apiserver exited with {exit}");
+    // Generous: the timeout is 1 s; 20 s means it waited for the client.
+    assert!(started.elapsed() < Duration::from_secs(20), "exit took {:?}", started.elapsed());
+    assert!(trickle.join().unwrap(), "the trickling connection must have been closed");
 }

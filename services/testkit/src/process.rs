@@ -99,16 +99,20 @@ impl Drop for Service {
     }
 }
 
+/// An address where nothing listens: a port the system handed out and took back. (The one dead
+/// port of the tests: a collector or service that is not there.)
+pub fn dead_address() -> std::net::SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
+}
+
 /// A service binary on ephemeral ports, exporting its spans to `otlp` (a dead port when not
 /// given) every 200 ms.
-fn start(name: &str, args: &[&str], otlp: Option<&str>) -> Service {
-    let dead = format!(
-        "http://127.0.0.1:{}",
-        std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-    );
+fn start(name: &str, args: &[&str], otlp: Option<&str>, env: &[(&str, &str)]) -> Service {
+    let dead = format!("http://{}", dead_address());
     let mut command = Command::new(binary(name));
     command.args(["--listen", "127.0.0.1:0", "--tracez-listen", "127.0.0.1:0"]).args(args);
     command.env("OTEL_EXPORTER_OTLP_ENDPOINT", otlp.unwrap_or(&dead)).env("OTEL_BSP_SCHEDULE_DELAY", "200");
+    command.envs(env.iter().copied());
     Service::start(command, "address")
 }
 
@@ -122,7 +126,7 @@ pub fn todomanager(database_url: &str, otlp: Option<&str>) -> Service {
 
 /// todomanager on `database_url`, giving up on the database after `timeout` (`500ms`, say).
 pub fn todomanager_with_timeout(database_url: &str, timeout: &str, otlp: Option<&str>) -> Service {
-    start("todomanager", &["--database-url", database_url, "--database-timeout", timeout], otlp)
+    start("todomanager", &["--database-url", database_url, "--database-timeout", timeout], otlp, &[])
 }
 
 /// The trace store on ephemeral ports, with `env` (its `TRACESTORE_*` limits, say). Its log
@@ -136,8 +140,13 @@ pub fn tracestore(env: &[(&str, &str)]) -> Service {
 
 /// apiserver in front of `todomanager`; with the base URL of its REST API.
 pub fn apiserver(todomanager: &Service, otlp: Option<&str>) -> (Service, String) {
+    apiserver_with_env(todomanager, otlp, &[])
+}
+
+/// apiserver in front of `todomanager` with more environment (`OTEL_*` settings, say).
+pub fn apiserver_with_env(todomanager: &Service, otlp: Option<&str>, env: &[(&str, &str)]) -> (Service, String) {
     let url = format!("http://{}", todomanager.field("address").unwrap());
-    let service = start("apiserver", &["--todomanager-url", &url], otlp);
+    let service = start("apiserver", &["--todomanager-url", &url], otlp, env);
     let api = format!("http://{}", service.field("address").unwrap());
     (service, api)
 }
