@@ -5,7 +5,11 @@ use axum::{
     http::StatusCode,
     response::{IntoResponse, Response},
 };
+use telemetry::throttle::Throttle;
 use tonic::Code;
+
+/// A warning repeated by every failing request is written at most this often.
+const WARN_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
 
 #[derive(Debug, thiserror::Error)]
 #[error("{message}")]
@@ -46,7 +50,10 @@ impl From<tonic::Status> for ApiError {
             // connection; todomanager did not send it.
             Code::Unknown if std::error::Error::source(&status).is_some() => Self::unavailable(&status),
             _ => {
-                tracing::error!(?status, "todomanager failed");
+                static THROTTLE: Throttle = Throttle::new(WARN_EVERY);
+                if let Some(held_back) = THROTTLE.allow() {
+                    tracing::error!(?status, held_back, "todomanager failed (said at most every 10s)");
+                }
                 Self::new(StatusCode::BAD_GATEWAY, format!("todomanager failed: {message}"))
             }
         }
@@ -74,7 +81,11 @@ impl ApiError {
     }
 
     fn unavailable(status: &tonic::Status) -> Self {
-        tracing::warn!(?status, "todomanager unavailable");
+        // Every request fails during an outage: say it once per interval, not per request.
+        static THROTTLE: Throttle = Throttle::new(WARN_EVERY);
+        if let Some(held_back) = THROTTLE.allow() {
+            tracing::warn!(?status, held_back, "todomanager unavailable (said at most every 10s)");
+        }
         Self::new(StatusCode::SERVICE_UNAVAILABLE, format!("todomanager is unavailable: {}", status.message()))
     }
 }

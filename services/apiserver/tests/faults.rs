@@ -40,6 +40,10 @@ async fn database_unreachable_is_503_and_recovers() {
         assert!(started.elapsed() < Duration::from_secs(2), "took {:?}", started.elapsed());
     }
 
+    // Three failed requests, one warning: an outage does not flood the log.
+    let warnings = todomanager.log().iter().filter(|line| line.to_string().contains("database unavailable")).count();
+    assert_eq!(warnings, 1, "{:#?}", todomanager.log());
+
     relay.restore();
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {

@@ -435,3 +435,60 @@ async fn opting_out_of_faults_reaches_todomanager() {
     let slow = client.get(format!("{}/v1/todo", stack.api)).send().await.unwrap();
     assert_eq!(slow.status(), StatusCode::GATEWAY_TIMEOUT, "without the opt-out the list is slow");
 }
+
+/// What a client brings along is bounded in spans: a 300 KB `User-Agent` is cut to the value
+/// length limit, a made-up method is recorded as `_OTHER` (the span named `HTTP …`, the
+/// original kept, cut too), signatures in the query are redacted; 400 such requests leave
+/// apiserver's memory where it was (they took it from 37 to 287 MB before the limits), and
+/// tracez tracks no new names for them.
+#[tokio::test(flavor = "multi_thread")]
+async fn what_a_client_sends_is_bounded_in_spans() {
+    let collector = Collector::start().await;
+    let stack = Stack::start(&collector.endpoint(), &[]);
+    let http = reqwest::Client::new();
+    let huge_agent = "A".repeat(300_000);
+    let response = http
+        .get(format!("{}/v1/todo?page_size=5&sig=secret123", stack.api))
+        .header("user-agent", &huge_agent)
+        .send()
+        .await
+        .unwrap();
+    let agent_trace = trace_id_header(response.headers());
+    let method = reqwest::Method::from_bytes("X".repeat(60_000).as_bytes()).unwrap();
+    let response = http.request(method, format!("{}/v1/todo", stack.api)).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
+    let method_trace = trace_id_header(response.headers());
+
+    let spans = collector
+        .wait_for("both requests", |spans| {
+            [&agent_trace, &method_trace].iter().all(|id| spans.iter().any(|span| span.trace_id == **id))
+        })
+        .await;
+    let server_span = |trace: &str| {
+        spans
+            .iter()
+            .find(|span| span.trace_id == trace && span.service == "apiserver" && span.kind == "server")
+            .unwrap()
+    };
+    let agent = server_span(&agent_trace);
+    let kept = agent.attribute("user_agent.original").unwrap();
+    assert_eq!(kept.len(), telemetry::limits::DEFAULT_VALUE_LENGTH);
+    assert_eq!(agent.attribute("url.query"), Some("page_size=5&sig=REDACTED"));
+    let made_up = server_span(&method_trace);
+    assert_eq!(made_up.name, "HTTP /v1/todo");
+    assert_eq!(made_up.attribute("http.request.method"), Some("_OTHER"));
+    assert_eq!(made_up.attribute("http.request.method_original").unwrap().len(), 4096);
+
+    let before = stack.apiserver.rss_kib();
+    for n in 0..400 {
+        let method = reqwest::Method::from_bytes(format!("M{n}{}", "X".repeat(60_000)).as_bytes()).unwrap();
+        http.request(method, format!("{}/v1/todo", stack.api)).header("user-agent", &huge_agent).send().await.unwrap();
+    }
+    let after = stack.apiserver.rss_kib();
+    assert!(after < before + 32 * 1024, "apiserver grew from {before} KiB to {after} KiB");
+    let tracez: Value =
+        reqwest::get(format!("{}?format=json", stack.apiserver_tracez)).await.unwrap().json().await.unwrap();
+    let names: Vec<&str> =
+        tracez["spans"].as_array().unwrap().iter().map(|span| span["name"].as_str().unwrap()).collect();
+    assert!(names.iter().all(|name| name.len() < 100), "{names:?}");
+}

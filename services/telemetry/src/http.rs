@@ -29,11 +29,19 @@ pub async fn trace_requests(request: Request, next: Next) -> Response {
     if is_untraced(request.uri().path()) {
         return next.run(request).await;
     }
-    let method = request.method().as_str().to_owned();
+    // Any token is an HTTP method; only known ones name spans, or a client could fill the
+    // span names (and tracez) with made-up ones.
+    let original = request.method().as_str();
+    let (method, method_original) = if is_known_method(original) {
+        (original.to_owned(), None)
+    } else {
+        ("_OTHER".to_owned(), Some(original.to_owned()))
+    };
+    let method_in_name = if method_original.is_some() { "HTTP" } else { method.as_str() };
     let route = request.extensions().get::<MatchedPath>().map(|path| path.as_str().to_owned());
     let name = match &route {
-        Some(route) => format!("{method} {route}"),
-        None => method.clone(), // no route matched: the semantic conventions say just the method
+        Some(route) => format!("{method_in_name} {route}"),
+        None => method_in_name.to_owned(), // no route matched: the semantic conventions say just the method
     };
     let (host, port) = server_address(&request);
     let span = tracing::info_span!(
@@ -41,9 +49,10 @@ pub async fn trace_requests(request: Request, next: Next) -> Response {
         otel.name = %name,
         otel.kind = ?SpanKind::Server,
         http.request.method = %method,
+        http.request.method_original = method_original,
         http.route = route,
         url.path = request.uri().path(),
-        url.query = request.uri().query(),
+        url.query = request.uri().query().map(redact_query).as_deref(),
         url.scheme = "http",
         server.address = host,
         server.port = port,
@@ -75,11 +84,68 @@ pub async fn trace_requests(request: Request, next: Next) -> Response {
     response
 }
 
+/// The methods the semantic conventions (1.44.0, `http.request.method`) call known: RFC 9110's,
+/// PATCH and QUERY, unless `OTEL_INSTRUMENTATION_HTTP_KNOWN_METHODS` (comma-separated, a full
+/// replacement, as the conventions ask) names others. Unknown methods are recorded as `_OTHER`
+/// with the original in `http.request.method_original`, and the span is named `HTTP …`.
+fn is_known_method(method: &str) -> bool {
+    const KNOWN: [&str; 10] = ["CONNECT", "DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT", "TRACE", "QUERY"];
+    static FROM_ENV: std::sync::OnceLock<Option<Vec<String>>> = std::sync::OnceLock::new();
+    let from_env = FROM_ENV.get_or_init(|| {
+        let list = std::env::var("OTEL_INSTRUMENTATION_HTTP_KNOWN_METHODS").ok()?;
+        Some(list.split(',').map(str::trim).filter(|method| !method.is_empty()).map(String::from).collect())
+    });
+    match from_env {
+        Some(known) => known.iter().any(|known| known == method),
+        None => KNOWN.contains(&method),
+    }
+}
+
+/// The query string with the values of signature and credential parameters replaced by
+/// `REDACTED`, the key kept (semantic conventions 1.44.0, `url.query`).
+fn redact_query(query: &str) -> std::borrow::Cow<'_, str> {
+    const SENSITIVE: [&str; 5] =
+        ["X-Amz-Signature", "X-Amz-Credential", "X-Amz-Security-Token", "sig", "X-Goog-Signature"];
+    let is_sensitive = |pair: &str| SENSITIVE.contains(&pair.split('=').next().unwrap_or_default());
+    if !query.split('&').any(is_sensitive) {
+        return query.into();
+    }
+    let pairs: Vec<String> = query
+        .split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some((key, _)) if is_sensitive(pair) => format!("{key}=REDACTED"),
+            _ => pair.to_owned(),
+        })
+        .collect();
+    pairs.join("&").into()
+}
+
 /// `server.address` and `server.port` from the `Host` header the client sent.
 fn server_address(request: &Request) -> (Option<String>, Option<u16>) {
     let host = request.headers().get(header::HOST).and_then(|host| host.to_str().ok());
     match host.and_then(|host| host.parse::<axum::http::uri::Authority>().ok()) {
         Some(authority) => (Some(authority.host().to_owned()), authority.port_u16()),
         None => (None, None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signatures_in_queries_are_redacted() {
+        assert_eq!(redact_query("q=rust&page=2"), "q=rust&page=2");
+        assert_eq!(
+            redact_query("q=rust&sig=abc123&X-Amz-Signature=zzz"),
+            "q=rust&sig=REDACTED&X-Amz-Signature=REDACTED"
+        );
+        assert_eq!(redact_query("SIG=keep"), "SIG=keep", "keys match case-sensitively");
+    }
+
+    #[test]
+    fn only_known_methods_are_named() {
+        assert!(is_known_method("GET") && is_known_method("QUERY"));
+        assert!(!is_known_method("get") && !is_known_method("FOO"));
     }
 }

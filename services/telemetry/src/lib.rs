@@ -11,16 +11,20 @@
 //! environment variables: `OTEL_EXPORTER_OTLP_ENDPOINT`, `OTEL_EXPORTER_OTLP_PROTOCOL`,
 //! `OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES`, `OTEL_TRACES_SAMPLER` (default
 //! `parentbased_always_on`), `OTEL_PROPAGATORS` (default `tracecontext,baggage,b3multi`),
-//! `OTEL_SDK_DISABLED`. Log lines go to stderr with the trace and span ids of their span.
+//! `OTEL_SDK_DISABLED`, and the span limits (`OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT`, default
+//! 4096, and the SDK's count limits: see `limits.rs`). Log lines go to stderr with the trace and
+//! span ids of their span.
 
 pub mod exporter;
 pub mod grpc;
 pub mod http;
+pub mod limits;
 mod logging;
 pub mod propagation;
 mod resource;
 mod shutdown;
 mod stream;
+pub mod throttle;
 pub mod tracez;
 
 use opentelemetry::trace::TracerProvider as _;
@@ -49,14 +53,16 @@ pub fn init(service_name: &'static str, service_version: &'static str) -> anyhow
     } else {
         opentelemetry::global::set_text_map_propagator(propagation::from_env()?);
         let exporter = exporter::from_env()?;
+        let max_value_length = limits::value_length_from_env()?;
         // Batches spans on tokio; when the queue is full (OTEL_BSP_MAX_QUEUE_SIZE, default
-        // 2048) new spans are dropped and counted, so a dead collector cannot eat the memory.
+        // 2048) new spans are dropped, counted and reported in the log, so a dead collector
+        // cannot eat the memory.
         let batches = BatchSpanProcessor::builder(exporter, runtime::Tokio).build();
         Some(
             SdkTracerProvider::builder()
                 .with_resource(resource::detect(service_name, service_version))
-                .with_span_processor(batches)
-                .with_span_processor(tracez.processor())
+                .with_span_processor(limits::Limited::new(batches, max_value_length))
+                .with_span_processor(tracez.processor(max_value_length))
                 .build(),
         )
     };

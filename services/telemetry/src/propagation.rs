@@ -48,11 +48,53 @@ impl Propagator {
         // Extraction runs in order and a later format overrides an earlier one: W3C last wins.
         let extract = TextMapCompositePropagator::new(vec![
             Box::new(B3::reader()),
-            Box::new(TraceContextPropagator::new()),
+            Box::new(StrictTraceContext(TraceContextPropagator::new())),
             Box::new(BaggagePropagator::new()),
         ]);
         Ok(Self { inject: TextMapCompositePropagator::new(inject), extract })
     }
+}
+
+/// W3C Trace Context as the specification parses it (§4.3 of Trace Context Level 1): the SDK's
+/// own reader accepts `00-1-2-01` (short ids, padded). A `traceparent` the specification
+/// rejects is ignored, as if it had not been sent.
+#[derive(Debug)]
+struct StrictTraceContext(TraceContextPropagator);
+
+impl TextMapPropagator for StrictTraceContext {
+    fn inject_context(&self, cx: &Context, injector: &mut dyn Injector) {
+        self.0.inject_context(cx, injector);
+    }
+
+    fn extract_with_context(&self, cx: &Context, extractor: &dyn Extractor) -> Context {
+        match extractor.get("traceparent") {
+            Some(value) if is_valid_traceparent(value.trim()) => self.0.extract_with_context(cx, extractor),
+            _ => cx.clone(),
+        }
+    }
+
+    fn fields(&self) -> FieldIter<'_> {
+        self.0.fields()
+    }
+}
+
+/// `version-traceid-parentid-flags`: 2, 32, 16 and 2 lower-case hex digits; version `ff` is
+/// invalid; version `00` has exactly these four fields, a later version may have more after a
+/// `-`; neither id may be all zeros.
+fn is_valid_traceparent(value: &str) -> bool {
+    let hex = |field: &str, length: usize| {
+        field.len() == length && field.bytes().all(|byte| matches!(byte, b'0'..=b'9' | b'a'..=b'f'))
+    };
+    let fields: Vec<&str> = value.split('-').collect();
+    let [version, trace_id, parent_id, flags, rest @ ..] = fields.as_slice() else { return false };
+    hex(version, 2)
+        && *version != "ff"
+        && (rest.is_empty() || *version != "00")
+        && hex(trace_id, 32)
+        && hex(parent_id, 16)
+        && hex(flags, 2)
+        && trace_id.bytes().any(|byte| byte != b'0')
+        && parent_id.bytes().any(|byte| byte != b'0')
 }
 
 impl TextMapPropagator for Propagator {
@@ -259,6 +301,30 @@ mod tests {
         );
         let unsampled = extract_from(&default_propagator(), &[("traceparent", &traceparent.replace("-01", "-00"))]);
         assert!(unsampled.is_valid() && !unsampled.is_sampled());
+    }
+
+    #[test]
+    fn traceparents_the_specification_rejects_are_ignored() {
+        let valid = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+        assert!(extract_from(&default_propagator(), &[("traceparent", valid)]).is_valid());
+        for invalid in [
+            "00-1-2-01",
+            "00-0af7651916cd43dd8448eb211c80319c-b7ad6b71692033-01",
+            "00-0AF7651916CD43DD8448EB211C80319C-b7ad6b7169203331-01",
+            "ff-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+            "00-00000000000000000000000000000000-b7ad6b7169203331-01",
+            "00-0af7651916cd43dd8448eb211c80319c-0000000000000000-01",
+            "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01-extra",
+            "0-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+        ] {
+            assert!(!extract_from(&default_propagator(), &[("traceparent", invalid)]).is_valid(), "{invalid}");
+        }
+        // A later version may carry more fields.
+        let future = "01-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01-what-comes-next";
+        assert!(extract_from(&default_propagator(), &[("traceparent", future)]).is_valid());
+        // An invalid traceparent does not hide a valid B3 context.
+        let both = [("traceparent", "00-1-2-01"), ("X-B3-TraceId", TRACE_128), ("X-B3-SpanId", SPAN)];
+        assert_eq!(extract_from(&default_propagator(), &both).trace_id().to_string(), TRACE_128);
     }
 
     #[test]

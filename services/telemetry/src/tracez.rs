@@ -51,6 +51,9 @@ const BUCKET_LABELS: [&str; 9] = [
 const SAMPLES_PER_BUCKET: usize = 10;
 /// Span names tracked at most; spans with further names are only counted in `untracked`.
 const MAX_SPAN_NAMES: usize = 200;
+/// The memory the finished samples may take, estimated; beyond it, new samples are kept
+/// without their attributes and events (their counts stay right).
+pub const MAX_SAMPLE_BYTES: usize = 8 * 1024 * 1024;
 
 /// The shared record of spans. Clone it to hand it to the processor and to the page.
 #[derive(Clone, Debug, Default)]
@@ -60,6 +63,8 @@ pub struct Tracez(Arc<Mutex<Spans>>);
 struct Spans {
     by_name: BTreeMap<String, NameStats>,
     untracked: u64,
+    /// What the finished samples take, estimated.
+    sample_bytes: usize,
 }
 
 /// Spans are kept as the SDK hands them over and turned into [`Sample`]s only when the page is
@@ -74,16 +79,21 @@ struct NameStats {
 #[derive(Debug, Default)]
 struct Bucket {
     count: u64,
-    samples: VecDeque<Arc<SpanData>>,
+    /// Samples with their estimated size.
+    samples: VecDeque<(Arc<SpanData>, usize)>,
 }
 
 impl Bucket {
-    fn add(&mut self, sample: Arc<SpanData>) {
+    /// Keeps `sample`, displacing the oldest when full; returns the bytes that frees.
+    fn add(&mut self, sample: Arc<SpanData>, bytes: usize) -> usize {
         self.count += 1;
-        if self.samples.len() == SAMPLES_PER_BUCKET {
-            self.samples.pop_front();
-        }
-        self.samples.push_back(sample);
+        let freed = if self.samples.len() == SAMPLES_PER_BUCKET {
+            self.samples.pop_front().map_or(0, |(_, bytes)| bytes)
+        } else {
+            0
+        };
+        self.samples.push_back((sample, bytes));
+        freed
     }
 }
 
@@ -124,9 +134,15 @@ impl Tracez {
         self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// The span processor that feeds this record; add it to the tracer provider.
-    pub fn processor(&self) -> TracezProcessor {
-        TracezProcessor(self.clone())
+    /// The span processor that feeds this record; add it to the tracer provider. String values
+    /// longer than `max_value_length` are cut, as in exported spans.
+    pub fn processor(&self, max_value_length: usize) -> TracezProcessor {
+        TracezProcessor { tracez: self.clone(), max_value_length }
+    }
+
+    /// What the kept samples take, estimated, in bytes.
+    pub fn sample_bytes(&self) -> usize {
+        self.spans().sample_bytes
     }
 
     /// The page: `GET /debug/tracez` (HTML), `?format=json`, `?name=…&bucket=N|running|errors`.
@@ -151,7 +167,7 @@ impl Tracez {
         let samples = query.name.as_ref().and_then(|name| {
             let stats = spans.by_name.get(name)?;
             let finished =
-                |bucket: &Bucket| bucket.samples.iter().map(|span| Sample::of(span, span.end_time)).collect();
+                |bucket: &Bucket| bucket.samples.iter().map(|(span, _)| Sample::of(span, span.end_time)).collect();
             let samples: Vec<Sample> = match query.bucket.as_deref()? {
                 "running" => stats.running.values().map(|span| Sample::of(span, now)).collect(),
                 "errors" => finished(&stats.errors),
@@ -199,12 +215,16 @@ pub struct TracezQuery {
 
 /// Feeds a [`Tracez`]; called by the OpenTelemetry SDK for every recorded span.
 #[derive(Debug)]
-pub struct TracezProcessor(Tracez);
+pub struct TracezProcessor {
+    tracez: Tracez,
+    max_value_length: usize,
+}
 
 impl SpanProcessor for TracezProcessor {
     fn on_start(&self, span: &mut Span, _cx: &Context) {
-        let Some(data) = span.exported_data() else { return };
-        let mut spans = self.0.spans();
+        let Some(mut data) = span.exported_data() else { return };
+        crate::limits::cut_values(&mut data, self.max_value_length);
+        let mut spans = self.tracez.spans();
         if !spans.by_name.contains_key(data.name.as_ref()) {
             if spans.by_name.len() >= MAX_SPAN_NAMES {
                 return;
@@ -215,20 +235,34 @@ impl SpanProcessor for TracezProcessor {
         stats.running.insert(data.span_context.span_id(), data);
     }
 
-    fn on_end(&self, span: SpanData) {
-        let mut spans = self.0.spans();
-        let Some(stats) = spans.by_name.get_mut(span.name.as_ref()) else {
-            spans.untracked += 1;
+    fn on_end(&self, mut span: SpanData) {
+        crate::limits::cut_values(&mut span, self.max_value_length);
+        let mut spans = self.tracez.spans();
+        let is_error = matches!(span.status, Status::Error { .. });
+        let mut bytes = crate::limits::estimated_bytes(&span);
+        let copies = if is_error { 2 } else { 1 };
+        if spans.sample_bytes + copies * bytes > MAX_SAMPLE_BYTES {
+            span.dropped_attributes_count += span.attributes.len() as u32;
+            span.attributes = Vec::new();
+            span.events.dropped_count += span.events.events.len() as u32;
+            span.events.events = Vec::new();
+            bytes = crate::limits::estimated_bytes(&span);
+        }
+        let Spans { by_name, untracked, sample_bytes } = &mut *spans;
+        let Some(stats) = by_name.get_mut(span.name.as_ref()) else {
+            *untracked += 1;
             return;
         };
         stats.running.remove(&span.span_context.span_id());
         let duration = span.end_time.duration_since(span.start_time).unwrap_or_default();
         let bucket = LATENCY_BOUNDS.iter().rposition(|bound| duration >= *bound).unwrap_or(0);
         let span = Arc::new(span);
-        if matches!(span.status, Status::Error { .. }) {
-            stats.errors.add(span.clone());
+        if is_error {
+            *sample_bytes += bytes;
+            *sample_bytes -= stats.errors.add(span.clone(), bytes);
         }
-        stats.latency[bucket].add(span);
+        *sample_bytes += bytes;
+        *sample_bytes -= stats.latency[bucket].add(span, bytes);
     }
 
     fn force_flush(&self) -> OTelSdkResult {

@@ -10,11 +10,28 @@ use std::{
 
 use serde_json::Value;
 
-/// A binary of this workspace, built next to the test's own executable (`cargo test
-/// --workspace` builds them all).
+/// A binary of this workspace, built next to the test's own executable. The workspace's binaries
+/// are (re)built first with the same profile, once per test process: `cargo test -p apiserver`
+/// alone does not rebuild todomanager, and a test must never run a stale binary. (After `cargo
+/// test --workspace` this is a no-op of half a second; `--workspace` keeps the features the
+/// same as that build's, so the two never rebuild each other's binaries.)
 pub fn binary(name: &str) -> PathBuf {
+    static BUILT: Mutex<bool> = Mutex::new(false);
     let test_exe = std::env::current_exe().unwrap();
-    let path = test_exe.parent().unwrap().parent().unwrap().join(name);
+    let profile_dir = test_exe.parent().unwrap().parent().unwrap();
+    let path = profile_dir.join(name);
+    let mut built = BUILT.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    if !*built {
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let mut build = Command::new(cargo);
+        build.args(["build", "--quiet", "--workspace", "--bins"]);
+        if profile_dir.file_name().is_some_and(|profile| profile == "release") {
+            build.arg("--release");
+        }
+        let status = build.status().unwrap_or_else(|error| panic!("cannot run cargo to build {name}: {error}"));
+        assert!(status.success(), "building the workspace's binaries failed ({status})");
+        *built = true;
+    }
     assert!(path.exists(), "{} is not built: run `cargo test --workspace`, which builds it", path.display());
     path
 }

@@ -3,8 +3,12 @@
 use std::pin::Pin;
 
 use proto::{DeleteTodoRes, ListTodosReq, TodoIdReq};
+use telemetry::throttle::Throttle;
 use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status};
+
+/// A warning repeated by every failing request is written at most this often.
+const WARN_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
 
 use crate::{
     Faults,
@@ -133,11 +137,18 @@ impl From<StoreError> for Status {
         match &error {
             StoreError::NotFound { .. } => Status::not_found(error.to_string()),
             StoreError::Unavailable(_) => {
-                tracing::warn!(%error, "database unavailable");
+                // Every request fails during an outage: say it once per interval, not per request.
+                static THROTTLE: Throttle = Throttle::new(WARN_EVERY);
+                if let Some(held_back) = THROTTLE.allow() {
+                    tracing::warn!(%error, held_back, "database unavailable (said at most every 10s)");
+                }
                 Status::unavailable(error.to_string())
             }
             StoreError::Database(_) | StoreError::Open(_) => {
-                tracing::error!(%error, "database error");
+                static THROTTLE: Throttle = Throttle::new(WARN_EVERY);
+                if let Some(held_back) = THROTTLE.allow() {
+                    tracing::error!(%error, held_back, "database error (said at most every 10s)");
+                }
                 Status::internal("the database failed; see todomanager's log")
             }
         }
