@@ -1,7 +1,16 @@
 //! The gRPC contract between apiserver and todomanager, generated from `proto/todo.proto`.
 
+pub mod codec;
+
 pub mod todo_mgr {
     tonic::include_proto!("todo_mgr");
+
+    pub use super::server::todo_manager_server;
+}
+
+/// The generated server, which decodes requests with [`codec::ServerCodec`].
+mod server {
+    include!(concat!(env!("OUT_DIR"), "/server/todo_mgr.rs"));
 }
 
 pub use todo_mgr::{

@@ -1,6 +1,7 @@
 //! todomanager: the gRPC service that stores the workshop's todos.
 
 pub mod config;
+pub mod content_type;
 pub mod faults;
 pub mod grpc;
 pub mod server;

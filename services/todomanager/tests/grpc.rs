@@ -256,9 +256,9 @@ async fn a_database_outage_is_not_ready_but_alive() {
     assert_eq!(status("").await, ServingStatus::Serving, "liveness must not follow the database");
 }
 
-/// Messages that are not what the contract says: undecodable protobuf is INTERNAL (as gRPC's
-/// status codes specify for a message that cannot be parsed), an unknown method UNIMPLEMENTED;
-/// none of them harms the service.
+/// Messages that are not what the contract says: undecodable protobuf is INVALID_ARGUMENT (the
+/// client's mistake, not a server error; tonic and grpc-go would say INTERNAL), an unknown
+/// method UNIMPLEMENTED; none of them harms the service.
 #[tokio::test(flavor = "multi_thread")]
 async fn malformed_grpc_requests_get_the_right_status() {
     #[derive(Clone, PartialEq, prost::Message)]
@@ -295,13 +295,14 @@ async fn malformed_grpc_requests_get_the_right_status() {
         )
         .await
         .unwrap_err();
-    assert_eq!(status.code(), Code::Internal, "{status:?}");
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    assert!(status.message().contains("cannot be decoded"), "{status:?}");
 
     let (mut grpc, path) = call("/todo_mgr.TodoManager/CreateTodo").await;
     let bad = BadText { text: vec![0xff, 0xfe, 0x00], owner: "alice".into() };
     let status =
         grpc.unary::<_, Todo, _>(tonic::Request::new(bad), path, tonic_prost::ProstCodec::default()).await.unwrap_err();
-    assert_eq!(status.code(), Code::Internal, "{status:?}");
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
 
     let (mut grpc, path) = call("/todo_mgr.TodoManager/EraseEverything").await;
     let status = grpc
@@ -313,4 +314,31 @@ async fn malformed_grpc_requests_get_the_right_status() {
     let mut client = server.client().await;
     assert_eq!(list(&mut client, "alice").await, vec![], "nothing was stored");
     assert!(client.create_todo(todo("alice", "still fine")).await.is_ok());
+}
+
+/// A request that says it is not gRPC (`Content-Type: application/json`) is refused with HTTP
+/// 415, as gRPC's wire protocol asks, and not run (it was stored before).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_request_that_is_not_grpc_gets_415() {
+    use prost::Message as _;
+    use tower::ServiceExt as _;
+
+    let db = testkit::sqlite();
+    let server = Server::start(&db.url).await;
+    let message = todo("alice", "not through gRPC").encode_to_vec();
+    let mut frame = vec![0u8];
+    frame.extend_from_slice(&(message.len() as u32).to_be_bytes());
+    frame.extend_from_slice(&message);
+    for (content_type, expected) in [("application/json", 415), ("application/grpc", 200)] {
+        let request =
+            tonic::codegen::http::Request::post(format!("http://{}/todo_mgr.TodoManager/CreateTodo", server.addr))
+                .header("content-type", content_type)
+                .header("te", "trailers")
+                .body(tonic::body::Body::new(http_body_util::Full::new(bytes::Bytes::from(frame.clone()))))
+                .unwrap();
+        let response = server.channel().await.oneshot(request).await.unwrap();
+        assert_eq!(response.status().as_u16(), expected, "{content_type}");
+    }
+    let mut client = server.client().await;
+    assert_eq!(list(&mut client, "alice").await.len(), 1, "only the gRPC request was run");
 }
