@@ -147,12 +147,11 @@ mod tests {
 
     #[test]
     fn existing_certificates_are_kept() {
-        let dir = std::env::temp_dir().join(format!("certs-test-{}", std::process::id()));
-        let files = Files::in_dir(&dir);
+        let dir = tempfile::tempdir().unwrap();
+        let files = Files::in_dir(dir.path());
         assert!(ensure(&files).unwrap(), "generated the first time");
         let before = std::fs::read_to_string(&files.trust_anchor).unwrap();
         assert!(!ensure(&files).unwrap(), "kept the second time");
         assert_eq!(std::fs::read_to_string(&files.trust_anchor).unwrap(), before);
-        std::fs::remove_dir_all(dir).unwrap();
     }
 }

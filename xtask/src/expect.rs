@@ -228,9 +228,8 @@ mod tests {
 
     #[test]
     fn bad_references_are_refused() {
-        let dir = std::env::temp_dir().join(format!("expect-test-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let file = dir.join("expect.toml");
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("expect.toml");
         std::fs::write(
             &file,
             "title = \"t\"\n[[request]]\npath = \"/\"\nstatus = 200\n[[request.span]]\nservice = \"a\"\nname = \"b\"\nparent = \"nope\"\n",

@@ -1,6 +1,8 @@
 //! Where a learner stands: the chapter their stack was brought to, and the result of the last
-//! verification of each chapter. Kept in `.state/progress.json` (git-ignored), shown by
-//! `cargo xtask chapters`.
+//! verification of each chapter. Kept in `.state/progress.json` (git-ignored; another folder
+//! with `WORKSHOP_STATE_DIR`, which the tests use so they never touch a learner's progress),
+//! shown by `cargo xtask chapters`. Updates take a lock and replace the file whole, so two
+//! commands at once neither lose an update nor leave half a file.
 
 use std::{collections::BTreeMap, path::PathBuf};
 
@@ -22,34 +24,47 @@ pub struct Result {
     pub at: String,
 }
 
-fn file() -> PathBuf {
-    project::root().join(".state/progress.json")
+/// The variable that moves the state folder (default `.state` in the repository).
+pub const STATE_DIR_VAR: &str = "WORKSHOP_STATE_DIR";
+
+fn dir() -> PathBuf {
+    std::env::var_os(STATE_DIR_VAR).map_or_else(|| project::root().join(".state"), PathBuf::from)
 }
 
 impl Progress {
     pub fn load() -> Self {
-        std::fs::read_to_string(file()).ok().and_then(|text| serde_json::from_str(&text).ok()).unwrap_or_default()
+        let text = std::fs::read_to_string(dir().join("progress.json"));
+        text.ok().and_then(|text| serde_json::from_str(&text).ok()).unwrap_or_default()
     }
 
-    fn save(&self) {
-        let path = file();
-        if let Some(dir) = path.parent() {
-            let _ = std::fs::create_dir_all(dir);
+    /// Loads, changes and saves the progress under an exclusive lock. Progress is a
+    /// convenience: when it cannot be saved, the command goes on (and says so).
+    fn update(change: impl FnOnce(&mut Self)) {
+        let dir = dir();
+        let saved = (|| -> std::io::Result<()> {
+            std::fs::create_dir_all(&dir)?;
+            let lock = std::fs::File::create(dir.join("progress.lock"))?;
+            lock.lock()?;
+            let mut progress = Self::load();
+            change(&mut progress);
+            let partial = dir.join(format!("progress.json.{}", std::process::id()));
+            std::fs::write(&partial, serde_json::to_string_pretty(&progress).expect("progress serializes"))?;
+            std::fs::rename(partial, dir.join("progress.json"))
+        })();
+        if let Err(error) = saved {
+            eprintln!("note: could not save your progress in {}: {error}", dir.display());
         }
-        let _ = std::fs::write(path, serde_json::to_string_pretty(self).expect("progress serializes"));
     }
 
     pub fn record_reached(reached: Option<u32>) {
-        let mut progress = Self::load();
-        progress.reached = reached;
-        progress.save();
+        Self::update(|progress| progress.reached = reached);
     }
 
     pub fn record_result(chapter: u32, verified: bool) {
-        let mut progress = Self::load();
         let at = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
-        progress.results.insert(chapter, Result { verified, at });
-        progress.save();
+        Self::update(|progress| {
+            progress.results.insert(chapter, Result { verified, at });
+        });
     }
 }
 

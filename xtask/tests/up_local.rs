@@ -2,10 +2,10 @@
 //! It uses the service binaries that `cargo test --workspace` builds next to xtask.
 
 use std::{
-    io::{BufRead, BufReader, Lines},
+    io::{BufRead, BufReader},
     net::TcpListener,
     path::Path,
-    process::{Child, ChildStdout, Command, ExitStatus, Stdio},
+    process::{Child, Command, ExitStatus, Stdio},
     time::{Duration, Instant},
 };
 
@@ -37,6 +37,8 @@ fn xtask_up_with_traces(state: &Path, api_port: u16, traces_port: u16) -> Comman
         );
     }
     let mut command = Command::new(env!("CARGO_BIN_EXE_xtask"));
+    // Progress goes to the test's folder, never into the learner's `.state/progress.json`.
+    command.env("WORKSHOP_STATE_DIR", state);
     command.args(["up", "--local", "--no-build", "--state-dir"]).arg(state).args([
         "--traces-port",
         &traces_port.to_string(),
@@ -71,16 +73,23 @@ impl Up {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let services = read_summary(&mut lines);
-        // Keep draining stdout so xtask never blocks on a full pipe.
-        std::thread::spawn(move || lines.for_each(drop));
-        Self {
+        // A thread reads (and keeps draining, so xtask never blocks on a full pipe); the test
+        // waits for the summary with a deadline instead of hanging on a stalled xtask.
+        let lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let (send, receive) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                let _ = send.send(line);
+            }
+        });
+        let mut up = Self {
             child,
             api: format!("http://127.0.0.1:{api_port}"),
             traces: format!("http://127.0.0.1:{traces_port}"),
-            services,
-        }
+            services: Vec::new(),
+        };
+        up.services = read_summary(&receive);
+        up
     }
 
     fn signal(&self, signal: Signal) {
@@ -108,12 +117,42 @@ impl Up {
     }
 }
 
+impl Drop for Up {
+    /// Whatever the test's outcome, nothing it started outlives it: xtask is asked to stop (it
+    /// stops its services), then killed, and any service still there with it.
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            self.signal(Signal::SIGTERM);
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while self.child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+        for (_, pid) in &self.services {
+            let _ = nix::sys::signal::kill(Pid::from_raw(*pid), Signal::SIGKILL);
+        }
+    }
+}
+
+/// How long xtask may take to print its summary (it builds nothing: `--no-build`).
+const SUMMARY_DEADLINE: Duration = Duration::from_secs(120);
+
 /// Reads xtask's output up to the end of its summary; returns the services' pids.
-fn read_summary(lines: &mut Lines<BufReader<ChildStdout>>) -> Vec<(String, i32)> {
+fn read_summary(lines: &std::sync::mpsc::Receiver<String>) -> Vec<(String, i32)> {
     let mut services = Vec::new();
     let mut seen = Vec::new();
-    for line in lines.by_ref() {
-        let line = line.unwrap();
+    let deadline = Instant::now() + SUMMARY_DEADLINE;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let line = match lines.recv_timeout(left) {
+            Ok(line) => line,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                panic!("no summary from xtask within {SUMMARY_DEADLINE:?}:\n{}", seen.join("\n"))
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+        };
         seen.push(line.clone());
         if let Some((name, rest)) = line.trim().split_once(" pid ") {
             let pid = rest.split(',').next().unwrap().parse().unwrap();
@@ -248,6 +287,7 @@ name = "charge"
     )
     .unwrap();
     let output = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .env("WORKSHOP_STATE_DIR", chapters.path())
         .args(["verify", "--chapter", "9", "--timeout", "3s", "--api", &up.api, "--jaeger", &up.traces, "--chapters"])
         .arg(chapters.path())
         .output()

@@ -310,10 +310,17 @@ async fn liveness_and_readiness() {
     assert_eq!(answer(http.get(format!("{api}/ping"))).await, (StatusCode::OK, json!({"status": "ok"})));
     assert_eq!(answer(http.get(format!("{api}/ready"))).await, (StatusCode::OK, json!({"status": "ready"})));
 
+    // Stopping takes a moment: wait for the event (readiness turning 503), with a deadline.
     drop(stop_todomanager);
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let (status, body) = answer(http.get(format!("{api}/ready"))).await;
-    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let (status, body) = answer(http.get(format!("{api}/ready"))).await;
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "still ready after todomanager stopped: {status} {body}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     assert_eq!(answer(http.get(format!("{api}/ping"))).await.0, StatusCode::OK, "alive while todomanager is down");
 }
 

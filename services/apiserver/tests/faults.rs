@@ -37,7 +37,8 @@ async fn database_unreachable_is_503_and_recovers() {
         assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
         let body: Value = response.json().await.unwrap();
         assert!(body["error"].as_str().unwrap().contains("unavailable"), "{body}");
-        assert!(started.elapsed() < Duration::from_secs(2), "took {:?}", started.elapsed());
+        // Generous: the database timeout is 500 ms; a hang would be far longer.
+        assert!(started.elapsed() < Duration::from_secs(10), "took {:?}", started.elapsed());
     }
 
     // Three failed requests, one warning: an outage does not flood the log.

@@ -242,7 +242,9 @@ async fn without_a_collector_requests_work_and_tracez_shows_the_spans() {
     for _ in 0..3 {
         stack.create(&[]).await;
     }
-    assert!(started.elapsed() < Duration::from_secs(2), "took {:?}", started.elapsed());
+    // Generous (a loaded machine must not fail it): a dead collector would cost far more, an
+    // export timeout of 10 s per request.
+    assert!(started.elapsed() < Duration::from_secs(10), "took {:?}", started.elapsed());
 
     let tracez: Value =
         reqwest::get(format!("{}?format=json", stack.todomanager_tracez)).await.unwrap().json().await.unwrap();

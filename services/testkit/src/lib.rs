@@ -29,8 +29,8 @@ use testcontainers_modules::{
 /// The environment variable naming a MySQL/MariaDB server for the tests.
 pub const MYSQL_URL_VAR: &str = "TODO_TEST_MYSQL_URL";
 
-/// A database of its own for one test. Dropping it removes an SQLite file or a container;
-/// a MySQL test database on a shared server stays for inspection.
+/// A database of its own for one test. Dropping it removes the SQLite file, the container or
+/// the test database on the shared MySQL/MariaDB server.
 pub struct TestDb {
     /// The URL todomanager opens, e.g. `sqlite:///tmp/.../todo.db?mode=rwc`.
     pub url: String,
@@ -43,7 +43,33 @@ pub struct TestDb {
 enum Keep {
     Dir(tempfile::TempDir),
     Container(Box<ContainerAsync<Mariadb>>),
-    Nothing,
+    /// A database on a shared server: dropped when the test ends.
+    Database {
+        server_url: String,
+        name: String,
+    },
+}
+
+impl Drop for Keep {
+    fn drop(&mut self) {
+        let Keep::Database { server_url, name } = self else { return };
+        let (server_url, name) = (server_url.clone(), name.clone());
+        // Drop runs outside any runtime, or inside one that must not block: a thread of its own.
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            runtime.block_on(async {
+                let mut connection = MySqlConnection::connect(&server_url).await?;
+                sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name}")))
+                    .execute(&mut connection)
+                    .await?;
+                anyhow::Ok(())
+            })
+        })
+        .join();
+        if let Ok(Err(error)) = dropped {
+            let _ = writeln!(std::io::stderr(), "could not drop the test database: {error}");
+        }
+    }
 }
 
 /// A fresh SQLite file in a temporary folder.
@@ -56,8 +82,8 @@ pub fn sqlite() -> TestDb {
 /// A fresh, empty MySQL/MariaDB database, or `None` (said loudly) when none can be had.
 pub async fn mysql() -> Option<TestDb> {
     if let Ok(server_url) = std::env::var(MYSQL_URL_VAR) {
-        let url = create_database(&server_url).await;
-        return Some(TestDb { url, backend: "mysql", _keep: Keep::Nothing });
+        let (url, name) = create_database(&server_url).await;
+        return Some(TestDb { url, backend: "mysql", _keep: Keep::Database { server_url, name } });
     }
     if !docker_available() {
         say_skipped(&format!("{MYSQL_URL_VAR} is not set and no Docker engine answers"));
@@ -66,7 +92,7 @@ pub async fn mysql() -> Option<TestDb> {
     match Mariadb::default().start().await {
         Ok(container) => {
             let port = container.get_host_port_ipv4(3306).await.expect("MariaDB container has no port 3306");
-            let url = create_database(&format!("mysql://root@127.0.0.1:{port}/test")).await;
+            let (url, _) = create_database(&format!("mysql://root@127.0.0.1:{port}/test")).await;
             Some(TestDb { url, backend: "mysql", _keep: Keep::Container(Box::new(container)) })
         }
         Err(error) => {
@@ -83,8 +109,8 @@ pub async fn all_backends() -> Vec<TestDb> {
     databases
 }
 
-/// Creates an empty database with a unique name on the server and returns its URL.
-async fn create_database(server_url: &str) -> String {
+/// Creates an empty database with a unique name on the server; returns its URL and name.
+async fn create_database(server_url: &str) -> (String, String) {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
     let name = format!("todo_test_{}_{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));
     let mut connection = MySqlConnection::connect(server_url)
@@ -96,7 +122,7 @@ async fn create_database(server_url: &str) -> String {
         .execute(&mut connection)
         .await
         .unwrap_or_else(|error| panic!("cannot create database {name} on {server_url}: {error}"));
-    with_database(server_url, &name)
+    (with_database(server_url, &name), name)
 }
 
 /// `mysql://u:p@host:3306/old?x=y` with the database `name` in place of `old`.

@@ -36,11 +36,17 @@ pub fn binary(name: &str) -> PathBuf {
     path
 }
 
-/// A service process started with `LOG_FORMAT=json`, whose log is kept for the test.
+/// A service process started with `LOG_FORMAT=json`, whose log is kept for the test. It is
+/// killed when dropped (a failing test included), and after [`DEADLINE`] at the latest.
 pub struct Service {
     pub child: Child,
     log: Arc<Mutex<Vec<Value>>>,
+    dropped: Arc<std::sync::atomic::AtomicBool>,
 }
+
+/// No test runs a service this long: one that hangs (waiting for an answer that never comes,
+/// say) has its services killed and fails, instead of blocking the whole suite.
+pub const DEADLINE: Duration = Duration::from_secs(600);
 
 impl Service {
     /// Starts `command` and waits until it logs a line whose fields hold `ready_field`
@@ -56,7 +62,16 @@ impl Service {
                 collected.lock().unwrap().push(event);
             }
         });
-        let mut service = Self { child, log };
+        let dropped = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (watched, pid) = (dropped.clone(), nix::unistd::Pid::from_raw(child.id() as i32));
+        std::thread::spawn(move || {
+            std::thread::sleep(DEADLINE);
+            if !watched.load(std::sync::atomic::Ordering::SeqCst) {
+                eprintln!("*** a test ran a service for {DEADLINE:?}: killing it (pid {pid})");
+                let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+            }
+        });
+        let mut service = Self { child, log, dropped };
         let deadline = Instant::now() + Duration::from_secs(20);
         while service.field(ready_field).is_none() {
             if let Some(status) = service.child.try_wait().unwrap() {
@@ -111,6 +126,7 @@ impl Service {
 
 impl Drop for Service {
     fn drop(&mut self) {
+        self.dropped.store(true, std::sync::atomic::Ordering::SeqCst);
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

@@ -213,7 +213,8 @@ async fn database_unreachable_is_unavailable_and_recovers() {
     let started = std::time::Instant::now();
     let status = client.get_todo(id_req("alice", saved.id)).await.expect_err("the database is cut off");
     assert_eq!(status.code(), Code::Unavailable, "{status:?}");
-    assert!(started.elapsed() < Duration::from_secs(3), "took {:?}", started.elapsed());
+    // Generous: the database timeout is 500 ms; a hang would be far longer.
+    assert!(started.elapsed() < Duration::from_secs(10), "took {:?}", started.elapsed());
 
     relay.restore();
     let mut answer = client.get_todo(id_req("alice", saved.id)).await;
