@@ -466,3 +466,20 @@ async fn ids_have_one_spelling() {
         assert_eq!(status, StatusCode::BAD_REQUEST, "{alias}: {body}");
     }
 }
+
+/// The body limit is 64 KiB exactly: a body of 65,536 bytes is read, one byte more is 413.
+#[tokio::test(flavor = "multi_thread")]
+async fn bodies_up_to_64_kib_are_read() {
+    let db = testkit::sqlite();
+    let stack = Stack::start(&db).await;
+    let body = |size: usize| {
+        let mut body = br#"{"text":"padded"}"#.to_vec();
+        body.resize(size, b' '); // JSON allows trailing whitespace
+        body
+    };
+    for (size, expected) in [(64 * 1024, StatusCode::CREATED), (64 * 1024 + 1, StatusCode::PAYLOAD_TOO_LARGE)] {
+        let request = stack.http.post(format!("{}/v1/todo", stack.api)).header(CONTENT_TYPE, "application/json");
+        let (status, reply) = answer(request.body(body(size))).await;
+        assert_eq!(status, expected, "{size} bytes: {reply}");
+    }
+}

@@ -41,6 +41,13 @@ async fn database_unreachable_is_503_and_recovers() {
         assert!(started.elapsed() < Duration::from_secs(10), "took {:?}", started.elapsed());
     }
 
+    // Readiness follows (todomanager re-checks its database every 5 s).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while http.get(format!("{api}/ready")).send().await.unwrap().status() != StatusCode::SERVICE_UNAVAILABLE {
+        assert!(Instant::now() < deadline, "/ready never turned 503 while the database was cut off");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
     // Three failed requests, one warning: an outage does not flood the log.
     let warnings = todomanager.log().iter().filter(|line| line.to_string().contains("database unavailable")).count();
     assert_eq!(warnings, 1, "{:#?}", todomanager.log());

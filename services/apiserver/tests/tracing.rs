@@ -494,3 +494,154 @@ async fn what_a_client_sends_is_bounded_in_spans() {
         tracez["spans"].as_array().unwrap().iter().map(|span| span["name"].as_str().unwrap()).collect();
     assert!(names.iter().all(|name| name.len() < 100), "{names:?}");
 }
+
+/// The standard `OTEL_*` variables, read from the environment as the README says.
+mod environment {
+    use super::*;
+
+    /// `OTEL_SERVICE_NAME` names the service in every span.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn otel_service_name() {
+        let collector = Collector::start().await;
+        let stack = Stack::start(&collector.endpoint(), &[("OTEL_SERVICE_NAME", "renamed")]);
+        let trace_id = stack.create(&[]).await;
+        let spans = collector.wait_for("the trace", |spans| spans.iter().any(|span| span.trace_id == trace_id)).await;
+        assert!(of_trace(spans, &trace_id).iter().all(|span| span.service == "renamed"));
+    }
+
+    /// `OTEL_SDK_DISABLED=true`: requests are served, nothing is traced, no trace id is sent.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn otel_sdk_disabled() {
+        let collector = Collector::start().await;
+        let stack = Stack::start(&collector.endpoint(), &[("OTEL_SDK_DISABLED", "true")]);
+        let response = reqwest::Client::new()
+            .post(format!("{}/v1/todo", stack.api))
+            .json(&json!({"text": "untraced"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::CREATED);
+        assert!(response.headers().get("x-trace-id").is_none());
+        tokio::time::sleep(Duration::from_millis(500)).await; // 5 export intervals
+        assert!(collector.spans().is_empty(), "{:#?}", collector.spans());
+    }
+
+    /// `OTEL_TRACES_SAMPLER=parentbased_always_off`: a request without a sampled parent is not
+    /// traced, one whose caller sampled it is, across both services.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn otel_traces_sampler() {
+        let collector = Collector::start().await;
+        let stack = Stack::start(&collector.endpoint(), &[("OTEL_TRACES_SAMPLER", "parentbased_always_off")]);
+        let unsampled = reqwest::Client::new()
+            .post(format!("{}/v1/todo", stack.api))
+            .json(&json!({"text": "not sampled"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(unsampled.status(), StatusCode::CREATED);
+        let parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let sampled = stack.create(&[("traceparent", parent)]).await;
+        assert_eq!(sampled, "4bf92f3577b34da6a3ce929d0e0e4736");
+        // Once the sampled trace is in (both services), an unsampled one would be too.
+        let spans =
+            collector.wait_for("the sampled trace", |spans| spans.iter().any(|span| span.name == "db-create")).await;
+        assert!(spans.iter().all(|span| span.trace_id == sampled), "{spans:#?}");
+    }
+
+    /// `OTEL_PROPAGATORS=none`: apiserver sends no context, so todomanager's span starts a trace
+    /// of its own: the split a learner sees when propagation is missing.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn otel_propagators() {
+        let collector = Collector::start().await;
+        let stack = Stack::start(&collector.endpoint(), &[("OTEL_PROPAGATORS", "none")]);
+        let trace_id = stack.create(&[]).await;
+        let spans =
+            collector.wait_for("both services' spans", |spans| spans.iter().any(|span| span.name == "db-create")).await;
+        let server = spans.iter().find(|span| span.service == "todomanager" && span.kind == "server").unwrap();
+        assert_ne!(server.trace_id, trace_id, "without propagation the trace must split");
+        assert!(server.parent_span_id.is_empty(), "todomanager's span is a root: {server:?}");
+    }
+
+    /// `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` wins over `OTEL_EXPORTER_OTLP_ENDPOINT` (here a port
+    /// where nothing listens).
+    #[tokio::test(flavor = "multi_thread")]
+    async fn otel_exporter_otlp_traces_endpoint() {
+        let collector = Collector::start().await;
+        let dead = format!("http://{}", testkit::process::dead_address());
+        let stack = Stack::start(&dead, &[("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", &collector.endpoint())]);
+        let trace_id = stack.create(&[]).await;
+        assert_create_trace(&collector, &trace_id).await;
+    }
+}
+
+/// Every log line written inside a span carries its trace and span ids: the access log line of
+/// a request names the request's SERVER span.
+#[tokio::test(flavor = "multi_thread")]
+async fn log_lines_carry_the_span_they_were_written_in() {
+    let collector = Collector::start().await;
+    let stack = Stack::start(&collector.endpoint(), &[]);
+    let trace_id = stack.create(&[]).await;
+    let server = assert_create_trace(&collector, &trace_id).await;
+    let log = stack.apiserver.log();
+    let line = log
+        .iter()
+        .find(|line| line["fields"]["message"] == "POST /v1/todo answered")
+        .unwrap_or_else(|| panic!("no access log line: {log:#?}"));
+    assert_eq!(line["trace_id"], trace_id.as_str());
+    assert_eq!(line["span_id"], server.span_id.as_str());
+}
+
+/// tracez shows the spans running now (a slow list, while it runs) and the errors (an injected
+/// failure).
+#[tokio::test(flavor = "multi_thread")]
+async fn tracez_shows_running_spans_and_errors() {
+    let collector = Collector::start().await;
+    let stack = Stack::start(&collector.endpoint(), &every_list_slower_than("10s"));
+    let slow = tokio::spawn(reqwest::get(format!("{}/v1/todo", stack.api)));
+    let count = |tracez: &str, name: &'static str, field: &'static str| {
+        let url = format!("{tracez}?format=json");
+        async move {
+            let report: Value = reqwest::get(url).await.unwrap().json().await.unwrap();
+            let span = report["spans"].as_array().unwrap().iter().find(|span| span["name"] == name).cloned();
+            span.map_or(0, |span| span[field].as_u64().unwrap())
+        }
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while count(&stack.todomanager_tracez, "todo_mgr.TodoManager/ListTodos", "running").await == 0 {
+        assert!(std::time::Instant::now() < deadline, "the slow list never showed as running");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let _ = slow.await;
+    let failed = reqwest::Client::new()
+        .post(format!("{}/v1/todo", stack.api))
+        .header("X-Inject-Fault", "error")
+        .json(&json!({"text": "x"}))
+        .send();
+    assert_eq!(failed.await.unwrap().status(), StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(count(&stack.apiserver_tracez, "POST /v1/todo", "errors").await, 1);
+}
+
+/// SIGTERM to todomanager while a (slow) list is in flight: the list still completes, and
+/// todomanager exits cleanly.
+#[tokio::test(flavor = "multi_thread")]
+async fn todomanager_finishes_the_rpcs_in_flight() {
+    let collector = Collector::start().await;
+    let stack = Stack::start(&collector.endpoint(), &every_list_slower_than("10s"));
+    let list = tokio::spawn(reqwest::get(format!("{}/v1/todo", stack.api)));
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let running = || async {
+        let report: Value =
+            reqwest::get(format!("{}?format=json", stack.todomanager_tracez)).await.unwrap().json().await.unwrap();
+        report["spans"].as_array().unwrap().iter().any(|span| span["running"].as_u64().unwrap_or(0) > 0)
+    };
+    while !running().await {
+        assert!(std::time::Instant::now() < deadline, "the list never started");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    stack.todomanager.send_sigterm();
+    let response = list.await.unwrap().unwrap();
+    assert_eq!(response.status(), StatusCode::OK, "{}", response.text().await.unwrap());
+    let Stack { todomanager, .. } = stack;
+    let exit = tokio::task::spawn_blocking(move || todomanager.wait()).await.unwrap();
+    assert!(exit.success(), "todomanager exited with {exit}");
+}
