@@ -167,6 +167,12 @@ pub fn up(options: &Options, chapter: Option<u32>) -> anyhow::Result<()> {
         env: &[("OTEL_BSP_SCHEDULE_DELAY", "500".to_owned())],
     })?;
 
+    // From now on `cargo xtask service stop|start` can talk to this run.
+    let control = crate::service::Control::in_state(&state);
+    control.reset()?;
+    for service in services.iter() {
+        control.record_pid(service.name, service.pid())?;
+    }
     print_summary(&at, &database_url, &services, options.stack);
     let verification = verify::Options {
         chapter: None,
@@ -182,7 +188,10 @@ pub fn up(options: &Options, chapter: Option<u32>) -> anyhow::Result<()> {
         jaeger: format!("http://{}", at.traces),
         timeout: Duration::from_secs(30),
     };
-    let Some(verified) = verify::while_watching(&services, verification)? else {
+    // A service stopped meanwhile (`cargo xtask service stop`) is reported; the rest go on.
+    let mut supervisor = crate::service::Supervisor::default();
+    let watch = || supervisor.step(&mut services, &control);
+    let Some(verified) = verify::while_watching(watch, verification)? else {
         return Ok(()); // Ctrl-C during the verification
     };
     if options.check {
@@ -190,7 +199,11 @@ pub fn up(options: &Options, chapter: Option<u32>) -> anyhow::Result<()> {
         anyhow::ensure!(verified?, "verification failed: see the ✗ above");
         return Ok(());
     }
-    verify::then_wait(services, verified, "The stack runs")
+    verify::say(verified, "The stack runs");
+    println!("To watch a failure, stop one service and start it again: cargo xtask service stop todomanager");
+    let outcome = crate::service::supervise(&mut services, &control, supervisor);
+    services.stop_all();
+    outcome
 }
 
 /// What to start: where, from which binaries, with which tracing.

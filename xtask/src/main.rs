@@ -16,6 +16,7 @@ mod progress;
 mod project;
 mod realstack;
 mod render;
+mod service;
 mod tools;
 mod trace;
 mod verify;
@@ -46,6 +47,8 @@ enum Command {
     Verify(verify::Options),
     /// Show one trace as a waterfall in the terminal.
     Trace(trace::Options),
+    /// Stop or start one service of a running `up --local`; the others keep running.
+    Service(service::Options),
     /// Measure what tracing costs: the same load with tracing off, on, and with a dead collector.
     Bench(bench::Options),
     /// The chapters, and which ones are verified.
@@ -98,6 +101,7 @@ fn run(command: Command) -> anyhow::Result<()> {
         Command::Trace(options) => trace::run(&options),
         Command::Lint => lint::run(),
         Command::Tools(options) => tools::run(&options),
+        Command::Service(options) => service::run(&options),
         Command::Chapters => progress::run(),
         Command::Bench(options) => bench::run(&options),
         Command::Book => docs::run(),

@@ -32,6 +32,8 @@ pub struct Service {
     pub name: &'static str,
     pub log: PathBuf,
     handle: duct::Handle,
+    /// How it was started, to start it again.
+    command: duct::Expression,
 }
 
 impl Service {
@@ -66,7 +68,23 @@ impl Service {
 
     fn spawn(name: &'static str, command: duct::Expression, log: PathBuf) -> anyhow::Result<Self> {
         let log_file = File::create(&log).with_context(|| format!("cannot create {}", log.display()))?;
-        let handle = command
+        let handle = Self::launch(name, &command, log_file)?;
+        Ok(Self { name, log, handle, command })
+    }
+
+    /// Starts the service again as it was started first, its output added to the same log.
+    pub fn restart(&mut self) -> anyhow::Result<()> {
+        anyhow::ensure!(self.exited()?.is_some(), "{} is running (pid {})", self.name, self.pid());
+        let log_file = File::options()
+            .append(true)
+            .open(&self.log)
+            .with_context(|| format!("cannot open {}", self.log.display()))?;
+        self.handle = Self::launch(self.name, &self.command, log_file)?;
+        Ok(())
+    }
+
+    fn launch(name: &str, command: &duct::Expression, log_file: File) -> anyhow::Result<duct::Handle> {
+        command
             .stderr_to_stdout()
             .stdout_file(log_file)
             .unchecked()
@@ -75,8 +93,7 @@ impl Service {
                 Ok(())
             })
             .start()
-            .with_context(|| format!("cannot start {name}"))?;
-        Ok(Self { name, log, handle })
+            .with_context(|| format!("cannot start {name}"))
     }
 
     pub fn pid(&self) -> u32 {
@@ -121,6 +138,10 @@ impl Services {
 
     pub fn iter(&self) -> impl Iterator<Item = &Service> {
         self.0.iter()
+    }
+
+    pub fn iter_mut(&mut self) -> impl Iterator<Item = &mut Service> {
+        self.0.iter_mut()
     }
 
     /// Fails with the service's log tail if one of them has exited.

@@ -195,16 +195,51 @@ fn ctrl_c_stops_every_service_and_the_data_stays() {
     up.assert_services_gone();
 }
 
+/// One service stopped (with `cargo xtask service stop`, or killed): the others keep running
+/// and the API says what is missing; `service start` brings it back, and Ctrl-C still stops
+/// everything.
 #[test]
-fn a_service_that_dies_stops_the_others_and_is_reported() {
+fn one_service_stops_and_starts_again_while_the_others_run() {
     let state = tempfile::tempdir().unwrap();
     let mut up = Up::start(state.path());
-    let todomanager = up.services.iter().find(|(name, _)| name == "todomanager").unwrap().1;
-    nix::sys::signal::kill(Pid::from_raw(todomanager), Signal::SIGKILL).unwrap();
+    let service = |args: &[&str]| {
+        let output = Command::new(env!("CARGO_BIN_EXE_xtask"))
+            .arg("service")
+            .args(args)
+            .arg("--state-dir")
+            .arg(state.path())
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        assert!(output.status.success(), "{stdout}{}", String::from_utf8_lossy(&output.stderr));
+        stdout
+    };
+    let said = service(&["stop", "todomanager"]);
+    assert!(said.contains("todomanager stopped"), "{said}");
+    assert!(up.child.try_wait().unwrap().is_none(), "xtask must keep running");
+    assert_eq!(http().get(format!("{}/ping", up.api)).send().unwrap().status(), 200, "apiserver keeps running");
+    let list = http().get(format!("{}/v1/todo", up.api)).send().unwrap();
+    assert!(list.status().is_server_error(), "{}", list.status());
+    assert!(service(&["status"]).contains("todomanager  stopped"));
 
+    let said = service(&["start", "todomanager"]);
+    assert!(said.contains("todomanager started again"), "{said}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while http().get(format!("{}/v1/todo", up.api)).send().map(|answer| answer.status().as_u16()).unwrap_or(0) != 200 {
+        assert!(Instant::now() < deadline, "the API never recovered after todomanager came back");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    // A service that dies on its own is reported, and the others keep running too.
+    let apiserver = up.services.iter().find(|(name, _)| name == "apiserver").unwrap().1;
+    nix::sys::signal::kill(Pid::from_raw(apiserver), Signal::SIGKILL).unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(up.child.try_wait().unwrap().is_none(), "xtask must keep running");
+    service(&["start", "apiserver"]);
+
+    up.signal(Signal::SIGINT);
     let (status, stderr) = up.wait();
-    assert!(!status.success());
-    assert!(stderr.contains("todomanager exited unexpectedly"), "{stderr}");
+    assert!(status.success(), "xtask after Ctrl-C: {status}\n{stderr}");
     up.assert_services_gone();
 }
 

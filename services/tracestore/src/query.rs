@@ -249,7 +249,7 @@ mod tests {
         let with = |extra: &[(&str, &str)]| {
             let params: HashMap<String, String> =
                 base.iter().chain(extra).map(|(key, value)| (key.to_string(), value.to_string())).collect();
-            parse_query(&params)
+            parse_query(&params).map_err(|response| response.status())
         };
         assert_eq!(with(&[("query.num_traces", "5")]).unwrap().num_traces, 5);
         assert!(with(&[("query.search_depth", "5"), ("query.num_traces", "five")]).is_err());

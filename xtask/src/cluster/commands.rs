@@ -122,7 +122,7 @@ fn serve_and_verify(options: &Options) -> anyhow::Result<()> {
         jaeger: format!("http://127.0.0.1:{JAEGER_PORT}"),
         timeout: Duration::from_secs(60),
     };
-    let Some(verified) = verify::while_watching(&services, verification)? else {
+    let Some(verified) = verify::while_watching(|| services.check_running(), verification)? else {
         return Ok(()); // Ctrl-C during the verification
     };
     verify::then_wait(services, verified, "The port-forwards run")
