@@ -56,6 +56,11 @@ impl Stack {
 
     /// `POST /v1/todo` with `headers`; returns the trace id the response names.
     async fn create(&self, headers: &[(&str, &str)]) -> String {
+        trace_id_header(self.post(headers).await.headers())
+    }
+
+    /// `POST /v1/todo` with `headers`, answered 201; returns the response.
+    async fn post(&self, headers: &[(&str, &str)]) -> reqwest::Response {
         let mut request =
             reqwest::Client::new().post(format!("{}/v1/todo", self.api)).json(&json!({"text": "trace me"}));
         for (name, value) in headers {
@@ -63,7 +68,7 @@ impl Stack {
         }
         let response = request.send().await.unwrap();
         assert_eq!(response.status(), StatusCode::CREATED);
-        trace_id_header(response.headers())
+        response
     }
 }
 
@@ -514,13 +519,7 @@ mod environment {
     async fn otel_sdk_disabled() {
         let collector = Collector::start().await;
         let stack = Stack::start(&collector.endpoint(), &[("OTEL_SDK_DISABLED", "true")]);
-        let response = reqwest::Client::new()
-            .post(format!("{}/v1/todo", stack.api))
-            .json(&json!({"text": "untraced"}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), StatusCode::CREATED);
+        let response = stack.post(&[]).await;
         assert!(response.headers().get("x-trace-id").is_none());
         tokio::time::sleep(Duration::from_millis(500)).await; // 5 export intervals
         assert!(collector.spans().is_empty(), "{:#?}", collector.spans());
@@ -532,13 +531,7 @@ mod environment {
     async fn otel_traces_sampler() {
         let collector = Collector::start().await;
         let stack = Stack::start(&collector.endpoint(), &[("OTEL_TRACES_SAMPLER", "parentbased_always_off")]);
-        let unsampled = reqwest::Client::new()
-            .post(format!("{}/v1/todo", stack.api))
-            .json(&json!({"text": "not sampled"}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(unsampled.status(), StatusCode::CREATED);
+        stack.post(&[]).await; // not sampled
         let parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
         let sampled = stack.create(&[("traceparent", parent)]).await;
         assert_eq!(sampled, "4bf92f3577b34da6a3ce929d0e0e4736");
