@@ -129,7 +129,8 @@ fn measure(
         database_url: &database_url,
         traces: (setup == Setup::B).then_some(crate::local::Stack::Store),
         tracing_off: (setup == Setup::A, setup == Setup::A),
-        env: &[("TRACESTORE_MAX_TRACES", "10000000".into())],
+        // The store keeps every span of the run, so that its count says how many arrived.
+        env: &[("TRACESTORE_MAX_TRACES", "10000000".into()), ("TRACESTORE_MAX_MIB", "8192".into())],
     })?;
     let (api, store_query) = (at.api, at.traces);
 
