@@ -65,6 +65,10 @@ impl Limits {
     }
 }
 
+/// A search answers at most the traces that fit in this (estimated) size, the newest first;
+/// a client that wants more narrows its search.
+pub const MAX_ANSWER_BYTES: usize = 32 * 1024 * 1024;
+
 #[derive(Clone, Debug)]
 pub struct Store {
     inner: Arc<Mutex<Traces>>,
@@ -288,15 +292,23 @@ impl Store {
                 })
             })
         };
-        traces
-            .arrival
-            .iter()
-            .rev()
-            .map(|id| &traces.by_id[id].parts)
-            .filter(|parts| matches(parts))
-            .take(query.num_traces)
-            .cloned()
-            .collect()
+        let mut found = Vec::new();
+        let mut bytes = 0;
+        for trace in traces.arrival.iter().rev().map(|id| &traces.by_id[id]) {
+            if found.len() == query.num_traces {
+                break;
+            }
+            if !matches(&trace.parts) {
+                continue;
+            }
+            // The answer stays bounded: the newest matches that fit, one trace at least.
+            if !found.is_empty() && bytes + trace.bytes > MAX_ANSWER_BYTES {
+                break;
+            }
+            bytes += trace.bytes;
+            found.push(trace.parts.clone());
+        }
+        found
     }
 }
 

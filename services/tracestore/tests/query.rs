@@ -52,6 +52,25 @@ fn query() -> Query {
     }
 }
 
+/// However many traces match, a search answer stays within its size: the newest that fit.
+#[test]
+fn a_search_answer_is_bounded_in_size() {
+    let store = Store::new(Limits { max_attribute_value_bytes: 1 << 20, ..Limits::default() });
+    for n in 1..=100 {
+        let mut request = trace(n, 1);
+        let span = &mut request.resource_spans[0].scope_spans[0].spans[0];
+        span.attributes.push(KeyValue {
+            key: "payload".into(),
+            key_strindex: 0,
+            value: Some(AnyValue { value: Some(Value::StringValue("x".repeat(1 << 20))) }),
+        });
+        store.ingest(request);
+    }
+    let found = trace_numbers(store.find(&query()));
+    assert!(found.len() < 40, "{} traces of 1 MiB in one answer", found.len());
+    assert_eq!(found[..3], [100, 99, 98], "the newest first");
+}
+
 #[test]
 fn the_newest_10_000_traces_are_kept_by_default() {
     assert_eq!(Limits::default().max_traces, 10_000);
