@@ -5,11 +5,8 @@ use axum::{
     http::StatusCode,
     response::{IntoResponse, Response},
 };
-use telemetry::throttle::Throttle;
+use telemetry::throttle::{Throttle, WARN_EVERY};
 use tonic::Code;
-
-/// A warning repeated by every failing request is written at most this often.
-const WARN_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
 
 #[derive(Debug, thiserror::Error)]
 #[error("{message}")]

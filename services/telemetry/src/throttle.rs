@@ -6,6 +6,9 @@ use std::{
     time::{Duration, Instant},
 };
 
+/// How often the services repeat a warning that every failing request would write.
+pub const WARN_EVERY: Duration = Duration::from_secs(10);
+
 /// Lets one occurrence through per `every`. Use it as a `static` next to the warning.
 #[derive(Debug)]
 pub struct Throttle {

@@ -3,12 +3,9 @@
 use std::pin::Pin;
 
 use proto::{DeleteTodoRes, ListTodosReq, TodoIdReq};
-use telemetry::throttle::Throttle;
+use telemetry::throttle::{Throttle, WARN_EVERY};
 use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status};
-
-/// A warning repeated by every failing request is written at most this often.
-const WARN_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
 
 use crate::{
     Faults,
