@@ -104,8 +104,14 @@ where
             let response = match future.instrument(call.span.clone()).await {
                 Ok(response) => response,
                 Err(error) => {
-                    // No answer at all (the connection failed): what tonic reports to the caller.
-                    call.end(if call.is_server { Code::Internal } else { Code::Unavailable });
+                    // No answer at all: the deadline passed (tonic's own timer gave up, as a
+                    // dropped call does below), or the connection failed; what the caller sees.
+                    let code = match call.is_server {
+                        _ if call.expired() => Code::DeadlineExceeded,
+                        true => Code::Internal,
+                        false => Code::Unavailable,
+                    };
+                    call.end(code);
                     return Err(error);
                 }
             };
@@ -194,11 +200,17 @@ impl Call {
     }
 }
 
+impl Call {
+    /// Whether the call's `grpc-timeout` has passed.
+    fn expired(&self) -> bool {
+        self.deadline.is_some_and(|deadline| Instant::now() >= deadline)
+    }
+}
+
 impl Drop for Call {
     fn drop(&mut self) {
         if !self.ended {
-            let expired = self.deadline.is_some_and(|deadline| Instant::now() >= deadline);
-            self.end(if expired { Code::DeadlineExceeded } else { Code::Cancelled });
+            self.end(if self.expired() { Code::DeadlineExceeded } else { Code::Cancelled });
         }
     }
 }
