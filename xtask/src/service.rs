@@ -11,15 +11,13 @@ use std::{
 };
 
 use anyhow::Context;
+use clap::ValueEnum as _;
 use nix::{sys::signal::Signal, unistd::Pid};
 
 use crate::{
     processes::{self, Services},
     project,
 };
-
-/// The services that can be stopped and started.
-pub const NAMES: [&str; 3] = ["tracestore", "todomanager", "apiserver"];
 
 /// How long `start` and `stop` wait for `up` and the service.
 const WAIT: Duration = Duration::from_secs(20);
@@ -185,7 +183,7 @@ pub fn run(options: &Options) -> anyhow::Result<()> {
             start(&control, name.as_str())
         }
         Action::Status => {
-            for name in NAMES {
+            for name in Name::value_variants().iter().map(|name| name.as_str()) {
                 match control.pid(name) {
                     Some(pid) => println!("  {name:<12} runs, pid {pid}"),
                     None => println!("  {name:<12} stopped (start it: cargo xtask service start {name})"),

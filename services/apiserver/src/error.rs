@@ -41,7 +41,7 @@ impl From<tonic::Status> for ApiError {
             // The deadline passed: todomanager said so, or tonic's own timer did (it reports
             // CANCELLED with a `TimeoutExpired` source).
             Code::DeadlineExceeded => Self::deadline_passed(),
-            Code::Cancelled if caused_by_timeout(&status) => Self::deadline_passed(),
+            Code::Cancelled if caused_by::<tonic::TimeoutExpired>(&status) => Self::deadline_passed(),
             Code::Unavailable | Code::Cancelled => Self::unavailable(&status),
             // A status with a source was made on our side of the wire from a broken
             // connection; todomanager did not send it.
@@ -87,13 +87,7 @@ impl ApiError {
     }
 }
 
-fn caused_by_timeout(status: &tonic::Status) -> bool {
-    let mut source = std::error::Error::source(status);
-    while let Some(error) = source {
-        if error.is::<tonic::TimeoutExpired>() {
-            return true;
-        }
-        source = error.source();
-    }
-    false
+/// Whether `error`, or an error it was caused by, is an `E`.
+pub fn caused_by<E: std::error::Error + 'static>(error: &(dyn std::error::Error + 'static)) -> bool {
+    std::iter::successors(Some(error), |error| error.source()).any(|error| error.is::<E>())
 }

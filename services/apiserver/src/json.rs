@@ -33,7 +33,8 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for CaseInsensitiveJson
         }
         // Bytes honours the router's body limit and answers 413 beyond it.
         let body = Bytes::from_request(request, state).await.map_err(|rejection| {
-            if crate::server::is_body_timeout(&rejection) {
+            // A body cut short by the server's body deadline: the client was too slow.
+            if crate::error::caused_by::<tower_http::timeout::TimeoutError>(&rejection) {
                 ApiError::new(StatusCode::REQUEST_TIMEOUT, "the request body did not arrive in time")
             } else {
                 ApiError::new(rejection.status(), rejection.body_text())

@@ -128,15 +128,3 @@ pub async fn serve(
     connections.abort_all();
     Ok(())
 }
-
-/// A request body cut short by the deadline: the client was too slow.
-pub fn is_body_timeout(error: &(dyn std::error::Error + 'static)) -> bool {
-    let mut source = Some(error);
-    while let Some(current) = source {
-        if current.is::<tower_http::timeout::TimeoutError>() {
-            return true;
-        }
-        source = current.source();
-    }
-    false
-}

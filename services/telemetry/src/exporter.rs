@@ -102,11 +102,10 @@ impl<E: SpanExporter> SpanExporter for Quiet<E> {
             let spans = part.len();
             match self.inner.export(part).await {
                 Ok(()) => {
-                    let mut last = self.last_warning.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
                     let failed = self.failed_batches.swap(0, Ordering::Relaxed);
                     if failed > 0 {
                         tracing::info!(failed_batches = failed, "exporting spans works again");
-                        *last = None;
+                        *self.last_warning.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = None;
                     }
                 }
                 Err(error) => {

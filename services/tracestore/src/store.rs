@@ -8,10 +8,8 @@ use std::{
 
 use opentelemetry_proto::tonic::{
     collector::trace::v1::ExportTraceServiceRequest,
-    trace::v1::{ResourceSpans, ScopeSpans},
+    trace::v1::{ResourceSpans, ScopeSpans, status::StatusCode},
 };
-
-use opentelemetry_proto::tonic::trace::v1::status::StatusCode;
 
 use crate::{limits, model::kind_name};
 
