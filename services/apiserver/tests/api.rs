@@ -22,7 +22,7 @@ where
 }
 
 async fn start_todomanager(database_url: &str) -> (SocketAddr, oneshot::Sender<()>) {
-    let store = todomanager::Store::open(database_url, Duration::from_millis(500)).await.unwrap();
+    let store = todomanager::Store::open(database_url, testkit::DATABASE_TIMEOUT).await.unwrap();
     spawn_server(|listener, stopped| async move {
         todomanager::serve(listener, store, Default::default(), async { drop(stopped.await) }).await
     })

@@ -29,6 +29,12 @@ use testcontainers_modules::{
 /// The environment variable naming a MySQL/MariaDB server for the tests.
 pub const MYSQL_URL_VAR: &str = "TODO_TEST_MYSQL_URL";
 
+/// The database timeout tests give todomanager's store (connecting and each statement).
+/// Short enough that an outage test sees UNAVAILABLE within seconds, long enough that opening
+/// a SQLite file on a loaded 2-core CI machine never times out: 500 ms did (`PoolTimedOut`
+/// while eleven tests ran at once).
+pub const DATABASE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
+
 /// A database of its own for one test. Dropping it removes the SQLite file, the container or
 /// the test database on the shared MySQL/MariaDB server.
 pub struct TestDb {

@@ -22,7 +22,7 @@ struct Server {
 
 impl Server {
     async fn start(database_url: &str) -> Self {
-        let store = Store::open(database_url, Duration::from_millis(500)).await.expect("cannot open the store");
+        let store = Store::open(database_url, testkit::DATABASE_TIMEOUT).await.expect("cannot open the store");
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
@@ -213,7 +213,7 @@ async fn database_unreachable_is_unavailable_and_recovers() {
     let started = std::time::Instant::now();
     let status = client.get_todo(id_req("alice", saved.id)).await.expect_err("the database is cut off");
     assert_eq!(status.code(), Code::Unavailable, "{status:?}");
-    // Generous: the database timeout is 500 ms; a hang would be far longer.
+    // Generous: the database timeout is 3 s (testkit::DATABASE_TIMEOUT); a hang would be far longer.
     assert!(started.elapsed() < Duration::from_secs(10), "took {:?}", started.elapsed());
 
     relay.restore();
