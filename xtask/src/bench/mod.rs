@@ -1,0 +1,336 @@
+//! `cargo xtask bench`: what tracing costs, measured side by side in one run. Three copies of
+//! the local stack run at once: A, tracing off; B, tracing on, every request sampled, exported
+//! to the trace store; C, tracing on with the exporter pointed at a dead endpoint. For each
+//! workload (read, write, mixed) the bench loads them in turn, in short rounds (A B C A B C …),
+//! so that a noisy machine's drift hits all three alike, and counts per round the requests,
+//! their latency, and the CPU time each process used (its kernel CPU clock). It reports the
+//! medians, the ratios to A with their range over the rounds, the spans delivered in B, and the
+//! goals; `target/bench/bench.md` and `bench.json` keep them.
+
+mod cpu;
+mod report;
+mod workload;
+
+use std::{collections::BTreeMap, path::Path, time::Duration};
+
+use anyhow::Context;
+use serde::Serialize;
+use serde_json::json;
+
+use self::{
+    report::{Delivered, Outcome, PROCESSES, Round},
+    workload::{Target, Workload},
+};
+use crate::{
+    local::{Addresses, Launch, start_stack},
+    processes::Services,
+    project,
+};
+
+#[derive(clap::Args)]
+pub struct Options {
+    /// The workloads to run, in this order [default: read, write, mixed].
+    #[arg(long, value_enum, value_delimiter = ',')]
+    workload: Vec<Workload>,
+    /// Rounds per workload; each setup is loaded once per round.
+    #[arg(long, default_value_t = 5)]
+    rounds: usize,
+    /// How long each setup is loaded in one round.
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    duration: Duration,
+    /// Load on each stack before a workload's rounds (connections, caches and the database
+    /// file warm up).
+    #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+    warmup: Duration,
+    /// Clients sending at the same time.
+    #[arg(long, default_value_t = 32)]
+    concurrency: usize,
+    /// A fixed total rate (requests per second) instead of as fast as possible.
+    #[arg(long)]
+    rate: Option<u32>,
+    /// Use the debug builds (for a quick smoke run; numbers mean little).
+    #[arg(long)]
+    debug: bool,
+    /// Do not run `cargo build` first.
+    #[arg(long)]
+    no_build: bool,
+    /// Where to write bench.md and bench.json [default: target/bench].
+    #[arg(long)]
+    out: Option<std::path::PathBuf>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum Setup {
+    A,
+    B,
+    C,
+}
+
+impl Setup {
+    const ALL: [Setup; 3] = [Setup::A, Setup::B, Setup::C];
+
+    fn describe(self) -> &'static str {
+        match self {
+            Setup::A => "tracing off (OTEL_SDK_DISABLED=true)",
+            Setup::B => "tracing on, 100 % sampled, exported to the trace store",
+            Setup::C => "tracing on, exporter pointed at a dead endpoint",
+        }
+    }
+}
+
+/// One setup's stack, running for the whole bench.
+struct Stack {
+    setup: Setup,
+    services: Services,
+    at: Addresses,
+    target: Target,
+    /// Requests answered so far (each made two spans in each service).
+    answered: u64,
+    /// The round whose CPU is still being counted.
+    pending: Option<Pending>,
+    _state: tempfile::TempDir,
+}
+
+impl Stack {
+    fn start(setup: Setup, binaries: &Path, runtime: &tokio::runtime::Runtime) -> anyhow::Result<Self> {
+        let state = tempfile::tempdir()?;
+        let at = Addresses::free()?;
+        let database_url = format!("sqlite://{}?mode=rwc", state.path().join("todo.db").display());
+        // C exports to at.otlp all the same, where nothing listens: its exporter fails every batch.
+        let services = start_stack(&Launch {
+            binaries,
+            at: &at,
+            logs: state.path(),
+            database_url: &database_url,
+            traces: (setup == Setup::B).then_some(crate::local::Stack::Store),
+            tracing_off: (setup == Setup::A, setup == Setup::A),
+            // The store keeps every span of the run, so that its count says how many arrived.
+            env: &[("TRACESTORE_MAX_TRACES", "100000000".into()), ("TRACESTORE_MAX_MIB", "16384".into())],
+        })
+        .with_context(|| format!("cannot start the stack of setup {setup:?}"))?;
+        let target = runtime.block_on(Target::prepare(&format!("http://{}", at.api)))?;
+        Ok(Self { setup, services, at, target, answered: workload::STORED_TODOS as u64, pending: None, _state: state })
+    }
+
+    /// The CPU time each of the stack's processes has used so far.
+    fn cpu_used(&self) -> anyhow::Result<BTreeMap<&'static str, Duration>> {
+        self.services.iter().map(|service| Ok((service.name, cpu::used(service.pid())?))).collect()
+    }
+
+    /// Loads the stack for one round of `workload`. Returns the round before it, now that its
+    /// count is complete.
+    fn round(
+        &mut self,
+        workload: Workload,
+        options: &Options,
+        runtime: &tokio::runtime::Runtime,
+    ) -> anyhow::Result<Option<Round>> {
+        let started = self.cpu_used()?;
+        let previous = self.pending.take().map(|pending| pending.finish(&started));
+        let load_before = cpu::used(std::process::id())?;
+        let tally = runtime.block_on(self.target.load(workload, options.concurrency, options.rate, options.duration));
+        let load = cpu::used(std::process::id())? - load_before;
+        self.services.check_running()?;
+        self.answered += tally.ok;
+        self.pending = Some(Pending { started, load, tally, duration: options.duration });
+        Ok(previous)
+    }
+
+    /// The last round, counted until now.
+    fn finish(&mut self) -> anyhow::Result<Option<Round>> {
+        let now = self.cpu_used()?;
+        Ok(self.pending.take().map(|pending| pending.finish(&now)))
+    }
+}
+
+/// A round whose load is over but whose CPU is still being counted: a service's work for a
+/// request can come later (the batch processor exports up to 5 s after a span ended, the store
+/// ingests it then), so a process's count runs from the start of its round to the start of
+/// its stack's next round; meanwhile the other stacks are loaded and this one is idle. The load
+/// generator (this process, loading the others meanwhile) is counted during the round only.
+struct Pending {
+    started: BTreeMap<&'static str, Duration>,
+    load: Duration,
+    tally: workload::Tally,
+    duration: Duration,
+}
+
+/// How long the end of a workload waits for the last spans to be exported and ingested:
+/// `OTEL_BSP_SCHEDULE_DELAY`'s default (5 s) and a margin.
+const SETTLE: Duration = Duration::from_secs(6);
+
+impl Pending {
+    fn finish(mut self, now: &BTreeMap<&'static str, Duration>) -> Round {
+        let answered = self.tally.ok.max(1) as f64;
+        let per_request = |process: &str| match process {
+            "load" => self.load.as_secs_f64() * 1e6 / answered,
+            process => match (self.started.get(process), now.get(process)) {
+                (Some(started), Some(now)) => (*now - *started).as_secs_f64() * 1e6 / answered,
+                _ => 0.0,
+            },
+        };
+        Round {
+            requests: self.tally.ok + self.tally.errors,
+            errors: self.tally.errors,
+            requests_per_second: self.tally.ok as f64 / self.duration.as_secs_f64(),
+            cpu_us_per_request: PROCESSES.iter().map(|&process| (process, per_request(process))).collect(),
+            p50_ms: self.tally.percentile_ms(0.50),
+            p99_ms: self.tally.percentile_ms(0.99),
+        }
+    }
+}
+
+pub fn run(options: &Options) -> anyhow::Result<()> {
+    let profile = if options.debug { "debug" } else { "release" };
+    if !options.no_build {
+        let mut command =
+            vec!["build", "--package", "tracestore", "--package", "todomanager", "--package", "apiserver"];
+        if !options.debug {
+            command.push("--release");
+        }
+        println!("$ cargo {}", command.join(" "));
+        duct::cmd(project::cargo(), &command).dir(project::root()).run().context("building the services failed")?;
+    }
+    anyhow::ensure!(options.rounds > 0, "--rounds must be at least 1");
+    let workloads = if options.workload.is_empty() { Workload::ALL.to_vec() } else { options.workload.clone() };
+    let binaries = project::binaries_dir().parent().context("target folder")?.join(profile);
+    let runtime = tokio::runtime::Runtime::new()?;
+
+    println!(
+        "Starting three stacks: {}.",
+        Setup::ALL.map(|setup| format!("{setup:?}, {}", setup.describe())).join("; ")
+    );
+    let mut stacks = Setup::ALL
+        .into_iter()
+        .map(|setup| Stack::start(setup, &binaries, &runtime))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let mut outcomes = Vec::new();
+    for &workload in &workloads {
+        println!("\n── {} load: {} ──", workload.name(), workload.describe());
+        println!("warming up each stack for {:?}…", options.warmup);
+        for stack in &mut stacks {
+            let warmup =
+                runtime.block_on(stack.target.load(workload, options.concurrency, options.rate, options.warmup));
+            stack.answered += warmup.ok;
+        }
+        let mut rounds: Vec<Vec<Round>> = stacks.iter().map(|_| Vec::new()).collect();
+        for round in 1..=options.rounds {
+            for (index, stack) in stacks.iter_mut().enumerate() {
+                if let Some(previous) = stack.round(workload, options, &runtime)? {
+                    rounds[index].push(previous);
+                }
+            }
+            if round > 1 {
+                println!("{}", summary(&stacks, &rounds, round - 1));
+            }
+        }
+        std::thread::sleep(SETTLE);
+        for (index, stack) in stacks.iter_mut().enumerate() {
+            rounds[index].extend(stack.finish()?);
+        }
+        println!("{}", summary(&stacks, &rounds, options.rounds));
+        for (stack, rounds) in stacks.iter().zip(rounds) {
+            outcomes.push(Outcome::of(workload, stack.setup, rounds));
+        }
+    }
+
+    let peak_rss_mib: BTreeMap<String, f64> = stacks
+        .iter()
+        .flat_map(|stack| {
+            stack.services.iter().map(move |service| {
+                (format!("{:?}.{}", stack.setup, service.name), cpu::peak_rss_kib(service.pid()) as f64 / 1024.0)
+            })
+        })
+        .collect();
+    let delivered = spans_delivered(&stacks[1])?;
+    drop(stacks);
+
+    let ratios = report::ratios(&outcomes);
+    let goals = report::goals(&ratios, &delivered);
+    let machine = machine();
+    let commit = duct::cmd!("git", "rev-parse", "--short", "HEAD").dir(project::root()).read().unwrap_or_default();
+    let heading = format!(
+        "Machine: {machine}. Commit: {commit}. Build: {profile}. Load: {} clients{}, {} rounds of {:?} per setup and workload, after {:?} of warm-up.",
+        options.concurrency,
+        options.rate.map_or(String::new(), |rate| format!(" at {rate} req/s")),
+        options.rounds,
+        options.duration,
+        options.warmup,
+    );
+    let markdown = report::markdown(&heading, &outcomes, &ratios, &delivered, &goals);
+    println!("\n{markdown}");
+    let out = options.out.clone().unwrap_or_else(|| project::root().join("target/bench"));
+    std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
+    std::fs::write(out.join("bench.md"), &markdown)?;
+    let json = json!({
+        "schema": 2,
+        "machine": machine,
+        "commit": commit,
+        "profile": profile,
+        "options": {
+            "workloads": workloads, "rounds": options.rounds, "round_s": options.duration.as_secs_f64(),
+            "warmup_s": options.warmup.as_secs_f64(), "concurrency": options.concurrency, "rate": options.rate,
+        },
+        "outcomes": outcomes,
+        "ratios": ratios,
+        "spans_delivered": delivered,
+        "peak_rss_mib": peak_rss_mib,
+        "goals": goals,
+    });
+    std::fs::write(out.join("bench.json"), serde_json::to_string_pretty(&json)?)?;
+    println!("Written to {} (bench.md, bench.json)", out.display());
+    Ok(())
+}
+
+/// One line of progress: round `n` of each setup.
+fn summary(stacks: &[Stack], rounds: &[Vec<Round>], n: usize) -> String {
+    let parts: Vec<String> = stacks
+        .iter()
+        .zip(rounds)
+        .filter_map(|(stack, rounds)| {
+            let round = rounds.get(n - 1)?;
+            Some(format!(
+                "{:?} {:.0} req/s, {:.0} + {:.0} µs CPU/request",
+                stack.setup,
+                round.requests_per_second,
+                round.cpu_us_per_request["apiserver"],
+                round.cpu_us_per_request["todomanager"]
+            ))
+        })
+        .collect();
+    format!("round {n}: {}", parts.join("; "))
+}
+
+/// Stops B's services (stopping flushes their last spans), then counts what its store holds.
+fn spans_delivered(b: &Stack) -> anyhow::Result<BTreeMap<String, Delivered>> {
+    for name in ["apiserver", "todomanager"] {
+        if let Some(service) = b.services.iter().find(|service| service.name == name) {
+            service.stop()?;
+        }
+    }
+    let stats: serde_json::Value = reqwest::blocking::get(format!("http://{}/api/stats", b.at.traces))
+        .and_then(reqwest::blocking::Response::json)
+        .context("reading the trace store's counts")?;
+    // Every answered request makes two spans in each service (server + client call, server +
+    // database).
+    let expected = 2 * b.answered;
+    Ok(["apiserver", "todomanager"]
+        .into_iter()
+        .map(|service| {
+            (service.to_owned(), Delivered { delivered: stats["spans"][service].as_u64().unwrap_or(0), expected })
+        })
+        .collect())
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|info| {
+            info.lines()
+                .find(|line| line.starts_with("model name"))
+                .map(|line| line.split(':').nth(1).unwrap_or("").trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map(usize::from).unwrap_or(1);
+    format!("{cpu}, {cores} cores, {}", std::env::consts::OS)
+}
