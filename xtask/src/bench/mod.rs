@@ -32,6 +32,10 @@ pub struct Options {
     /// The workloads to run, in this order [default: read, write, mixed].
     #[arg(long, value_enum, value_delimiter = ',')]
     workload: Vec<Workload>,
+    /// The setups to run [default: A, B, C]; one alone is handy for a profiler
+    /// (`perf record -p $(pgrep -f release/apiserver)`).
+    #[arg(long, value_enum, value_delimiter = ',')]
+    setup: Vec<Setup>,
     /// Rounds per workload; each setup is loaded once per round.
     #[arg(long, default_value_t = 5)]
     rounds: usize,
@@ -59,10 +63,14 @@ pub struct Options {
     out: Option<std::path::PathBuf>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[value(rename_all = "UPPER")]
 pub enum Setup {
+    /// Tracing off (OTEL_SDK_DISABLED=true).
     A,
+    /// Tracing on, every request sampled, exported to the trace store.
     B,
+    /// Tracing on, exporter pointed at a dead endpoint.
     C,
 }
 
@@ -196,14 +204,13 @@ pub fn run(options: &Options) -> anyhow::Result<()> {
     let binaries = project::binaries_dir().parent().context("target folder")?.join(profile);
     let runtime = tokio::runtime::Runtime::new()?;
 
-    println!(
-        "Starting three stacks: {}.",
-        Setup::ALL.map(|setup| format!("{setup:?}, {}", setup.describe())).join("; ")
-    );
-    let mut stacks = Setup::ALL
-        .into_iter()
-        .map(|setup| Stack::start(setup, &binaries, &runtime))
-        .collect::<anyhow::Result<Vec<_>>>()?;
+    let mut setups = if options.setup.is_empty() { Setup::ALL.to_vec() } else { options.setup.clone() };
+    setups.sort_by_key(|setup| *setup as u8);
+    setups.dedup();
+    let described: Vec<String> = setups.iter().map(|setup| format!("{setup:?}, {}", setup.describe())).collect();
+    println!("Starting a stack per setup: {}.", described.join("; "));
+    let mut stacks =
+        setups.iter().map(|&setup| Stack::start(setup, &binaries, &runtime)).collect::<anyhow::Result<Vec<_>>>()?;
     let mut outcomes = Vec::new();
     for &workload in &workloads {
         println!("\n── {} load: {} ──", workload.name(), workload.describe());
@@ -242,7 +249,10 @@ pub fn run(options: &Options) -> anyhow::Result<()> {
             })
         })
         .collect();
-    let delivered = spans_delivered(&stacks[1])?;
+    let delivered = match stacks.iter().find(|stack| stack.setup == Setup::B) {
+        Some(b) => spans_delivered(b)?,
+        None => BTreeMap::new(),
+    };
     drop(stacks);
 
     let ratios = report::ratios(&outcomes);
@@ -268,7 +278,7 @@ pub fn run(options: &Options) -> anyhow::Result<()> {
         "commit": commit,
         "profile": profile,
         "options": {
-            "workloads": workloads, "rounds": options.rounds, "round_s": options.duration.as_secs_f64(),
+            "setups": setups, "workloads": workloads, "rounds": options.rounds, "round_s": options.duration.as_secs_f64(),
             "warmup_s": options.warmup.as_secs_f64(), "concurrency": options.concurrency, "rate": options.rate,
         },
         "outcomes": outcomes,
