@@ -186,7 +186,7 @@ impl Drop for Services {
 
 /// On Linux, the kernel sends the child SIGTERM if xtask dies, even from SIGKILL: no orphans.
 #[cfg(target_os = "linux")]
-fn die_with_parent(command: &mut std::process::Command) {
+pub fn die_with_parent(command: &mut std::process::Command) {
     use std::os::unix::process::CommandExt;
     // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
     unsafe {
@@ -195,4 +195,4 @@ fn die_with_parent(command: &mut std::process::Command) {
 }
 
 #[cfg(not(target_os = "linux"))]
-fn die_with_parent(_: &mut std::process::Command) {}
+pub fn die_with_parent(_: &mut std::process::Command) {}

@@ -8,8 +8,8 @@
 //! goals; `target/bench/bench.md` and `bench.json` keep them.
 
 mod cpu;
+mod generator;
 mod report;
-mod workload;
 
 use std::{collections::BTreeMap, path::Path, time::Duration};
 
@@ -17,9 +17,11 @@ use anyhow::Context;
 use serde::Serialize;
 use serde_json::json;
 
+use loadgen::{Order, Tally, Workload};
+
 use self::{
+    generator::Generator,
     report::{Delivered, Outcome, PROCESSES, Round},
-    workload::{Target, Workload},
 };
 use crate::{
     local::{Addresses, Launch, start_stack},
@@ -91,7 +93,7 @@ struct Stack {
     setup: Setup,
     services: Services,
     at: Addresses,
-    target: Target,
+    generator: Generator,
     /// Requests answered so far (each made two spans in each service).
     answered: u64,
     /// The round whose CPU is still being counted.
@@ -100,7 +102,7 @@ struct Stack {
 }
 
 impl Stack {
-    fn start(setup: Setup, binaries: &Path, runtime: &tokio::runtime::Runtime) -> anyhow::Result<Self> {
+    fn start(setup: Setup, binaries: &Path) -> anyhow::Result<Self> {
         let state = tempfile::tempdir()?;
         let at = Addresses::free()?;
         let database_url = format!("sqlite://{}?mode=rwc", state.path().join("todo.db").display());
@@ -116,8 +118,16 @@ impl Stack {
             env: &[("TRACESTORE_MAX_TRACES", "100000000".into()), ("TRACESTORE_MAX_MIB", "16384".into())],
         })
         .with_context(|| format!("cannot start the stack of setup {setup:?}"))?;
-        let target = runtime.block_on(Target::prepare(&format!("http://{}", at.api)))?;
-        Ok(Self { setup, services, at, target, answered: workload::STORED_TODOS as u64, pending: None, _state: state })
+        let generator = Generator::start(binaries, &format!("http://{}", at.api))?;
+        Ok(Self {
+            setup,
+            services,
+            at,
+            generator,
+            answered: loadgen::STORED_TODOS as u64,
+            pending: None,
+            _state: state,
+        })
     }
 
     /// The CPU time each of the stack's processes has used so far.
@@ -125,23 +135,24 @@ impl Stack {
         self.services.iter().map(|service| Ok((service.name, cpu::used(service.pid())?))).collect()
     }
 
-    /// Loads the stack for one round of `workload`. Returns the round before it, now that its
-    /// count is complete.
-    fn round(
-        &mut self,
-        workload: Workload,
-        options: &Options,
-        runtime: &tokio::runtime::Runtime,
-    ) -> anyhow::Result<Option<Round>> {
+    /// Loads the stack for one round. Returns the round before it, now that its count is
+    /// complete.
+    fn round(&mut self, order: &Order) -> anyhow::Result<Option<Round>> {
         let started = self.cpu_used()?;
         let previous = self.pending.take().map(|pending| pending.finish(&started));
-        let load_before = cpu::used(std::process::id())?;
-        let tally = runtime.block_on(self.target.load(workload, options.concurrency, options.rate, options.duration));
-        let load = cpu::used(std::process::id())? - load_before;
+        let load_before = cpu::used(self.generator.pid())?;
+        let tally = self.generator.run(order)?;
+        let load = cpu::used(self.generator.pid())? - load_before;
         self.services.check_running()?;
-        self.answered += tally.ok;
-        self.pending = Some(Pending { started, load, tally, duration: options.duration });
+        self.answered += tally.answered;
+        self.pending = Some(Pending { started, load, tally, duration: order.duration });
         Ok(previous)
+    }
+
+    /// Load that is not measured (a warm-up).
+    fn warm_up(&mut self, order: &Order) -> anyhow::Result<()> {
+        self.answered += self.generator.run(order)?.answered;
+        Ok(())
     }
 
     /// The last round, counted until now.
@@ -155,11 +166,11 @@ impl Stack {
 /// request can come later (the batch processor exports up to 5 s after a span ended, the store
 /// ingests it then), so a process's count runs from the start of its round to the start of
 /// its stack's next round; meanwhile the other stacks are loaded and this one is idle. The load
-/// generator (this process, loading the others meanwhile) is counted during the round only.
+/// generator is counted during the round only.
 struct Pending {
     started: BTreeMap<&'static str, Duration>,
     load: Duration,
-    tally: workload::Tally,
+    tally: Tally,
     duration: Duration,
 }
 
@@ -169,7 +180,8 @@ const SETTLE: Duration = Duration::from_secs(6);
 
 impl Pending {
     fn finish(mut self, now: &BTreeMap<&'static str, Duration>) -> Round {
-        let answered = self.tally.ok.max(1) as f64;
+        // Per request the services answered, whatever its status: each cost them their work.
+        let answered = self.tally.answered.max(1) as f64;
         let per_request = |process: &str| match process {
             "load" => self.load.as_secs_f64() * 1e6 / answered,
             process => match (self.started.get(process), now.get(process)) {
@@ -178,8 +190,8 @@ impl Pending {
             },
         };
         Round {
-            requests: self.tally.ok + self.tally.errors,
-            errors: self.tally.errors,
+            requests: self.tally.ok + self.tally.error_count(),
+            errors: self.tally.errors.clone(),
             requests_per_second: self.tally.ok as f64 / self.duration.as_secs_f64(),
             cpu_us_per_request: PROCESSES.iter().map(|&process| (process, per_request(process))).collect(),
             p50_ms: self.tally.percentile_ms(0.50),
@@ -191,8 +203,17 @@ impl Pending {
 pub fn run(options: &Options) -> anyhow::Result<()> {
     let profile = if options.debug { "debug" } else { "release" };
     if !options.no_build {
-        let mut command =
-            vec!["build", "--package", "tracestore", "--package", "todomanager", "--package", "apiserver"];
+        let mut command = vec![
+            "build",
+            "--package",
+            "tracestore",
+            "--package",
+            "todomanager",
+            "--package",
+            "apiserver",
+            "--package",
+            "loadgen",
+        ];
         if !options.debug {
             command.push("--release");
         }
@@ -202,28 +223,25 @@ pub fn run(options: &Options) -> anyhow::Result<()> {
     anyhow::ensure!(options.rounds > 0, "--rounds must be at least 1");
     let workloads = if options.workload.is_empty() { Workload::ALL.to_vec() } else { options.workload.clone() };
     let binaries = project::binaries_dir().parent().context("target folder")?.join(profile);
-    let runtime = tokio::runtime::Runtime::new()?;
 
     let mut setups = if options.setup.is_empty() { Setup::ALL.to_vec() } else { options.setup.clone() };
     setups.sort_by_key(|setup| *setup as u8);
     setups.dedup();
     let described: Vec<String> = setups.iter().map(|setup| format!("{setup:?}, {}", setup.describe())).collect();
     println!("Starting a stack per setup: {}.", described.join("; "));
-    let mut stacks =
-        setups.iter().map(|&setup| Stack::start(setup, &binaries, &runtime)).collect::<anyhow::Result<Vec<_>>>()?;
+    let mut stacks = setups.iter().map(|&setup| Stack::start(setup, &binaries)).collect::<anyhow::Result<Vec<_>>>()?;
     let mut outcomes = Vec::new();
     for &workload in &workloads {
         println!("\n── {} load: {} ──", workload.name(), workload.describe());
         println!("warming up each stack for {:?}…", options.warmup);
+        let order = |duration| Order { workload, concurrency: options.concurrency, rate: options.rate, duration };
         for stack in &mut stacks {
-            let warmup =
-                runtime.block_on(stack.target.load(workload, options.concurrency, options.rate, options.warmup));
-            stack.answered += warmup.ok;
+            stack.warm_up(&order(options.warmup))?;
         }
         let mut rounds: Vec<Vec<Round>> = stacks.iter().map(|_| Vec::new()).collect();
         for round in 1..=options.rounds {
             for (index, stack) in stacks.iter_mut().enumerate() {
-                if let Some(previous) = stack.round(workload, options, &runtime)? {
+                if let Some(previous) = stack.round(&order(options.duration))? {
                     rounds[index].push(previous);
                 }
             }

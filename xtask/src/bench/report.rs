@@ -6,7 +6,9 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::{Setup, workload::Workload};
+use loadgen::Workload;
+
+use super::Setup;
 
 /// The processes whose CPU time is counted: the two services, the trace store (in B), and the
 /// bench itself, which generates the load on the same cores.
@@ -16,7 +18,8 @@ pub const PROCESSES: [&str; 4] = ["apiserver", "todomanager", "tracestore", "loa
 #[derive(Clone, Debug, Serialize)]
 pub struct Round {
     pub requests: u64,
-    pub errors: u64,
+    /// Failed requests by what went wrong (`503`, `connect`, …).
+    pub errors: BTreeMap<String, u64>,
     pub requests_per_second: f64,
     pub p50_ms: f64,
     pub p99_ms: f64,
@@ -42,6 +45,8 @@ pub struct Outcome {
     pub setup: Setup,
     pub requests: u64,
     pub errors: u64,
+    /// The errors by what went wrong.
+    pub error_kinds: BTreeMap<String, u64>,
     pub requests_per_second: f64,
     pub p50_ms: f64,
     pub p99_ms: f64,
@@ -56,7 +61,14 @@ impl Outcome {
             workload,
             setup,
             requests: rounds.iter().map(|round| round.requests).sum(),
-            errors: rounds.iter().map(|round| round.errors).sum(),
+            errors: rounds.iter().flat_map(|round| round.errors.values()).sum(),
+            error_kinds: rounds.iter().flat_map(|round| &round.errors).fold(
+                BTreeMap::new(),
+                |mut kinds, (kind, count)| {
+                    *kinds.entry(kind.clone()).or_default() += count;
+                    kinds
+                },
+            ),
             requests_per_second: median_of(&|round| round.requests_per_second),
             p50_ms: median_of(&|round| round.p50_ms),
             p99_ms: median_of(&|round| round.p99_ms),
@@ -215,6 +227,11 @@ pub fn markdown(
                 outcome.errors,
             ));
         }
+        for outcome in outcomes.iter().filter(|outcome| outcome.workload == workload && outcome.errors > 0) {
+            let kinds: Vec<String> =
+                outcome.error_kinds.iter().map(|(kind, count)| format!("{kind} ×{count}")).collect();
+            text.push_str(&format!("\nErrors in {:?}: {}.\n", outcome.setup, kinds.join(", ")));
+        }
         for of in ["B/A", "C/A"] {
             let parts: Vec<String> = ratios
                 .iter()
@@ -264,7 +281,7 @@ mod tests {
     fn round(rps: f64, apiserver: f64) -> Round {
         Round {
             requests: 100,
-            errors: 0,
+            errors: BTreeMap::new(),
             requests_per_second: rps,
             p50_ms: 1.0,
             p99_ms: 2.0,

@@ -1,16 +1,22 @@
-//! The loads the bench sends: what each client does, over and over, for a while.
+//! The load of `cargo xtask bench`: what each client does, over and over, for a while.
+//!
+//! It runs as a process of its own, built in release like the services (a debug-built load
+//! generator took more CPU per request than both services together, and shares their two
+//! cores). The bench starts one per stack and talks to it in JSON lines: [`Order`] in on
+//! stdin, [`Tally`] out on stdout.
 
 use std::{
+    collections::BTreeMap,
     sync::Arc,
     time::{Duration, Instant},
 };
 
 use anyhow::Context;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 /// What the clients do.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Workload {
     /// Only reads: GET /v1/todo/{id} of todos stored before.
@@ -53,28 +59,48 @@ impl Workload {
 /// The todos read by the read workload.
 pub const STORED_TODOS: usize = 100;
 
+/// One period of load to send.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Order {
+    pub workload: Workload,
+    pub concurrency: usize,
+    /// A fixed total rate (requests per second) instead of as fast as possible.
+    pub rate: Option<u32>,
+    pub duration: Duration,
+}
+
 /// What one period of load got back.
-#[derive(Default)]
+#[derive(Debug, Default, Serialize, Deserialize)]
 pub struct Tally {
+    /// Requests answered with success.
     pub ok: u64,
-    pub errors: u64,
+    /// Requests that failed, by what went wrong (`503`, `connect`, …).
+    pub errors: BTreeMap<String, u64>,
+    /// Requests the services answered, whatever the status: each made its spans.
+    pub answered: u64,
     pub latencies_us: Vec<u32>,
 }
 
 impl Tally {
-    fn record(&mut self, started: Instant, ok: bool) {
+    fn record(&mut self, started: Instant, outcome: Result<(), String>) {
         self.latencies_us.push(started.elapsed().as_micros().min(u128::from(u32::MAX)) as u32);
-        if ok {
-            self.ok += 1;
-        } else {
-            self.errors += 1;
+        match outcome {
+            Ok(()) => self.ok += 1,
+            Err(kind) => *self.errors.entry(kind).or_default() += 1,
         }
     }
 
     fn add(&mut self, other: Tally) {
         self.ok += other.ok;
-        self.errors += other.errors;
+        for (kind, count) in other.errors {
+            *self.errors.entry(kind).or_default() += count;
+        }
+        self.answered += other.answered;
         self.latencies_us.extend(other.latencies_us);
+    }
+
+    pub fn error_count(&self) -> u64 {
+        self.errors.values().sum()
     }
 
     /// The latency below which a fraction `p` of the requests were answered, in ms.
@@ -116,7 +142,8 @@ impl Target {
 
     /// `concurrency` clients doing `workload` for `duration`, as fast as they can or together at
     /// `rate` requests per second.
-    pub async fn load(&self, workload: Workload, concurrency: usize, rate: Option<u32>, duration: Duration) -> Tally {
+    pub async fn load(&self, order: &Order) -> Tally {
+        let Order { workload, concurrency, rate, duration } = *order;
         let deadline = Instant::now() + duration;
         let pause = rate.map(|rate| {
             Duration::from_secs_f64(concurrency as f64 * workload.requests_per_round() / f64::from(rate.max(1)))
@@ -151,59 +178,57 @@ impl Target {
 
     /// One round of `workload`; `n` counts rounds over all clients.
     async fn round(&self, workload: Workload, n: usize, tally: &mut Tally) {
-        let api = &self.api;
+        let (http, api) = (&self.http, &self.api);
         match workload {
             Workload::Read => {
                 let id = &self.stored[n % self.stored.len()];
-                let started = Instant::now();
-                tally.record(started, succeeded(self.http.get(format!("{api}/v1/todo/{id}")).send().await).await);
+                send(http.get(format!("{api}/v1/todo/{id}")), tally).await;
             }
             Workload::Write => {
                 let Some(id) = self.create(tally).await else { return };
-                let started = Instant::now();
-                let update = self.http.put(format!("{api}/v1/todo/{id}")).json(&json!({ "done": true }));
-                tally.record(started, succeeded(update.send().await).await);
-                self.delete(&id, tally).await;
+                send(http.put(format!("{api}/v1/todo/{id}")).json(&json!({ "done": true })), tally).await;
+                send(http.delete(format!("{api}/v1/todo/{id}")), tally).await;
             }
             Workload::Mixed => {
                 if let Some(id) = self.create(tally).await {
-                    let started = Instant::now();
-                    tally.record(started, succeeded(self.http.get(format!("{api}/v1/todo/{id}")).send().await).await);
-                    self.delete(&id, tally).await;
+                    send(http.get(format!("{api}/v1/todo/{id}")), tally).await;
+                    send(http.delete(format!("{api}/v1/todo/{id}")), tally).await;
                 }
                 // Deleting keeps the list short, so that every round costs the same.
                 if n.is_multiple_of(5) {
-                    let started = Instant::now();
-                    tally.record(started, succeeded(self.http.get(format!("{api}/v1/todo")).send().await).await);
+                    send(http.get(format!("{api}/v1/todo")), tally).await;
                 }
             }
         }
     }
 
+    /// Creates a todo; its id.
     async fn create(&self, tally: &mut Tally) -> Option<String> {
-        let started = Instant::now();
-        let created = self.http.post(format!("{}/v1/todo", self.api)).json(&json!({ "text": "bench" })).send().await;
-        let id = match created {
-            Ok(response) if response.status().is_success() => {
-                response.json::<serde_json::Value>().await.ok().and_then(|todo| todo["id"].as_str().map(str::to_owned))
-            }
-            _ => None,
-        };
-        tally.record(started, id.is_some());
-        id
-    }
-
-    async fn delete(&self, id: &str, tally: &mut Tally) {
-        let started = Instant::now();
-        tally.record(started, succeeded(self.http.delete(format!("{}/v1/todo/{id}", self.api)).send().await).await);
+        let body =
+            send(self.http.post(format!("{}/v1/todo", self.api)).json(&json!({ "text": "bench" })), tally).await?;
+        let todo: serde_json::Value = serde_json::from_slice(&body).ok()?;
+        todo["id"].as_str().map(str::to_owned)
     }
 }
 
-/// Whether the request succeeded; its body is read to the end, so that the connection is
-/// used again (an unread body would close it).
-async fn succeeded(result: Result<reqwest::Response, reqwest::Error>) -> bool {
-    match result {
-        Ok(response) => response.status().is_success() & response.bytes().await.is_ok(),
-        Err(_) => false,
-    }
+/// Sends `request` and records how it went; the body of a success. The body is always read to
+/// the end, so that the connection is used again (an unread body would close it).
+async fn send(request: reqwest::RequestBuilder, tally: &mut Tally) -> Option<Vec<u8>> {
+    let started = Instant::now();
+    let (outcome, body) = match request.send().await {
+        Ok(response) => {
+            tally.answered += 1;
+            let status = response.status();
+            match response.bytes().await {
+                Ok(body) if status.is_success() => (Ok(()), Some(body.to_vec())),
+                Ok(_) => (Err(status.as_u16().to_string()), None),
+                Err(_) => (Err("body".to_owned()), None),
+            }
+        }
+        Err(error) if error.is_connect() => (Err("connect".to_owned()), None),
+        Err(error) if error.is_timeout() => (Err("timeout".to_owned()), None),
+        Err(_) => (Err("request".to_owned()), None),
+    };
+    tally.record(started, outcome);
+    body
 }
