@@ -8,6 +8,8 @@ use opentelemetry::trace::{SpanId, TraceContextExt, TraceId};
 use serde_json::{Map, Value, json};
 use tracing::{Event, Subscriber, field::Field};
 use tracing_subscriber::{
+    Layer,
+    field::RecordFields,
     fmt::{
         FmtContext, FormatEvent, FormatFields,
         format::Writer,
@@ -15,6 +17,28 @@ use tracing_subscriber::{
     },
     registry::LookupSpan,
 };
+
+/// The log layer: one [`LogLine`] per event, to stderr.
+pub fn layer<S>() -> impl Layer<S>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    tracing_subscriber::fmt::layer()
+        .event_format(LogLine::from_env())
+        .fmt_fields(NoSpanFields)
+        .with_writer(std::io::stderr)
+}
+
+/// A log line shows its span's ids, not the span's fields, so the log layer need not write
+/// every span's fields into a string when the span starts (what it does by default, with
+/// colours): a tenth of apiserver's instructions per request, measured with callgrind.
+struct NoSpanFields;
+
+impl<'writer> FormatFields<'writer> for NoSpanFields {
+    fn format_fields<R: RecordFields>(&self, _: Writer<'writer>, _: R) -> fmt::Result {
+        Ok(())
+    }
+}
 
 /// Formats each event as one line, human-readable or JSON.
 pub struct LogLine {
