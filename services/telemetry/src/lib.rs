@@ -22,6 +22,7 @@ pub mod limits;
 mod logging;
 pub mod propagation;
 mod resource;
+mod select;
 mod shutdown;
 mod stream;
 pub mod throttle;
@@ -31,7 +32,7 @@ use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::{
     runtime, trace::SdkTracerProvider, trace::span_processor_with_async_runtime::BatchSpanProcessor,
 };
-use tracing_subscriber::{EnvFilter, Layer as _, filter::filter_fn, layer::SubscriberExt, util::SubscriberInitExt};
+use tracing_subscriber::{EnvFilter, layer::SubscriberExt, util::SubscriberInitExt};
 
 pub use shutdown::shutdown_signal;
 pub use stream::InSpan;
@@ -69,16 +70,6 @@ pub fn init(service_name: &'static str, service_version: &'static str) -> anyhow
         )
     };
 
-    // What becomes part of a trace: our spans, and warnings and errors as events of their span
-    // (the trace shows what went wrong). Informational log lines stay in the log, which links
-    // to the trace by its ids; as span events they were a fifth of what we exported. Spans of
-    // the exporter's own HTTP/2 stack must not be traced: each export would make more.
-    let for_traces = filter_fn(|metadata| {
-        let internal = ["h2", "hyper", "tonic", "tower", "reqwest", "opentelemetry"]
-            .iter()
-            .any(|internal| metadata.target().starts_with(internal));
-        !internal && (metadata.is_span() || *metadata.level() <= tracing::Level::WARN)
-    });
     let otel = provider.as_ref().map(|provider| {
         tracing_opentelemetry::layer()
             .with_tracer(provider.tracer(service_name))
@@ -91,8 +82,8 @@ pub fn init(service_name: &'static str, service_version: &'static str) -> anyhow
             .with_target(false)
             .with_tracked_inactivity(false)
             .with_context_activation(false)
-            .with_filter(for_traces)
     });
+    let otel = otel.map(select::Select);
     let levels = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     tracing_subscriber::registry().with(levels).with(otel).with(logging::layer()).try_init()?;
 
