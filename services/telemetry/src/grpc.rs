@@ -21,7 +21,6 @@ use std::{
 
 use http::{HeaderMap, Request, Response};
 use http_body::{Body, Frame, SizeHint};
-use opentelemetry::trace::SpanKind;
 use tonic::Code;
 use tower::{Layer, Service};
 use tracing::{Instrument, Span, field::Empty};
@@ -132,15 +131,15 @@ impl<S> Traced<S> {
             return Span::none();
         }
         let span_kind = match self.kind {
-            Kind::Server => SpanKind::Server,
-            Kind::Client { .. } => SpanKind::Client,
+            Kind::Server => "server",
+            Kind::Client { .. } => "client",
         };
         let span = tracing::info_span!(
             "gRPC",
-            otel.name = %full_method,
-            otel.kind = ?span_kind,
+            otel.name = full_method.as_str(),
+            otel.kind = span_kind,
             rpc.system.name = "grpc",
-            rpc.method = %full_method,
+            rpc.method = full_method.as_str(),
             rpc.response.status_code = Empty,
             server.address = Empty,
             server.port = Empty,

@@ -25,7 +25,9 @@ pub fn from_env() -> anyhow::Result<Propagator> {
 #[derive(Debug)]
 pub struct Propagator {
     inject: TextMapCompositePropagator,
-    extract: TextMapCompositePropagator,
+    w3c: TraceContextPropagator,
+    b3: B3,
+    baggage: BaggagePropagator,
 }
 
 impl Propagator {
@@ -45,39 +47,18 @@ impl Propagator {
                 ),
             }
         }
-        // Extraction runs in order and a later format overrides an earlier one: W3C last wins.
-        let extract = TextMapCompositePropagator::new(vec![
-            Box::new(B3::reader()),
-            Box::new(StrictTraceContext(TraceContextPropagator::new())),
-            Box::new(BaggagePropagator::new()),
-        ]);
-        Ok(Self { inject: TextMapCompositePropagator::new(inject), extract })
+        Ok(Self {
+            inject: TextMapCompositePropagator::new(inject),
+            w3c: TraceContextPropagator::new(),
+            b3: B3::reader(),
+            baggage: BaggagePropagator::new(),
+        })
     }
 }
 
-/// W3C Trace Context as the specification parses it (§4.3 of Trace Context Level 1): the SDK's
-/// own reader accepts `00-1-2-01` (short ids, padded). A `traceparent` the specification
-/// rejects is ignored, as if it had not been sent.
-#[derive(Debug)]
-struct StrictTraceContext(TraceContextPropagator);
-
-impl TextMapPropagator for StrictTraceContext {
-    fn inject_context(&self, cx: &Context, injector: &mut dyn Injector) {
-        self.0.inject_context(cx, injector);
-    }
-
-    fn extract_with_context(&self, cx: &Context, extractor: &dyn Extractor) -> Context {
-        match extractor.get("traceparent") {
-            Some(value) if is_valid_traceparent(value.trim()) => self.0.extract_with_context(cx, extractor),
-            _ => cx.clone(),
-        }
-    }
-
-    fn fields(&self) -> FieldIter<'_> {
-        self.0.fields()
-    }
-}
-
+/// W3C Trace Context is read as the specification parses it (§4.3 of Trace Context Level 1):
+/// the SDK's own reader accepts `00-1-2-01` (short ids, padded); a `traceparent` the
+/// specification rejects is ignored, as if it had not been sent.
 /// `version-traceid-parentid-flags`: 2, 32, 16 and 2 lower-case hex digits; version `ff` is
 /// invalid; version `00` has exactly these four fields, a later version may have more after a
 /// `-`; neither id may be all zeros.
@@ -85,11 +66,16 @@ fn is_valid_traceparent(value: &str) -> bool {
     let hex = |field: &str, length: usize| {
         field.len() == length && field.bytes().all(|byte| matches!(byte, b'0'..=b'9' | b'a'..=b'f'))
     };
-    let fields: Vec<&str> = value.split('-').collect();
-    let [version, trace_id, parent_id, flags, rest @ ..] = fields.as_slice() else { return false };
+    let mut fields = value.split('-');
+    let (Some(version), Some(trace_id), Some(parent_id), Some(flags)) =
+        (fields.next(), fields.next(), fields.next(), fields.next())
+    else {
+        return false;
+    };
+    let more = fields.next().is_some();
     hex(version, 2)
-        && *version != "ff"
-        && (rest.is_empty() || *version != "00")
+        && version != "ff"
+        && (!more || version != "00")
         && hex(trace_id, 32)
         && hex(parent_id, 16)
         && hex(flags, 2)
@@ -103,7 +89,13 @@ impl TextMapPropagator for Propagator {
     }
 
     fn extract_with_context(&self, cx: &Context, extractor: &dyn Extractor) -> Context {
-        self.extract.extract_with_context(cx, extractor)
+        // W3C wins over B3: with a valid `traceparent`, the B3 headers are not even read (six
+        // header lookups fewer per request).
+        let cx = match extractor.get("traceparent") {
+            Some(value) if is_valid_traceparent(value.trim()) => self.w3c.extract_with_context(cx, extractor),
+            _ => self.b3.extract_with_context(cx, extractor),
+        };
+        self.baggage.extract_with_context(&cx, extractor)
     }
 
     fn fields(&self) -> FieldIter<'_> {
