@@ -83,6 +83,24 @@ fn find<'a>(spans: &'a [ReceivedSpan], service: &str, name: &str) -> &'a Receive
         .unwrap_or_else(|| panic!("no span {service}/{name} in {spans:#?}"))
 }
 
+/// The raw OTLP spans of `trace_id` as the exporters sent them: their attribute keys and the
+/// names of their events, by span name.
+fn raw_spans(collector: &Collector, trace_id: &str) -> Vec<(String, Vec<String>, Vec<String>)> {
+    let hex = |bytes: &[u8]| bytes.iter().map(|byte| format!("{byte:02x}")).collect::<String>();
+    collector
+        .export_requests()
+        .into_iter()
+        .flat_map(|request| request.resource_spans)
+        .flat_map(|resource| resource.scope_spans)
+        .flat_map(|scope| scope.spans)
+        .filter(|span| hex(&span.trace_id) == trace_id)
+        .map(|span| {
+            let keys = span.attributes.iter().map(|kv| kv.key.clone()).collect();
+            (span.name, keys, span.events.into_iter().map(|event| event.name).collect())
+        })
+        .collect()
+}
+
 fn of_trace(spans: Vec<ReceivedSpan>, trace_id: &str) -> Vec<ReceivedSpan> {
     spans.into_iter().filter(|span| span.trace_id == trace_id).collect()
 }
@@ -136,6 +154,15 @@ async fn assert_create_trace(collector: &Collector, trace_id: &str) -> ReceivedS
     assert_eq!(db.attribute("db.collection.name"), Some("todos"));
     let query = db.attribute("db.query.text").unwrap();
     assert!(query.starts_with("INSERT INTO todos") && query.contains('?') && !query.contains("trace me"), "{query}");
+
+    // Only what the semantic conventions ask for: no source locations, threads, targets or
+    // busy/idle times on every span, and the access log line stays in the log, not an event.
+    for (name, keys, events) in raw_spans(collector, trace_id) {
+        for extra in ["code.file.path", "code.line.number", "thread.id", "thread.name", "target", "busy_ns", "idle_ns"] {
+            assert!(!keys.iter().any(|key| key == extra), "{name} carries {extra}: {keys:?}");
+        }
+        assert!(events.is_empty(), "{name} has events {events:?}");
+    }
     server.clone()
 }
 
@@ -348,6 +375,10 @@ async fn injected_failures_show_in_the_trace() {
     let server = find(&spans, "apiserver", "POST /v1/todo");
     assert!(server.is_error);
     assert_eq!(server.attribute("fault.injected"), Some("error"));
+    // The warning logged inside the span is in the trace too, as an event of the span.
+    let (_, _, events) =
+        raw_spans(&collector, &trace_id).into_iter().find(|(name, ..)| name == "POST /v1/todo").unwrap();
+    assert!(events.iter().any(|event| event.contains("injected failure")), "{events:?}");
     assert_eq!(server.attribute("http.response.status_code"), Some("500"));
     assert!(
         of_trace(spans, &trace_id).iter().all(|span| span.service == "apiserver" && span.kind == "server"),

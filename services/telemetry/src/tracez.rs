@@ -398,3 +398,73 @@ fn url_encode(text: &str) -> String {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use opentelemetry::trace::{Span as _, Tracer as _, TracerProvider as _};
+    use opentelemetry_sdk::trace::SdkTracerProvider;
+
+    use super::*;
+
+    /// The next processor in the chain: counts what it is handed.
+    #[derive(Debug)]
+    struct Counting(Arc<AtomicUsize>);
+
+    impl SpanProcessor for Counting {
+        fn on_start(&self, _: &mut Span, _: &Context) {}
+        fn on_end(&self, _: SpanData) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+        fn force_flush(&self) -> OTelSdkResult {
+            Ok(())
+        }
+        fn shutdown_with_timeout(&self, _: Duration) -> OTelSdkResult {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn every_span_is_counted_and_passed_on_while_samples_are_taken_at_most_every_100_ms() {
+        let tracez = Tracez::default();
+        let passed = Arc::new(AtomicUsize::new(0));
+        let provider =
+            SdkTracerProvider::builder().with_span_processor(tracez.processor(Counting(passed.clone()), 4096)).build();
+        let tracer = provider.tracer("test");
+        let t0 = SystemTime::now();
+        // A span of 5 ms (bucket 3, [1 ms, 10 ms)) starting `start_ms` after t0.
+        let finish = |start_ms: u64, failed: bool| {
+            let start = t0 + Duration::from_millis(start_ms);
+            let mut span = tracer.span_builder("db-get").with_start_time(start).start(&tracer);
+            if failed {
+                span.set_status(Status::error("boom"));
+            }
+            span.end_with_timestamp(start + Duration::from_millis(5));
+        };
+        let sampled_starts = || {
+            let query = TracezQuery { name: Some("db-get".into()), bucket: Some("3".into()), ..Default::default() };
+            tracez.report(&query).samples.unwrap().into_iter().map(|sample| sample.start).collect::<Vec<_>>()
+        };
+        let start_of = |ms: u64| humantime::format_rfc3339_micros(t0 + Duration::from_millis(ms)).to_string();
+
+        for n in 0..30 {
+            finish(n, false);
+        }
+        let summary = &tracez.report(&TracezQuery::default()).spans[0];
+        assert_eq!(summary.latency[3], 30, "every span counted");
+        assert_eq!(passed.load(Ordering::SeqCst), 30, "every span handed on to the exporter");
+        assert_eq!(sampled_starts(), (0..10).map(start_of).collect::<Vec<_>>(), "the first ten, then none for 100 ms");
+
+        finish(200, false);
+        assert_eq!(sampled_starts().last(), Some(&start_of(200)), "100 ms later, a new sample displaces the oldest");
+        assert_eq!(sampled_starts().len(), SAMPLES_PER_BUCKET);
+
+        finish(201, true);
+        let summary = &tracez.report(&TracezQuery::default()).spans[0];
+        assert_eq!((summary.latency[3], summary.errors), (32, 1));
+        let errors = TracezQuery { name: Some("db-get".into()), bucket: Some("errors".into()), ..Default::default() };
+        assert_eq!(tracez.report(&errors).samples.unwrap().len(), 1, "an error is sampled in its own bucket");
+        assert_eq!(passed.load(Ordering::SeqCst), 32);
+    }
+}

@@ -60,6 +60,10 @@ pub struct Options {
     /// Do not run `cargo build` first.
     #[arg(long)]
     no_build: bool,
+    /// Run the services (and loadgen) found in DIR instead of building them: to measure
+    /// another commit's build, e.g. a `git worktree` built with its own target folder.
+    #[arg(long, value_name = "DIR", conflicts_with = "debug")]
+    binaries: Option<std::path::PathBuf>,
     /// Where to write bench.md and bench.json [default: target/bench].
     #[arg(long)]
     out: Option<std::path::PathBuf>,
@@ -202,7 +206,7 @@ impl Pending {
 
 pub fn run(options: &Options) -> anyhow::Result<()> {
     let profile = if options.debug { "debug" } else { "release" };
-    if !options.no_build {
+    if !options.no_build && options.binaries.is_none() {
         let mut command = vec![
             "build",
             "--package",
@@ -222,7 +226,10 @@ pub fn run(options: &Options) -> anyhow::Result<()> {
     }
     anyhow::ensure!(options.rounds > 0, "--rounds must be at least 1");
     let workloads = if options.workload.is_empty() { Workload::ALL.to_vec() } else { options.workload.clone() };
-    let binaries = project::binaries_dir().parent().context("target folder")?.join(profile);
+    let binaries = match &options.binaries {
+        Some(dir) => dir.clone(),
+        None => project::binaries_dir().parent().context("target folder")?.join(profile),
+    };
 
     let mut setups = if options.setup.is_empty() { Setup::ALL.to_vec() } else { options.setup.clone() };
     setups.sort_by_key(|setup| *setup as u8);
@@ -276,7 +283,10 @@ pub fn run(options: &Options) -> anyhow::Result<()> {
     let ratios = report::ratios(&outcomes);
     let goals = report::goals(&ratios, &delivered);
     let machine = machine();
-    let commit = duct::cmd!("git", "rev-parse", "--short", "HEAD").dir(project::root()).read().unwrap_or_default();
+    let commit = match &options.binaries {
+        Some(dir) => format!("binaries from {}", dir.display()),
+        None => duct::cmd!("git", "describe", "--always", "--dirty").dir(project::root()).read().unwrap_or_default(),
+    };
     let heading = format!(
         "Machine: {machine}. Commit: {commit}. Build: {profile}. Load: {} clients{}, {} rounds of {:?} per setup and workload, after {:?} of warm-up.",
         options.concurrency,
