@@ -3,11 +3,6 @@ use apiserver::Config;
 use clap::Parser;
 use tokio::net::TcpListener;
 
-// mimalloc instead of the system allocator: a service allocates and frees small objects on every
-// request (and tracing more so). See "What tracing costs" in README.md for what it saves.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let config = Config::parse();
