@@ -165,6 +165,7 @@ pub fn up(options: &Options, chapter: Option<u32>) -> anyhow::Result<()> {
         traces: Some(options.stack),
         tracing_off: (off_before(3), off_before(2)),
         env: &[("OTEL_BSP_SCHEDULE_DELAY", "500".to_owned())],
+        under: None,
     })?;
 
     // From now on `cargo xtask service stop|start` can talk to this run.
@@ -219,6 +220,9 @@ pub struct Launch<'a> {
     pub tracing_off: (bool, bool),
     /// More environment, for every process.
     pub env: &'a [(&'static str, String)],
+    /// Runs the service of this name under a program with arguments (callgrind, for the
+    /// bench's instruction counts): `(service, program, args)`.
+    pub under: Option<(&'a str, &'a str, &'a [String])>,
 }
 
 /// Starts what receives the spans (if asked), todomanager and apiserver, wired to each other,
@@ -257,11 +261,11 @@ pub fn start_stack(launch: &Launch) -> anyhow::Result<Services> {
         ("TRACEZ_LISTEN", at.todomanager_tracez.to_string()),
         ("DATABASE_URL", launch.database_url.to_owned()),
     ];
-    services.add(Service::start(
+    services.add(start_service(
+        launch,
         "todomanager",
         &binary("todomanager")?,
         &[&tracing_env(launch.tracing_off.0)[..], &todomanager_env, launch.env].concat(),
-        launch.logs.join("todomanager.log"),
     )?);
     wait_until_ready(&services, "todomanager", || {
         TcpStream::connect_timeout(&at.todomanager, Duration::from_millis(500)).is_ok()
@@ -271,14 +275,26 @@ pub fn start_stack(launch: &Launch) -> anyhow::Result<Services> {
         ("TRACEZ_LISTEN", at.api_tracez.to_string()),
         ("TODOMANAGER_URL", format!("http://{}", at.todomanager)),
     ];
-    services.add(Service::start(
+    services.add(start_service(
+        launch,
         "apiserver",
         &binary("apiserver")?,
         &[&tracing_env(launch.tracing_off.1)[..], &apiserver_env, launch.env].concat(),
-        launch.logs.join("apiserver.log"),
     )?);
     wait_until_ready(&services, "apiserver", answers(format!("http://{}/ready", at.api)))?;
     Ok(services)
+}
+
+/// Starts one of the services, under `launch.under`'s program if it names this one.
+fn start_service(launch: &Launch, name: &'static str, binary: &Path, env: &[(&str, String)]) -> anyhow::Result<Service> {
+    let log = launch.logs.join(format!("{name}.log"));
+    match launch.under {
+        Some((service, program, args)) if service == name => {
+            let args: Vec<&str> = args.iter().map(String::as_str).chain(binary.to_str()).collect();
+            Service::start_with_args(name, Path::new(program), &args, env, log)
+        }
+        _ => Service::start(name, binary, env, log),
+    }
 }
 
 /// `cargo build` for the services and the trace store, with cargo's own progress output.

@@ -69,3 +69,35 @@ fn bench_smoke_run_writes_the_table_and_stable_json() {
     }
     assert!(json["goals"].as_array().unwrap().iter().all(|goal| goal["met"].is_boolean()));
 }
+
+/// `--instructions`: the services run under callgrind and their instructions per request are
+/// counted. Skipped, loudly, where valgrind is not installed.
+#[test]
+fn instruction_counts_come_from_callgrind() {
+    if std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()).all(|dir| !dir.join("valgrind").is_file()) {
+        eprintln!("*** SKIPPED instruction_counts_come_from_callgrind: valgrind is not installed");
+        return;
+    }
+    let out = tempfile::tempdir().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(["bench", "--debug", "--no-build", "--instructions", "--setup", "A", "--workload", "read"])
+        .args(["--duration", "1s", "--warmup", "300ms", "--concurrency", "2", "--out"])
+        .arg(out.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.path().join("instructions.json")).unwrap()).unwrap();
+    let counts = json["counts"].as_array().unwrap();
+    assert_eq!(counts.len(), 2, "apiserver and todomanager: {json:#}");
+    for count in counts {
+        assert!(count["requests"].as_u64().unwrap() > 0, "{count}");
+        // Serving a request takes thousands of instructions, not none and not billions.
+        let per_request = count["instructions_per_request"].as_u64().unwrap();
+        assert!((10_000..100_000_000).contains(&per_request), "{count}");
+        assert!(std::path::Path::new(count["callgrind_out"].as_str().unwrap()).is_file(), "{count}");
+    }
+    let table = std::fs::read_to_string(out.path().join("instructions.md")).unwrap();
+    assert!(table.contains("| A: tracing off"), "{table}");
+}

@@ -9,6 +9,7 @@
 
 mod cpu;
 mod generator;
+mod instructions;
 mod report;
 
 use std::{collections::BTreeMap, path::Path, time::Duration};
@@ -57,6 +58,10 @@ pub struct Options {
     /// Use the debug builds (for a quick smoke run; numbers mean little).
     #[arg(long)]
     debug: bool,
+    /// Count instructions per request with valgrind's callgrind instead of timing: exact and
+    /// noise-free, but slow (use --workload read; writes instructions.md and .json).
+    #[arg(long)]
+    instructions: bool,
     /// Do not run `cargo build` first.
     #[arg(long)]
     no_build: bool,
@@ -120,6 +125,7 @@ impl Stack {
             tracing_off: (setup == Setup::A, setup == Setup::A),
             // The store keeps every span of the run, so that its count says how many arrived.
             env: &[("TRACESTORE_MAX_TRACES", "100000000".into()), ("TRACESTORE_MAX_MIB", "16384".into())],
+            under: None,
         })
         .with_context(|| format!("cannot start the stack of setup {setup:?}"))?;
         let generator = Generator::start(binaries, &format!("http://{}", at.api))?;
@@ -234,6 +240,26 @@ pub fn run(options: &Options) -> anyhow::Result<()> {
     let mut setups = if options.setup.is_empty() { Setup::ALL.to_vec() } else { options.setup.clone() };
     setups.sort_by_key(|setup| *setup as u8);
     setups.dedup();
+    let out = options.out.clone().unwrap_or_else(|| project::root().join("target/bench"));
+    std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
+    if options.instructions {
+        let counts = instructions::run(options, &binaries, &setups, &workloads, &out)?;
+        let heading = format!(
+            "Machine: {}. Commit: {}. Load: {} clients, {:?} counted per service after {:?} of warm-up.",
+            machine(),
+            commit(options),
+            options.concurrency,
+            options.duration,
+            options.warmup
+        );
+        let markdown = instructions::markdown(&heading, &counts);
+        println!("\n{markdown}");
+        std::fs::write(out.join("instructions.md"), &markdown)?;
+        let json = json!({ "schema": 1, "machine": machine(), "commit": commit(options), "counts": counts });
+        std::fs::write(out.join("instructions.json"), serde_json::to_string_pretty(&json)?)?;
+        println!("Written to {} (instructions.md, instructions.json, callgrind.*)", out.display());
+        return Ok(());
+    }
     let described: Vec<String> = setups.iter().map(|setup| format!("{setup:?}, {}", setup.describe())).collect();
     println!("Starting a stack per setup: {}.", described.join("; "));
     let mut stacks = setups.iter().map(|&setup| Stack::start(setup, &binaries)).collect::<anyhow::Result<Vec<_>>>()?;
@@ -283,10 +309,7 @@ pub fn run(options: &Options) -> anyhow::Result<()> {
     let ratios = report::ratios(&outcomes);
     let goals = report::goals(&ratios, &delivered);
     let machine = machine();
-    let commit = match &options.binaries {
-        Some(dir) => format!("binaries from {}", dir.display()),
-        None => duct::cmd!("git", "describe", "--always", "--dirty").dir(project::root()).read().unwrap_or_default(),
-    };
+    let commit = commit(options);
     let heading = format!(
         "Machine: {machine}. Commit: {commit}. Build: {profile}. Load: {} clients{}, {} rounds of {:?} per setup and workload, after {:?} of warm-up.",
         options.concurrency,
@@ -297,8 +320,6 @@ pub fn run(options: &Options) -> anyhow::Result<()> {
     );
     let markdown = report::markdown(&heading, &outcomes, &ratios, &delivered, &goals);
     println!("\n{markdown}");
-    let out = options.out.clone().unwrap_or_else(|| project::root().join("target/bench"));
-    std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
     std::fs::write(out.join("bench.md"), &markdown)?;
     let json = json!({
         "schema": 2,
@@ -358,6 +379,14 @@ fn spans_delivered(b: &Stack) -> anyhow::Result<BTreeMap<String, Delivered>> {
             (service.to_owned(), Delivered { delivered: stats["spans"][service].as_u64().unwrap_or(0), expected })
         })
         .collect())
+}
+
+/// What was measured: the commit (`-dirty` with changes not committed), or the folder given.
+fn commit(options: &Options) -> String {
+    match &options.binaries {
+        Some(dir) => format!("binaries from {}", dir.display()),
+        None => duct::cmd!("git", "describe", "--always", "--dirty").dir(project::root()).read().unwrap_or_default(),
+    }
 }
 
 fn machine() -> String {
