@@ -286,7 +286,12 @@ pub fn start_stack(launch: &Launch) -> anyhow::Result<Services> {
 }
 
 /// Starts one of the services, under `launch.under`'s program if it names this one.
-fn start_service(launch: &Launch, name: &'static str, binary: &Path, env: &[(&str, String)]) -> anyhow::Result<Service> {
+fn start_service(
+    launch: &Launch,
+    name: &'static str,
+    binary: &Path,
+    env: &[(&str, String)],
+) -> anyhow::Result<Service> {
     let log = launch.logs.join(format!("{name}.log"));
     match launch.under {
         Some((service, program, args)) if service == name => {

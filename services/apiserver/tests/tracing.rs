@@ -158,7 +158,8 @@ async fn assert_create_trace(collector: &Collector, trace_id: &str) -> ReceivedS
     // Only what the semantic conventions ask for: no source locations, threads, targets or
     // busy/idle times on every span, and the access log line stays in the log, not an event.
     for (name, keys, events) in raw_spans(collector, trace_id) {
-        for extra in ["code.file.path", "code.line.number", "thread.id", "thread.name", "target", "busy_ns", "idle_ns"] {
+        for extra in ["code.file.path", "code.line.number", "thread.id", "thread.name", "target", "busy_ns", "idle_ns"]
+        {
             assert!(!keys.iter().any(|key| key == extra), "{name} carries {extra}: {keys:?}");
         }
         assert!(events.is_empty(), "{name} has events {events:?}");
@@ -196,6 +197,18 @@ async fn b3_single_header_joins_the_trace() {
     let b3 = format!("{INGRESS_TRACE}-{INGRESS_SPAN}-1");
     assert_eq!(stack.create(&[("b3", &b3)]).await, INGRESS_TRACE);
     assert_eq!(assert_create_trace(&collector, INGRESS_TRACE).await.parent_span_id, INGRESS_SPAN);
+}
+
+/// With `RUST_LOG=debug` the libraries' own spans and debug events are enabled: they stay out of
+/// the trace, and our spans keep their parents (telemetry/src/select.rs).
+#[tokio::test(flavor = "multi_thread")]
+async fn debug_logging_leaves_the_trace_as_it_is() {
+    let collector = Collector::start().await;
+    let stack = Stack::start(&collector.endpoint(), &[("RUST_LOG", "debug")]);
+    let trace_id = stack.create(&[]).await;
+    assert_eq!(assert_create_trace(&collector, &trace_id).await.parent_span_id, "", "a root span");
+    let services: Vec<String> = collector.spans().into_iter().map(|span| span.service).collect();
+    assert!(services.iter().all(|service| service == "apiserver" || service == "todomanager"), "{services:?}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -76,13 +76,15 @@ pub fn init(service_name: &'static str, service_version: &'static str) -> anyhow
             // Cost, not lesson: by default every span also gets its source file, line, module,
             // thread and target, and busy/idle times (8 attributes more to record, keep and
             // send), and each poll makes the span's context current. Our spans carry what the
-            // semantic conventions ask for, and nothing here reads the current context.
+            // semantic conventions ask for, and nothing here reads the current context. Saves
+            // about 75,000 instructions per request in apiserver (callgrind; README.md).
             .with_location(false)
             .with_threads(false)
             .with_target(false)
             .with_tracked_inactivity(false)
             .with_context_activation(false)
     });
+    // Only our spans, and warnings and errors as their events, go into traces (select.rs).
     let otel = otel.map(select::Select);
     let levels = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     tracing_subscriber::registry().with(levels).with(otel).with(logging::layer()).try_init()?;

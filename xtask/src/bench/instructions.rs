@@ -31,7 +31,13 @@ pub struct Count {
     pub callgrind_out: String,
 }
 
-pub fn run(options: &Options, binaries: &Path, setups: &[Setup], workloads: &[Workload], out: &Path) -> anyhow::Result<Vec<Count>> {
+pub fn run(
+    options: &Options,
+    binaries: &Path,
+    setups: &[Setup],
+    workloads: &[Workload],
+    out: &Path,
+) -> anyhow::Result<Vec<Count>> {
     let valgrind = on_path("valgrind")
         .context("valgrind is not installed (e.g. `apt-get install valgrind`); --instructions needs its callgrind")?;
     let mut counts = Vec::new();
@@ -141,11 +147,18 @@ pub fn markdown(heading: &str, counts: &[Count]) -> String {
                 continue;
             }
             let cell = |process: &str| match (row.get(process), off.get(process)) {
-                (Some(count), Some(base)) if setup != Setup::A => format!("{count} ({:.2}×)", *count as f64 / *base as f64),
+                (Some(count), Some(base)) if setup != Setup::A => {
+                    format!("{count} ({:.2}×)", *count as f64 / *base as f64)
+                }
                 (Some(count), _) => count.to_string(),
                 _ => "?".into(),
             };
-            text.push_str(&format!("| {setup:?}: {} | {} | {} |\n", setup.describe(), cell("apiserver"), cell("todomanager")));
+            text.push_str(&format!(
+                "| {setup:?}: {} | {} | {} |\n",
+                setup.describe(),
+                cell("apiserver"),
+                cell("todomanager")
+            ));
         }
     }
     text
