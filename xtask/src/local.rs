@@ -140,7 +140,7 @@ pub fn up(options: &Options, chapter: Option<u32>) -> anyhow::Result<()> {
         crate::tools::require(crate::tools::COLLECTOR)?;
     }
     if !options.no_build {
-        build_services()?;
+        build_services(false, &[])?;
     }
     let state = options.state_dir.clone().unwrap_or_else(|| project::root().join(".state/local"));
     let logs = state.join("logs");
@@ -302,22 +302,21 @@ fn start_service(
     }
 }
 
-/// `cargo build` for the services and the trace store, with cargo's own progress output.
-fn build_services() -> anyhow::Result<()> {
-    println!("$ cargo build --package tracestore --package todomanager --package apiserver");
-    duct::cmd!(
-        project::cargo(),
-        "build",
-        "--package",
-        "tracestore",
-        "--package",
-        "todomanager",
-        "--package",
-        "apiserver"
-    )
-    .dir(project::root())
-    .run()
-    .context("building the services failed (see cargo's output above)")?;
+/// `cargo build` for the services and the trace store (and `more` packages), in release mode if
+/// asked, with cargo's own progress output.
+pub fn build_services(release: bool, more: &[&str]) -> anyhow::Result<()> {
+    let mut args = vec!["build", "--package", "tracestore", "--package", "todomanager", "--package", "apiserver"];
+    for package in more {
+        args.extend(["--package", package]);
+    }
+    if release {
+        args.push("--release");
+    }
+    println!("$ cargo {}", args.join(" "));
+    duct::cmd(project::cargo(), &args)
+        .dir(project::root())
+        .run()
+        .context("building the services failed (see cargo's output above)")?;
     anyhow::ensure!(!processes::stop_requested(), "interrupted");
     Ok(())
 }

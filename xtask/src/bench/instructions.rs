@@ -13,8 +13,7 @@ use anyhow::Context;
 use loadgen::{Order, Workload};
 use serde::Serialize;
 
-use super::{Options, Setup, generator::Generator};
-use crate::local::{Addresses, Launch, start_stack};
+use super::{Options, Setup, Stack};
 
 /// The services measured.
 const SERVICES: [&str; 2] = ["apiserver", "todomanager"];
@@ -65,26 +64,15 @@ fn measure(
     (setup, workload, process): (Setup, Workload, &'static str),
     out: &Path,
 ) -> anyhow::Result<Count> {
-    let state = tempfile::tempdir()?;
-    let at = Addresses::free()?;
-    let database_url = format!("sqlite://{}?mode=rwc", state.path().join("todo.db").display());
     let callgrind_out = out.join(format!("callgrind.{}.{setup:?}.{process}", workload.name()));
     let arguments = ["--tool=callgrind".to_owned(), format!("--callgrind-out-file={}", callgrind_out.display())];
-    let services = start_stack(&Launch {
-        binaries,
-        at: &at,
-        logs: state.path(),
-        database_url: &database_url,
-        traces: (setup == Setup::B).then_some(crate::local::Stack::Store),
-        tracing_off: (setup == Setup::A, setup == Setup::A),
-        env: &[],
-        under: Some((process, valgrind.to_str().context("valgrind's path")?, &arguments)),
-    })
-    .with_context(|| format!("cannot start the stack of setup {setup:?} with {process} under callgrind"))?;
-    let pid = services.iter().find(|service| service.name == process).context("the service under callgrind")?.pid();
-    let mut generator = Generator::start(binaries, &format!("http://{}", at.api))?;
+    let under = (process, valgrind.to_str().context("valgrind's path")?, &arguments[..]);
+    let mut stack = Stack::start(setup, binaries, Some(under))
+        .with_context(|| format!("cannot start the stack of setup {setup:?} with {process} under callgrind"))?;
+    let pid =
+        stack.services.iter().find(|service| service.name == process).context("the service under callgrind")?.pid();
     let order = |duration| Order { workload, concurrency: options.concurrency, rate: options.rate, duration };
-    generator.run(&order(options.warmup))?;
+    stack.generator.run(&order(options.warmup))?;
     let callgrind_control = |what: &str| {
         duct::cmd!("callgrind_control", what, pid.to_string())
             .stdout_null()
@@ -92,9 +80,9 @@ fn measure(
             .with_context(|| format!("callgrind_control {what} {pid} failed"))
     };
     callgrind_control("--zero")?;
-    let tally = generator.run(&order(options.duration))?;
+    let tally = stack.generator.run(&order(options.duration))?;
     callgrind_control("--dump")?;
-    services.check_running()?;
+    stack.services.check_running()?;
     // A dump on request goes to `<out file>.1`.
     let dumped = std::path::PathBuf::from(format!("{}.1", callgrind_out.display()));
     let instructions = total(&dumped)?;

@@ -111,7 +111,9 @@ struct Stack {
 }
 
 impl Stack {
-    fn start(setup: Setup, binaries: &Path) -> anyhow::Result<Self> {
+    /// Starts the stack of `setup` and its load generator; `under` runs one service under
+    /// another program (callgrind, for `--instructions`).
+    fn start(setup: Setup, binaries: &Path, under: Option<(&str, &str, &[String])>) -> anyhow::Result<Self> {
         let state = tempfile::tempdir()?;
         let at = Addresses::free()?;
         let database_url = format!("sqlite://{}?mode=rwc", state.path().join("todo.db").display());
@@ -125,7 +127,7 @@ impl Stack {
             tracing_off: (setup == Setup::A, setup == Setup::A),
             // The store keeps every span of the run, so that its count says how many arrived.
             env: &[("TRACESTORE_MAX_TRACES", "100000000".into()), ("TRACESTORE_MAX_MIB", "16384".into())],
-            under: None,
+            under,
         })
         .with_context(|| format!("cannot start the stack of setup {setup:?}"))?;
         let generator = Generator::start(binaries, &format!("http://{}", at.api))?;
@@ -213,22 +215,7 @@ impl Pending {
 pub fn run(options: &Options) -> anyhow::Result<()> {
     let profile = if options.debug { "debug" } else { "release" };
     if !options.no_build && options.binaries.is_none() {
-        let mut command = vec![
-            "build",
-            "--package",
-            "tracestore",
-            "--package",
-            "todomanager",
-            "--package",
-            "apiserver",
-            "--package",
-            "loadgen",
-        ];
-        if !options.debug {
-            command.push("--release");
-        }
-        println!("$ cargo {}", command.join(" "));
-        duct::cmd(project::cargo(), &command).dir(project::root()).run().context("building the services failed")?;
+        crate::local::build_services(!options.debug, &["loadgen"])?;
     }
     anyhow::ensure!(options.rounds > 0, "--rounds must be at least 1");
     let workloads = if options.workload.is_empty() { Workload::ALL.to_vec() } else { options.workload.clone() };
@@ -262,7 +249,8 @@ pub fn run(options: &Options) -> anyhow::Result<()> {
     }
     let described: Vec<String> = setups.iter().map(|setup| format!("{setup:?}, {}", setup.describe())).collect();
     println!("Starting a stack per setup: {}.", described.join("; "));
-    let mut stacks = setups.iter().map(|&setup| Stack::start(setup, &binaries)).collect::<anyhow::Result<Vec<_>>>()?;
+    let mut stacks =
+        setups.iter().map(|&setup| Stack::start(setup, &binaries, None)).collect::<anyhow::Result<Vec<_>>>()?;
     let mut outcomes = Vec::new();
     for &workload in &workloads {
         println!("\n── {} load: {} ──", workload.name(), workload.describe());
