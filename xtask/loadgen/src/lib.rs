@@ -206,21 +206,21 @@ impl Target {
     async fn create(&self, tally: &mut Tally) -> Option<String> {
         let body =
             send(self.http.post(format!("{}/v1/todo", self.api)).json(&json!({ "text": "bench" })), tally).await?;
-        let todo: serde_json::Value = serde_json::from_slice(&body).ok()?;
+        let todo: serde_json::Value = serde_json::from_slice(body.as_ref()).ok()?;
         todo["id"].as_str().map(str::to_owned)
     }
 }
 
 /// Sends `request` and records how it went; the body of a success. The body is always read to
 /// the end, so that the connection is used again (an unread body would close it).
-async fn send(request: reqwest::RequestBuilder, tally: &mut Tally) -> Option<Vec<u8>> {
+async fn send(request: reqwest::RequestBuilder, tally: &mut Tally) -> Option<impl AsRef<[u8]>> {
     let started = Instant::now();
     let (outcome, body) = match request.send().await {
         Ok(response) => {
             tally.answered += 1;
             let status = response.status();
             match response.bytes().await {
-                Ok(body) if status.is_success() => (Ok(()), Some(body.to_vec())),
+                Ok(body) if status.is_success() => (Ok(()), Some(body)),
                 Ok(_) => (Err(status.as_u16().to_string()), None),
                 Err(_) => (Err("body".to_owned()), None),
             }

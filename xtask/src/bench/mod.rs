@@ -229,20 +229,17 @@ pub fn run(options: &Options) -> anyhow::Result<()> {
     setups.dedup();
     let out = options.out.clone().unwrap_or_else(|| project::root().join("target/bench"));
     std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
+    let (machine, commit) = (machine(), commit(options));
     if options.instructions {
         let counts = instructions::run(options, &binaries, &setups, &workloads, &out)?;
         let heading = format!(
-            "Machine: {}. Commit: {}. Load: {} clients, {:?} counted per service after {:?} of warm-up.",
-            machine(),
-            commit(options),
-            options.concurrency,
-            options.duration,
-            options.warmup
+            "Machine: {machine}. Commit: {commit}. Load: {} clients, {:?} counted per service after {:?} of warm-up.",
+            options.concurrency, options.duration, options.warmup
         );
         let markdown = instructions::markdown(&heading, &counts);
         println!("\n{markdown}");
         std::fs::write(out.join("instructions.md"), &markdown)?;
-        let json = json!({ "schema": 1, "machine": machine(), "commit": commit(options), "counts": counts });
+        let json = json!({ "schema": 1, "machine": machine, "commit": commit, "counts": counts });
         std::fs::write(out.join("instructions.json"), serde_json::to_string_pretty(&json)?)?;
         println!("Written to {} (instructions.md, instructions.json, callgrind.*)", out.display());
         return Ok(());
@@ -296,8 +293,6 @@ pub fn run(options: &Options) -> anyhow::Result<()> {
 
     let ratios = report::ratios(&outcomes);
     let goals = report::goals(&ratios, &delivered);
-    let machine = machine();
-    let commit = commit(options);
     let heading = format!(
         "Machine: {machine}. Commit: {commit}. Build: {profile}. Load: {} clients{}, {} rounds of {:?} per setup and workload, after {:?} of warm-up.",
         options.concurrency,
