@@ -20,11 +20,18 @@
 //! attributes = { "http.route" = "/v1/todo" }   # equal to
 //! attributes_exist = ["client.address"]        # present
 //! attributes_match = { "url.path" = "^/v1/" }  # matches a regular expression
+//! error = false                         # its status is Error (true) or not (false)
 //!
 //! [[request.span]]
 //! service = "todomanager"
 //! name = "db-create"
 //! ancestor = "api"                      # anywhere below `api` (proxies may sit between)
+//!
+//! [[request]]                             # a caller that sends its own trace context:
+//! path = "/v1/todo"
+//! headers = { traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01" }
+//! status = 200
+//! trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"   # the answer's X-Trace-Id: its trace went on
 //!
 //! [[tracez]]                            # a span name the service's /debug/tracez page shows
 //! service = "todomanager"
@@ -87,6 +94,8 @@ pub struct Request {
     pub headers: BTreeMap<String, String>,
     pub body: Option<String>,
     pub status: u16,
+    /// The trace the answer must name in `X-Trace-Id`: the caller's, when it sent a context.
+    pub trace_id: Option<String>,
     #[serde(default)]
     pub span: Vec<ExpectedSpan>,
 }
@@ -110,6 +119,8 @@ pub struct ExpectedSpan {
     pub attributes_exist: Vec<String>,
     #[serde(default)]
     pub attributes_match: BTreeMap<String, String>,
+    /// Whether the span's status is Error.
+    pub error: Option<bool>,
 }
 
 impl ExpectedSpan {

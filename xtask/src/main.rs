@@ -6,6 +6,7 @@ mod certs;
 mod cluster;
 mod docs;
 mod doctor;
+mod exercise;
 mod expect;
 mod jaeger;
 mod lint;
@@ -53,6 +54,8 @@ enum Command {
     Bench(bench::Options),
     /// The chapters, and which ones are verified.
     Chapters,
+    /// Hands-on exercises: take a piece of tracing out, write it back, check it on real traces.
+    Exercise(exercise::Options),
     /// Render the chapters as an HTML book (needs mdbook).
     Book,
     /// Check the cluster packaging: Dockerfile, Helm chart, config/ (with the real tools where installed).
@@ -103,6 +106,7 @@ fn run(command: Command) -> anyhow::Result<()> {
         Command::Tools(options) => tools::run(&options),
         Command::Service(options) => service::run(&options),
         Command::Chapters => progress::run(),
+        Command::Exercise(options) => exercise::run(&options),
         Command::Bench(options) => bench::run(&options),
         Command::Book => docs::run(),
         Command::Up(mut args) => {

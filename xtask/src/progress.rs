@@ -16,6 +16,12 @@ pub struct Progress {
     pub reached: Option<u32>,
     /// Chapter number → the last verification.
     pub results: BTreeMap<u32, Result>,
+    /// The exercise in progress (`cargo xtask exercise start`), if any.
+    #[serde(default)]
+    pub exercise: Option<crate::exercise::Started>,
+    /// Exercise name → when `cargo xtask exercise check` first found it solved.
+    #[serde(default)]
+    pub solved: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -27,20 +33,21 @@ pub struct Result {
 /// The variable that moves the state folder (default `.state` in the repository).
 pub const STATE_DIR_VAR: &str = "WORKSHOP_STATE_DIR";
 
-fn dir() -> PathBuf {
+/// The folder of the learner's local state.
+pub fn state_dir() -> PathBuf {
     std::env::var_os(STATE_DIR_VAR).map_or_else(|| project::root().join(".state"), PathBuf::from)
 }
 
 impl Progress {
     pub fn load() -> Self {
-        let text = std::fs::read_to_string(dir().join("progress.json"));
+        let text = std::fs::read_to_string(state_dir().join("progress.json"));
         text.ok().and_then(|text| serde_json::from_str(&text).ok()).unwrap_or_default()
     }
 
     /// Loads, changes and saves the progress under an exclusive lock. Progress is a
     /// convenience: when it cannot be saved, the command goes on (and says so).
-    fn update(change: impl FnOnce(&mut Self)) {
-        let dir = dir();
+    pub fn update(change: impl FnOnce(&mut Self)) {
+        let dir = state_dir();
         let saved = (|| -> std::io::Result<()> {
             std::fs::create_dir_all(&dir)?;
             let lock = std::fs::File::create(dir.join("progress.lock"))?;
@@ -61,11 +68,22 @@ impl Progress {
     }
 
     pub fn record_result(chapter: u32, verified: bool) {
-        let at = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+        let at = now();
         Self::update(|progress| {
             progress.results.insert(chapter, Result { verified, at });
         });
     }
+
+    pub fn record_solved(exercise: &str) {
+        let at = now();
+        Self::update(|progress| {
+            progress.solved.entry(exercise.to_owned()).or_insert(at);
+        });
+    }
+}
+
+fn now() -> String {
+    humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
 }
 
 /// `cargo xtask chapters`.
@@ -76,6 +94,7 @@ pub fn run() -> anyhow::Result<()> {
         "Chapters (stack at: {}):\n",
         progress.reached.map_or("the whole workshop".into(), |n| format!("chapter {n}"))
     );
+    let exercises = crate::exercise::catalog::load_all(&project::root().join("chapters"))?;
     for chapter in chapters {
         let state = match progress.results.get(&chapter.number) {
             Some(result) if result.verified => format!("✓ verified {}", result.at),
@@ -84,8 +103,15 @@ pub fn run() -> anyhow::Result<()> {
         };
         let modes: Vec<&str> =
             chapter.modes.iter().map(|mode| if *mode == expect::Mode::Local { "local" } else { "cluster" }).collect();
-        println!("  {:>2}  {:<40} {:<15} {state}", chapter.number, chapter.title, modes.join("+"));
+        let of_chapter: Vec<_> = exercises.iter().filter(|exercise| exercise.chapter == chapter.number).collect();
+        let solved = of_chapter.iter().filter(|exercise| progress.solved.contains_key(&exercise.name)).count();
+        let exercises = match of_chapter.len() {
+            0 => String::new(),
+            all => format!("exercises {solved}/{all}"),
+        };
+        println!("  {:>2}  {:<40} {:<15} {state:<32} {exercises}", chapter.number, chapter.title, modes.join("+"));
     }
     println!("\nVerify one: cargo xtask verify --chapter N");
+    println!("Exercises: cargo xtask exercise list");
     Ok(())
 }

@@ -114,15 +114,7 @@ pub fn verify(options: &Options) -> anyhow::Result<bool> {
             all.iter().filter(|chapter| chapter.modes.contains(&options.mode) && chapter.number <= up_to).collect()
         }
     };
-    let verifier = Verifier {
-        http: reqwest::blocking::Client::builder().timeout(Duration::from_secs(10)).build()?,
-        jaeger: Jaeger::new(&options.jaeger)?,
-        api: options.api.trim_end_matches('/').to_owned(),
-        host: options.host.clone(),
-        tracez: tracez_pages(&options.tracez)?,
-        timeout: options.timeout,
-        colour: waterfall::colours_wanted(),
-    };
+    let verifier = Verifier::new(options)?;
     if chapters.is_empty() {
         println!("No chapter has expectations for {:?} mode yet: nothing to verify.", options.mode);
         return Ok(true);
@@ -136,6 +128,11 @@ pub fn verify(options: &Options) -> anyhow::Result<bool> {
     }
     println!("\n{}", if passed { "✓ every expectation holds" } else { "✗ some expectations do not hold" });
     Ok(passed)
+}
+
+/// Checks one set of claims (an exercise's), reporting as for a chapter; true when all hold.
+pub fn claims(options: &Options, claims: &Chapter) -> anyhow::Result<bool> {
+    Verifier::new(options)?.chapter(claims)
 }
 
 struct Verifier {
@@ -153,10 +150,24 @@ struct Verifier {
 enum Failure {
     /// The trace holds no span at all from the span's service.
     NoSpansFrom(String),
+    /// The service has spans in the trace, none by this name (what they are named, said).
+    NotInTrace(String),
     Other(String),
 }
 
 impl Verifier {
+    fn new(options: &Options) -> anyhow::Result<Self> {
+        Ok(Self {
+            http: reqwest::blocking::Client::builder().timeout(Duration::from_secs(10)).build()?,
+            jaeger: Jaeger::new(&options.jaeger)?,
+            api: options.api.trim_end_matches('/').to_owned(),
+            host: options.host.clone(),
+            tracez: tracez_pages(&options.tracez)?,
+            timeout: options.timeout,
+            colour: waterfall::colours_wanted(),
+        })
+    }
+
     fn chapter(&self, chapter: &Chapter) -> anyhow::Result<bool> {
         let since = SystemTime::now() - Duration::from_secs(1);
         let mut passed = true;
@@ -280,9 +291,17 @@ impl Verifier {
             return Ok(false);
         };
         println!("  trace {trace_id}  ({}/trace/{trace_id})", self.jaeger.base());
+        let mut passed = status_ok;
+        if let Some(caller) = request.trace_id.as_deref().filter(|caller| *caller != trace_id) {
+            passed = false;
+            println!(
+                "  ✗ apiserver started a new trace instead of going on with the caller's ({caller}): it did not \
+                 read the trace context the request carried ({}).",
+                request.headers.keys().cloned().collect::<Vec<_>>().join(", ")
+            );
+        }
 
         let (spans, outcomes) = self.wait_for_trace(&trace_id, &request.span)?;
-        let mut passed = status_ok;
         let depths = depths(&request.span);
         for ((expected, outcome), depth) in request.span.iter().zip(&outcomes).zip(depths) {
             let indent = "  ".repeat(depth.min(8));
@@ -330,6 +349,17 @@ impl Verifier {
     fn diagnose(&self, failure: &Failure, expected: &ExpectedSpan, all: &[ExpectedSpan]) -> String {
         let service = match failure {
             Failure::Other(text) => return text.clone(),
+            Failure::NotInTrace(text) => {
+                return match self.root_span_elsewhere(&expected.service, &expected.name) {
+                    Some(span) => format!(
+                        "{} reported `{}` in another trace ({}) as a root span: it was made where no span was \
+                         current. Work handed to a task of its own (tokio::spawn) does not take the current span \
+                         along: instrument the task with it (`.in_current_span()`).",
+                        span.service, span.name, span.trace_id
+                    ),
+                    None => text.clone(),
+                };
+            }
             Failure::NoSpansFrom(service) => service,
         };
         let caller = expected
@@ -345,9 +375,7 @@ impl Verifier {
                  (and that OTEL_SDK_DISABLED is not set), then restart {service}."
             );
         }
-        let recent = self.jaeger.find(service, None, SystemTime::now() - Duration::from_secs(300)).unwrap_or_default();
-        let elsewhere = recent.iter().find(|span| glob(&expected.name, &span.name) && span.parent_span_id.is_empty());
-        match elsewhere {
+        match self.root_span_elsewhere(service, &expected.name) {
             Some(span) => format!(
                 "{service} reported `{}` in another trace ({}) as a root span: the trace context was not \
                  propagated between {caller} and {service}. Check that {caller} injects it into its calls and \
@@ -359,6 +387,15 @@ impl Verifier {
                  it from {caller}, or its spans are still on the way (try a longer --timeout)."
             ),
         }
+    }
+}
+
+impl Verifier {
+    /// A recent root span of `service` named like `name`: one that should have been in a
+    /// trace and started its own.
+    fn root_span_elsewhere(&self, service: &str, name: &str) -> Option<Span> {
+        let recent = self.jaeger.find(service, None, SystemTime::now() - Duration::from_secs(300)).unwrap_or_default();
+        recent.into_iter().find(|span| glob(name, &span.name) && span.parent_span_id.is_empty())
     }
 }
 
@@ -434,7 +471,7 @@ fn check(expected: &[ExpectedSpan], spans: &[Span]) -> Vec<Result<String, Failur
                     .collect();
                 names.sort();
                 names.dedup();
-                Err(Failure::Other(format!(
+                Err(Failure::NotInTrace(format!(
                     "{} reported {} but no {}span named `{}`",
                     want.service,
                     names.join(", "),
@@ -516,6 +553,17 @@ fn problems(
         if !span.attributes.contains_key(key) {
             problems.push(format!("attribute {key} is missing"));
         }
+    }
+    match want.error {
+        Some(true) if !span.is_error => {
+            problems.push(format!("`{}` is not marked as an error (its status is not Error)", span.name))
+        }
+        Some(false) if span.is_error => problems.push(format!(
+            "`{}` is marked as an error ({}), but this is not its failure",
+            span.name,
+            if span.status_message.is_empty() { "status Error" } else { span.status_message.as_str() }
+        )),
+        _ => {}
     }
     for (key, pattern) in &want.attributes_match {
         let regex = Regex::new(pattern).expect("checked when loading");

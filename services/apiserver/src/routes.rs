@@ -13,6 +13,7 @@ use axum::{
 };
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use tracing::Instrument as _;
 
 use crate::{
     error::ApiError,
@@ -23,7 +24,7 @@ use crate::{
 
 pub fn router(todomanager: TodoManager, faults: Faults) -> Router {
     Router::new()
-        .route("/v1/todo", get(list_todos).post(create_todo))
+        .route("/v1/todo", get(list_todos).post(create_todo).delete(clear_done))
         .route("/v1/todo/{id}", get(get_todo).put(update_todo).delete(delete_todo))
         .route("/ping", get(ping))
         .route("/ready", get(ready))
@@ -53,6 +54,8 @@ impl From<proto::Todo> for TodoJson {
 #[derive(Debug, Deserialize)]
 struct NewTodo {
     text: String,
+    #[serde(default)]
+    done: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -65,7 +68,7 @@ async fn create_todo(
     State(todomanager): State<TodoManager>,
     CaseInsensitiveJson(new): CaseInsensitiveJson<NewTodo>,
 ) -> Result<Response, ApiError> {
-    let todo = todomanager.create(new.text).await?;
+    let todo = todomanager.create(new.text, new.done).await?;
     let location = format!("/v1/todo/{}", todo.id);
     Ok((StatusCode::CREATED, [(LOCATION, location)], Json(TodoJson::from(todo))).into_response())
 }
@@ -140,6 +143,59 @@ async fn delete_todo(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let success = todomanager.delete(id).await?;
     Ok(Json(json!({ "success": success })))
+}
+
+/// `?done=true`: which todos `DELETE /v1/todo` deletes.
+#[derive(Debug, Deserialize)]
+struct ClearQuery {
+    done: Option<String>,
+}
+
+/// The most deletes `DELETE /v1/todo?done=true` has in flight at once.
+const PARALLEL_DELETES: usize = 8;
+
+/// `DELETE /v1/todo?done=true` deletes the finished todos ("Clear completed") and answers how
+/// many: `{"deleted": N}`. Each delete is a gRPC call of its own, run in parallel on tokio
+/// tasks.
+async fn clear_done(
+    State(todomanager): State<TodoManager>,
+    query: Result<Query<ClearQuery>, QueryRejection>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let Query(query) = query.map_err(|rejection| ApiError::bad_request(rejection.body_text()))?;
+    if query.done.as_deref() != Some("true") {
+        return Err(ApiError::bad_request(
+            "say which todos to delete: DELETE /v1/todo?done=true deletes the finished ones",
+        ));
+    }
+    let finished = todomanager.finished().await?;
+    let mut deletes = tokio::task::JoinSet::new();
+    let mut deleted = 0;
+    for id in finished {
+        if deletes.len() == PARALLEL_DELETES {
+            deleted += deleted_by(deletes.join_next().await)?;
+        }
+        let todomanager = todomanager.clone();
+        // A task of its own starts with no current span: hand it the request's, or its gRPC
+        // call becomes the root of a trace of its own.
+        deletes.spawn(async move { todomanager.delete(id).await }.in_current_span());
+    }
+    while let Some(joined) = deletes.join_next().await {
+        deleted += deleted_by(Some(joined))?;
+    }
+    Ok(Json(json!({ "deleted": deleted })))
+}
+
+/// 1 when the delete deleted the todo, 0 when it was gone already (deleted meanwhile).
+fn deleted_by(
+    joined: Option<Result<Result<bool, ApiError>, tokio::task::JoinError>>,
+) -> Result<u64, ApiError> {
+    match joined {
+        None => Ok(0),
+        Some(Err(error)) => Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("a delete failed: {error}"))),
+        Some(Ok(Ok(deleted))) => Ok(u64::from(deleted)),
+        Some(Ok(Err(error))) if error.status == StatusCode::NOT_FOUND => Ok(0),
+        Some(Ok(Err(error))) => Err(error),
+    }
 }
 
 /// Liveness: the process answers. Says nothing about todomanager, on purpose: restarting

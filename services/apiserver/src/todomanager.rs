@@ -41,8 +41,8 @@ impl TodoManager {
         Ok(Self { todos: TodoManagerClient::new(channel.clone()), health: HealthClient::new(channel), timeout })
     }
 
-    pub async fn create(&self, text: String) -> Result<Todo, ApiError> {
-        let todo = Todo { id: 0, text, done: false, owner: OWNER.into(), update_mask: None };
+    pub async fn create(&self, text: String, done: bool) -> Result<Todo, ApiError> {
+        let todo = Todo { id: 0, text, done, owner: OWNER.into(), update_mask: None };
         self.call(self.todos.clone().create_todo(self.request(todo))).await
     }
 
@@ -55,6 +55,21 @@ impl TodoManager {
             stream.collect::<Result<Vec<_>, _>>().await
         })
         .await
+    }
+
+    /// The ids of the finished todos, read page by page.
+    pub async fn finished(&self) -> Result<Vec<u64>, ApiError> {
+        const PAGE: u32 = 1000;
+        let mut finished = Vec::new();
+        let mut after_id = 0;
+        loop {
+            let page = self.list(PAGE, after_id).await?;
+            finished.extend(page.iter().filter(|todo| todo.done).map(|todo| todo.id));
+            match page.last() {
+                Some(last) if page.len() == PAGE as usize => after_id = last.id,
+                _ => return Ok(finished),
+            }
+        }
     }
 
     pub async fn get(&self, id: u64) -> Result<Todo, ApiError> {

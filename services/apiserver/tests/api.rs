@@ -483,3 +483,42 @@ async fn bodies_up_to_64_kib_are_read() {
         assert_eq!(status, expected, "{size} bytes: {reply}");
     }
 }
+
+/// `DELETE /v1/todo?done=true` deletes every finished todo, over more than one page of the
+/// list, and nothing else; it answers how many. Without `done=true` it deletes nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn clearing_the_finished_todos_deletes_those_and_only_those() {
+    let db = testkit::sqlite();
+    let stack = Stack::start(&db).await;
+    let pool = sqlx::SqlitePool::connect(&db.url).await.unwrap();
+    let mut tx = pool.begin().await.unwrap();
+    // 2,500 todos, every third one finished: ids 3, 6, 9…, across three pages of 1000.
+    for n in 1..=2_500 {
+        sqlx::query("INSERT INTO todos (owner, text, done) VALUES ('anonymous', ?, ?)")
+            .bind(format!("todo {n}"))
+            .bind(n % 3 == 0)
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+    }
+    tx.commit().await.unwrap();
+
+    for query in ["", "?done=false", "?done=yes", "?done"] {
+        let (status, body) = stack.call(Method::DELETE, &format!("/v1/todo{query}"), None).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{query:?}: {body}");
+        assert!(body["error"].as_str().unwrap().contains("?done=true"), "{query:?}: {body}");
+    }
+    let (status, created) = stack.call(Method::POST, "/v1/todo", Some(json!({"text": "already", "done": true}))).await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(created["done"], json!(true), "a todo can be created finished: {created}");
+
+    let (status, body) = stack.call(Method::DELETE, "/v1/todo?done=true", None).await;
+    assert_eq!((status, body), (StatusCode::OK, json!({"deleted": 833 + 1})));
+    let left: Vec<(i64, bool)> =
+        sqlx::query_as("SELECT id, done FROM todos ORDER BY id").fetch_all(&pool).await.unwrap();
+    assert_eq!(left.len(), 2_500 - 833);
+    assert!(left.iter().all(|(id, done)| !done && id % 3 != 0), "only the finished ones went");
+
+    let (status, body) = stack.call(Method::DELETE, "/v1/todo?done=true", None).await;
+    assert_eq!((status, body), (StatusCode::OK, json!({"deleted": 0})), "again: nothing left to clear");
+}

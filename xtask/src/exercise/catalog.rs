@@ -1,0 +1,180 @@
+//! The exercises, as data next to their chapters: `chapters/NN-chapter/exercises/NN-name/`
+//! holds
+//!
+//! - `exercise.toml`: the goal, the files to open, the hints (gentle first), and what `check`
+//!   says on the unsolved code;
+//! - `start.patch`: the change that takes the piece out of the finished code (`git diff`
+//!   output). The finished code in `services/` is the solution, so an exercise cannot drift
+//!   from it: a change to the services that the patch no longer fits fails the tests;
+//! - `expect.toml`: what must hold when it is solved, in the chapters' format (expect.rs).
+//!
+//! ```toml
+//! goal = "Give every HTTP request a SERVER span"
+//! section = "A span per request: middleware"   # the chapter's section that explains it
+//! open = ["services/apiserver/src/routes.rs"]
+//! diagnosis = "the answer has no X-Trace-Id header"   # `check` prints it while unsolved
+//! compiles = true                                     # false: the exercise starts from a compile error
+//! hints = ["…", "…", "…"]
+//! ```
+//!
+//! A trainer adds an exercise by adding such a folder: no Rust to change.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use serde::Deserialize;
+
+use crate::expect::{self, Chapter};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Spec {
+    pub goal: String,
+    /// The heading of the chapter section that explains the idea.
+    pub section: String,
+    /// The files to open, relative to the checkout.
+    pub open: Vec<String>,
+    /// What `check` says while the exercise is unsolved (the tests hold it to that).
+    pub diagnosis: String,
+    /// Whether the unsolved code compiles.
+    #[serde(default = "yes")]
+    pub compiles: bool,
+    pub hints: Vec<String>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug)]
+pub struct Exercise {
+    pub name: String,
+    pub chapter: u32,
+    /// The chapter's folder, for its README.
+    pub chapter_folder: PathBuf,
+    pub folder: PathBuf,
+    pub spec: Spec,
+}
+
+impl Exercise {
+    pub fn patch(&self) -> PathBuf {
+        self.folder.join("start.patch")
+    }
+
+    /// What must hold once solved.
+    pub fn claims(&self) -> anyhow::Result<Chapter> {
+        expect::load(&self.folder.join("expect.toml"), self.chapter)
+    }
+
+    /// The git branch a learner's attempt lives on.
+    pub fn branch(&self) -> String {
+        format!("exercise/{}", self.name)
+    }
+}
+
+/// Every exercise of every chapter, in the chapters' order, then the folders'.
+pub fn load_all(chapters_dir: &Path) -> anyhow::Result<Vec<Exercise>> {
+    let mut exercises = Vec::new();
+    for chapter_folder in sorted_folders(chapters_dir)? {
+        let Some((chapter, _)) = numbered(&chapter_folder) else { continue };
+        let dir = chapter_folder.join("exercises");
+        if !dir.is_dir() {
+            continue;
+        }
+        for folder in sorted_folders(&dir)? {
+            let Some((_, name)) = numbered(&folder) else {
+                anyhow::bail!("{}: an exercise's folder is named NN-name, like 01-http-middleware", folder.display());
+            };
+            let file = folder.join("exercise.toml");
+            let text = std::fs::read_to_string(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            let spec: Spec = toml::from_str(&text).with_context(|| format!("{} is not valid", file.display()))?;
+            anyhow::ensure!(!spec.hints.is_empty(), "{}: give at least one hint", file.display());
+            let exercise = Exercise { name, chapter, chapter_folder: chapter_folder.clone(), folder, spec };
+            anyhow::ensure!(exercise.patch().is_file(), "{} is missing", exercise.patch().display());
+            exercise.claims()?;
+            anyhow::ensure!(
+                !exercises.iter().any(|other: &Exercise| other.name == exercise.name),
+                "two exercises are named {:?}",
+                exercise.name
+            );
+            exercises.push(exercise);
+        }
+    }
+    Ok(exercises)
+}
+
+/// The exercise called `name`, or an error that lists them.
+pub fn find<'a>(exercises: &'a [Exercise], name: &str) -> anyhow::Result<&'a Exercise> {
+    exercises.iter().find(|exercise| exercise.name == name).with_context(|| {
+        let names: Vec<&str> = exercises.iter().map(|exercise| exercise.name.as_str()).collect();
+        format!("there is no exercise {name:?}; there are: {}", names.join(", "))
+    })
+}
+
+fn sorted_folders(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let mut folders = Vec::new();
+    for entry in std::fs::read_dir(dir).with_context(|| format!("cannot read {}", dir.display()))? {
+        let path = entry?.path();
+        if path.is_dir() {
+            folders.push(path);
+        }
+    }
+    folders.sort();
+    Ok(folders)
+}
+
+/// `03-instrumenting-todomanager` → (3, "instrumenting-todomanager").
+fn numbered(folder: &Path) -> Option<(u32, String)> {
+    let (number, name) = folder.file_name()?.to_str()?.split_once('-')?;
+    Some((number.parse().ok()?, name.to_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn folders_are_numbered() {
+        assert_eq!(numbered(Path::new("chapters/02-http")), Some((2, "http".into())));
+        assert_eq!(numbered(Path::new("x/01-keep-probes-out")), Some((1, "keep-probes-out".into())));
+        assert_eq!(numbered(Path::new("x/notes")), None);
+    }
+
+    #[test]
+    fn the_exercises_load() {
+        let exercises = load_all(&crate::project::root().join("chapters")).unwrap();
+        assert!(exercises.len() >= 8, "the workshop has at least eight exercises");
+        for exercise in &exercises {
+            assert!((2..=4).contains(&exercise.chapter), "{} sits in a local chapter", exercise.name);
+            for file in &exercise.spec.open {
+                assert!(crate::project::root().join(file).is_file(), "{}: {file} does not exist", exercise.name);
+            }
+            let readme = std::fs::read_to_string(exercise.chapter_folder.join("README.md")).unwrap();
+            assert!(
+                readme.lines().any(|line| line.starts_with('#') && line.contains(&exercise.spec.section)),
+                "{}: its chapter has no section {:?}",
+                exercise.name,
+                exercise.spec.section
+            );
+            assert!(
+                readme.contains(&format!("cargo xtask exercise start {}", exercise.name)),
+                "{}: its chapter does not tell the learner to start it",
+                exercise.name
+            );
+        }
+    }
+
+    #[test]
+    fn a_spec_without_hints_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let folder = dir.path().join("02-ch/exercises/01-x");
+        std::fs::create_dir_all(&folder).unwrap();
+        std::fs::write(
+            folder.join("exercise.toml"),
+            "goal = \"g\"\nsection = \"s\"\nopen = []\ndiagnosis = \"d\"\nhints = []\n",
+        )
+        .unwrap();
+        let error = format!("{:#}", load_all(dir.path()).unwrap_err());
+        assert!(error.contains("at least one hint"), "{error}");
+    }
+}

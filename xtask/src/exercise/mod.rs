@@ -1,0 +1,242 @@
+//! `cargo xtask exercise`: hands-on exercises. Each one takes a piece of tracing out of the
+//! finished services (catalog.rs); the learner writes it back, and `check` runs the real stack
+//! and verifies the traces that arrive, as a chapter's `verify` does (check.rs).
+//!
+//! The learner's work lives on a git branch of its own, `exercise/<name>` (git.rs): `start`
+//! creates it with the piece taken out, `reset` goes back to where the learner was and keeps the
+//! attempt on that branch.
+
+pub mod catalog;
+mod check;
+mod git;
+
+use anyhow::Context;
+use serde::{Deserialize, Serialize};
+
+use crate::{progress::Progress, project};
+use catalog::Exercise;
+use git::Git;
+
+#[derive(clap::Args)]
+pub struct Options {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(clap::Subcommand)]
+enum Command {
+    /// The exercises: name, chapter, status and goal.
+    List,
+    /// Start an exercise: a branch of your own, with the piece to write taken out.
+    Start {
+        /// The exercise (see `list`).
+        name: String,
+    },
+    /// Build, run the stack and check the traces; fails until the exercise is solved.
+    Check(check::Options),
+    /// The next hint for the exercise in progress.
+    Hint {
+        /// Another exercise than the one in progress.
+        name: Option<String>,
+    },
+    /// The diff that solves the exercise, to read or to apply with `git apply`.
+    Solution {
+        /// Another exercise than the one in progress.
+        name: Option<String>,
+    },
+    /// Back to where you were before `start`; your attempt stays on its branch.
+    Reset,
+}
+
+/// The exercise in progress, as kept in the learner's progress file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Started {
+    pub name: String,
+    /// The branch (or commit) the learner was on before `start`.
+    pub back_to: String,
+    /// The commit that took the piece out.
+    pub start_commit: String,
+    /// How many hints `hint` has shown.
+    #[serde(default)]
+    pub hints_shown: usize,
+}
+
+pub fn run(options: &Options) -> anyhow::Result<()> {
+    let exercises = catalog::load_all(&project::root().join("chapters"))?;
+    match &options.command {
+        Command::List => {
+            list(&exercises);
+            Ok(())
+        }
+        Command::Start { name } => start(catalog::find(&exercises, name)?),
+        Command::Check(check_options) => check::run(&exercises, check_options),
+        Command::Hint { name } => hint(chosen(&exercises, name.as_deref())?),
+        Command::Solution { name } => solution(chosen(&exercises, name.as_deref())?),
+        Command::Reset => reset(),
+    }
+}
+
+/// The exercise named, or the one in progress.
+fn chosen<'a>(exercises: &'a [Exercise], name: Option<&str>) -> anyhow::Result<&'a Exercise> {
+    match name {
+        Some(name) => catalog::find(exercises, name),
+        None => {
+            let started = in_progress()?.context(
+                "no exercise is in progress: start one with `cargo xtask exercise start NAME`, or name one",
+            )?;
+            catalog::find(exercises, &started.name)
+        }
+    }
+}
+
+/// The exercise in progress, if the checkout is still on its branch (a learner who switched
+/// branches by hand has left it).
+fn in_progress() -> anyhow::Result<Option<Started>> {
+    let Some(started) = Progress::load().exercise else { return Ok(None) };
+    let git = Git::at(&project::root())?;
+    if git.branch()? == Some(format!("exercise/{}", started.name)) {
+        Ok(Some(started))
+    } else {
+        Progress::update(|progress| progress.exercise = None);
+        Ok(None)
+    }
+}
+
+fn list(exercises: &[Exercise]) {
+    let progress = Progress::load();
+    let current = progress.exercise.as_ref().map(|started| started.name.as_str());
+    let width = exercises.iter().map(|exercise| exercise.name.len()).max().unwrap_or(0);
+    for exercise in exercises {
+        let status = match progress.solved.get(&exercise.name) {
+            _ if current == Some(exercise.name.as_str()) => "▶ started",
+            Some(_) => "✓ solved",
+            None => "· to do",
+        };
+        println!("{:<width$}  chapter {}  {status:<9}  {}", exercise.name, exercise.chapter, exercise.spec.goal);
+    }
+    let solved = exercises.iter().filter(|exercise| progress.solved.contains_key(&exercise.name)).count();
+    println!("\n{solved} of {} solved. Start one: cargo xtask exercise start NAME", exercises.len());
+}
+
+fn start(exercise: &Exercise) -> anyhow::Result<()> {
+    let root = project::root();
+    let git = Git::at(&root)?;
+    if let Some(started) = in_progress()? {
+        anyhow::ensure!(
+            started.name != exercise.name,
+            "{} is already started: you are on its branch. Check your work with `cargo xtask exercise check`.",
+            exercise.name
+        );
+        anyhow::bail!(
+            "you are in the middle of the exercise {}: `cargo xtask exercise reset` first (it keeps your attempt on \
+             its branch)",
+            started.name
+        );
+    }
+    let changed = git.uncommitted()?;
+    anyhow::ensure!(
+        changed.is_empty(),
+        "your work tree has changes that are not committed ({}). `start` switches branches: commit them \
+         (git commit -am \"…\") or put them aside (git stash) first.",
+        changed.join(", ")
+    );
+    let back_to = match git.branch()? {
+        Some(branch) => branch,
+        None => git.commit_of("HEAD")?,
+    };
+    let branch = exercise.branch();
+    let subject = format!("exercise {}: take out the piece to write", exercise.name);
+    if git.has_branch(&branch) {
+        println!("You tried {} before: going on with your attempt on its branch.", exercise.name);
+        git.switch(&branch)?;
+    } else {
+        anyhow::ensure!(
+            git.applies(&exercise.patch()),
+            "the exercise does not fit the code on {back_to}: its services differ from the workshop's. Start it \
+             from the workshop's own branch (git switch main)."
+        );
+        git.switch_new(&branch)?;
+        git.apply_and_commit(&exercise.patch(), &subject)?;
+    }
+    let start_commit = git
+        .find_commit(&branch, &subject)?
+        .with_context(|| format!("the branch {branch} has no commit \"{subject}\": delete it (git branch -D {branch}) and start again"))?;
+    let started = Started { name: exercise.name.clone(), back_to: back_to.clone(), start_commit, hints_shown: 0 };
+    Progress::update(|progress| progress.exercise = Some(started));
+
+    let readme = exercise.chapter_folder.join("README.md");
+    println!("\n▶ {}: {}", exercise.name, exercise.spec.goal);
+    println!("\n  Read first: {}, section \"{}\"", relative(&readme), exercise.spec.section);
+    println!("  Then open:  {}", exercise.spec.open.join(", "));
+    if !exercise.spec.compiles {
+        println!("  (The code does not compile as it is: the compiler's errors are part of the exercise.)");
+    }
+    println!("\n  cargo xtask exercise check           builds, runs the stack, says what is still missing");
+    println!("  cargo xtask exercise check --watch   the same, again whenever you save a file under services/");
+    println!("  cargo xtask exercise hint            when you are stuck");
+    println!("  cargo xtask exercise reset           back to {back_to}, your attempt kept on {branch}");
+    Ok(())
+}
+
+fn hint(exercise: &Exercise) -> anyhow::Result<()> {
+    let hints = &exercise.spec.hints;
+    let mut shown = 0;
+    Progress::update(|progress| {
+        if let Some(started) = progress.exercise.as_mut().filter(|started| started.name == exercise.name) {
+            started.hints_shown = (started.hints_shown + 1).min(hints.len());
+            shown = started.hints_shown;
+        }
+    });
+    // Not in progress: the hints one after the other would need a counter; show the first.
+    let shown = shown.max(1);
+    for (number, hint) in hints.iter().enumerate().take(shown) {
+        println!("Hint {} of {}: {hint}\n", number + 1, hints.len());
+    }
+    if shown < hints.len() {
+        println!("(Still stuck? `cargo xtask exercise hint` again gives the next one.)");
+    } else {
+        println!("That was the last hint. The answer: cargo xtask exercise solution");
+    }
+    Ok(())
+}
+
+fn solution(exercise: &Exercise) -> anyhow::Result<()> {
+    let git = Git::at(&project::root())?;
+    let base = match Progress::load().exercise.filter(|started| started.name == exercise.name) {
+        Some(started) => format!("{}^", started.start_commit),
+        None => "HEAD".to_owned(),
+    };
+    let diff = git.undoing(&exercise.patch(), &base)?;
+    print!("{diff}");
+    eprintln!(
+        "\n(The diff above solves {}. Apply it to the unsolved code with:\n  cargo xtask exercise solution | git apply\n\
+         If you changed the same lines, put your changes aside first: git stash.)",
+        exercise.name
+    );
+    Ok(())
+}
+
+fn reset() -> anyhow::Result<()> {
+    let Some(started) = in_progress()? else {
+        println!("No exercise is in progress: nothing to reset.");
+        return Ok(());
+    };
+    let git = Git::at(&project::root())?;
+    let branch = format!("exercise/{}", started.name);
+    if git.commit_everything(&format!("exercise {}: my attempt", started.name))? {
+        println!("Your attempt is saved on the branch {branch}.");
+    }
+    git.switch(&started.back_to)?;
+    Progress::update(|progress| progress.exercise = None);
+    println!(
+        "\nBack on {}. Your attempt: git diff {} {branch}\n`cargo xtask exercise start {}` goes on with it.",
+        started.back_to, started.back_to, started.name
+    );
+    Ok(())
+}
+
+/// `path` relative to the checkout, for messages.
+fn relative(path: &std::path::Path) -> String {
+    let root = project::root();
+    path.strip_prefix(&root).unwrap_or(path).display().to_string()
+}
