@@ -186,9 +186,7 @@ async fn clear_done(
 }
 
 /// 1 when the delete deleted the todo, 0 when it was gone already (deleted meanwhile).
-fn deleted_by(
-    joined: Option<Result<Result<bool, ApiError>, tokio::task::JoinError>>,
-) -> Result<u64, ApiError> {
+fn deleted_by(joined: Option<Result<Result<bool, ApiError>, tokio::task::JoinError>>) -> Result<u64, ApiError> {
     match joined {
         None => Ok(0),
         Some(Err(error)) => Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("a delete failed: {error}"))),

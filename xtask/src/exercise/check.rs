@@ -66,7 +66,8 @@ pub fn run(exercises: &[Exercise], options: &Options) -> anyhow::Result<()> {
 fn wait_for_a_save(changes: &mpsc::Receiver<DebounceEventResult>) -> bool {
     let is_source = |path: &PathBuf| {
         let extension = path.extension().and_then(|extension| extension.to_str()).unwrap_or_default();
-        ["rs", "toml", "proto", "sql"].contains(&extension) && !path.components().any(|part| part.as_os_str() == "target")
+        ["rs", "toml", "proto", "sql"].contains(&extension)
+            && !path.components().any(|part| part.as_os_str() == "target")
     };
     loop {
         if processes::stop_requested() {
@@ -137,15 +138,18 @@ fn once(exercises: &[Exercise], exercise: &Exercise, options: &Options) -> anyho
         println!("  Stuck? cargo xtask exercise hint");
         return Ok(Outcome::Unsolved);
     }
-    Progress::record_solved(&exercise.name);
     println!("\n✓ Solved: {}", exercise.spec.goal);
+    // Only the learner's own work counts: checking the finished code proves nothing.
+    let started = super::in_progress()?.is_some_and(|started| started.name == exercise.name);
+    if started {
+        Progress::record_solved(&exercise.name);
+    }
+    let reset = if started { "cargo xtask exercise reset, then " } else { "" };
     let next = exercises.iter().skip_while(|other| other.name != exercise.name).nth(1);
     match next {
-        Some(next) => println!(
-            "  Next: cargo xtask exercise reset, then cargo xtask exercise start {} ({})",
-            next.name, next.spec.goal
-        ),
-        None => println!("  That was the last exercise. cargo xtask exercise reset takes you back."),
+        Some(next) => println!("  Next: {reset}cargo xtask exercise start {} ({})", next.name, next.spec.goal),
+        None if started => println!("  That was the last exercise. cargo xtask exercise reset takes you back."),
+        None => println!("  That was the last exercise."),
     }
     Ok(Outcome::Solved)
 }

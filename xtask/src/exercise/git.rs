@@ -73,7 +73,8 @@ impl Git {
 
     /// The newest commit on `branch` whose message starts with `subject`.
     pub fn find_commit(&self, branch: &str, subject: &str) -> anyhow::Result<Option<String>> {
-        let found = self.read(&["log", "-1", "--format=%H", "--fixed-strings", &format!("--grep={subject}"), branch])?;
+        let found =
+            self.read(&["log", "-1", "--format=%H", "--fixed-strings", &format!("--grep={subject}"), branch])?;
         Ok(Some(found).filter(|found| !found.is_empty()))
     }
 

@@ -81,9 +81,8 @@ fn chosen<'a>(exercises: &'a [Exercise], name: Option<&str>) -> anyhow::Result<&
     match name {
         Some(name) => catalog::find(exercises, name),
         None => {
-            let started = in_progress()?.context(
-                "no exercise is in progress: start one with `cargo xtask exercise start NAME`, or name one",
-            )?;
+            let started = in_progress()?
+                .context("no exercise is in progress: start one with `cargo xtask exercise start NAME`, or name one")?;
             catalog::find(exercises, &started.name)
         }
     }
@@ -158,9 +157,9 @@ fn start(exercise: &Exercise) -> anyhow::Result<()> {
         git.switch_new(&branch)?;
         git.apply_and_commit(&exercise.patch(), &subject)?;
     }
-    let start_commit = git
-        .find_commit(&branch, &subject)?
-        .with_context(|| format!("the branch {branch} has no commit \"{subject}\": delete it (git branch -D {branch}) and start again"))?;
+    let start_commit = git.find_commit(&branch, &subject)?.with_context(|| {
+        format!("the branch {branch} has no commit \"{subject}\": delete it (git branch -D {branch}) and start again")
+    })?;
     let started = Started { name: exercise.name.clone(), back_to: back_to.clone(), start_commit, hints_shown: 0 };
     Progress::update(|progress| progress.exercise = Some(started));
 

@@ -1,0 +1,226 @@
+//! Every exercise, the way a learner goes through it, in a copy of this checkout (a git
+//! repository of its own, so the real one is never switched): `start` takes the piece out on a
+//! branch; `check` on that code fails with the exercise's diagnosis (or the compiler's errors);
+//! `hint` helps; `solution | git apply` gives back exactly the finished code; `check` passes;
+//! `reset` returns to where the learner was, keeping the attempt. A change to the services that
+//! makes an exercise stale (its patch no longer applies, or the unsolved code no longer fails
+//! the way the exercise says) fails here.
+//!
+//! The copy builds into a target folder of its own (target/tmp/exercises-target): the first run
+//! compiles the dependencies once more (a few minutes), later runs only what an exercise
+//! changes.
+
+use std::{
+    io::Write,
+    path::{Path, PathBuf},
+    process::{Command, Output, Stdio},
+};
+
+use serde::Deserialize;
+
+#[derive(Deserialize)]
+struct Spec {
+    goal: String,
+    diagnosis: String,
+    #[serde(default = "yes")]
+    compiles: bool,
+    open: Vec<String>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+struct Exercise {
+    name: String,
+    spec: Spec,
+}
+
+/// The exercises as the catalog lays them out: chapters/NN-*/exercises/NN-name/exercise.toml.
+fn exercises(root: &Path) -> Vec<Exercise> {
+    let mut found = Vec::new();
+    for chapter in sorted(&root.join("chapters")) {
+        for folder in sorted(&chapter.join("exercises")) {
+            let text = std::fs::read_to_string(folder.join("exercise.toml")).unwrap();
+            let folder_name = folder.file_name().unwrap().to_str().unwrap();
+            let name = folder_name.split_once('-').unwrap().1.to_owned();
+            found.push(Exercise { name, spec: toml::from_str(&text).unwrap() });
+        }
+    }
+    found
+}
+
+fn sorted(dir: &Path) -> Vec<PathBuf> {
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|entries| entries.map(|entry| entry.unwrap().path()).filter(|path| path.is_dir()).collect())
+        .unwrap_or_default();
+    entries.sort();
+    entries
+}
+
+fn git(dir: &Path, args: &[&str]) -> String {
+    let output = Command::new("git")
+        .args(["-c", "user.name=test", "-c", "user.email=test@localhost"])
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8_lossy(&output.stdout).trim().to_owned()
+}
+
+/// This checkout's files as they are now (committed or not, ignored ones left out), committed
+/// on `main` in a new repository.
+fn copy_of_the_checkout(into: &Path) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let files = git(root, &["ls-files", "--cached", "--others", "--exclude-standard", "-z"]);
+    for file in files.split('\0').filter(|file| !file.is_empty()) {
+        let from = root.join(file);
+        if !from.is_file() {
+            continue; // deleted in the work tree
+        }
+        let to = into.join(file);
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        std::fs::copy(&from, &to).unwrap();
+    }
+    git(into, &["init", "--quiet", "--initial-branch=main"]);
+    git(into, &["add", "--all"]);
+    git(into, &["commit", "--quiet", "--message", "the workshop"]);
+}
+
+/// `cargo xtask exercise …` in the copy.
+fn exercise(copy: &Path, args: &[&str]) -> Output {
+    let target = Path::new(env!("CARGO_TARGET_TMPDIR")).join("exercises-target");
+    Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .arg("exercise")
+        .args(args)
+        .current_dir(copy)
+        .env("WORKSHOP_ROOT", copy)
+        .env("WORKSHOP_STATE_DIR", copy.join(".state"))
+        .env("CARGO_TARGET_DIR", target)
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap()
+}
+
+fn text(output: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr))
+}
+
+#[test]
+fn every_exercise_fails_unsolved_and_passes_solved() {
+    let copy = tempfile::tempdir().unwrap();
+    let copy = copy.path();
+    copy_of_the_checkout(copy);
+    let exercises = exercises(copy);
+    assert!(exercises.len() >= 8, "the workshop promises at least eight exercises");
+
+    let listed = text(&exercise(copy, &["list"]));
+    for one in &exercises {
+        assert!(listed.contains(&one.name) && listed.contains(&one.spec.goal), "{listed}");
+    }
+
+    let mut stale = Vec::new();
+    for one in &exercises {
+        if let Err(problem) = go_through(copy, one) {
+            stale.push(format!("── {} ──\n{problem}", one.name));
+            // Leave the copy clean for the next one, whatever state this one left.
+            let _ = exercise(copy, &["reset"]);
+            git(copy, &["checkout", "--quiet", "--force", "main"]);
+        }
+    }
+    assert!(stale.is_empty(), "{} exercise(s) do not work:\n{}", stale.len(), stale.join("\n\n"));
+
+    let listed = text(&exercise(copy, &["list"]));
+    assert!(listed.contains(&format!("{} of {} solved", exercises.len(), exercises.len())), "{listed}");
+}
+
+/// One exercise from start to reset; the first thing that is not as it should be.
+fn go_through(copy: &Path, one: &Exercise) -> Result<(), String> {
+    let ensure = |holds: bool, what: String| if holds { Ok(()) } else { Err(what) };
+    let name = one.name.as_str();
+
+    let started = exercise(copy, &["start", name]);
+    ensure(started.status.success(), format!("start failed:\n{}", text(&started)))?;
+    ensure(text(&started).contains(&one.spec.goal), format!("start does not say the goal:\n{}", text(&started)))?;
+    for file in &one.spec.open {
+        ensure(text(&started).contains(file.as_str()), format!("start does not say to open {file}"))?;
+    }
+    ensure(git(copy, &["branch", "--show-current"]) == format!("exercise/{name}"), "not on its branch".into())?;
+    ensure(
+        !git(copy, &["diff", "main", "--stat", "--", "services"]).is_empty(),
+        "start took nothing out of services/".into(),
+    )?;
+
+    let unsolved = exercise(copy, &["check", "--timeout", "5s"]);
+    let said = text(&unsolved);
+    ensure(!unsolved.status.success(), format!("check passes on the unsolved code:\n{said}"))?;
+    ensure(
+        said.contains("does not compile") != one.spec.compiles,
+        format!("the unsolved code should {}compile:\n{said}", if one.spec.compiles { "" } else { "not " }),
+    )?;
+    ensure(said.contains(&one.spec.diagnosis), format!("check does not say {:?}:\n{said}", one.spec.diagnosis))?;
+    ensure(said.contains("cargo xtask exercise hint"), format!("check does not point to the hints:\n{said}"))?;
+
+    let hint = text(&exercise(copy, &["hint"]));
+    ensure(hint.contains("Hint 1 of"), format!("no first hint:\n{hint}"))?;
+    let hint = text(&exercise(copy, &["hint"]));
+    ensure(hint.contains("Hint 2 of"), format!("the second `hint` does not give the next one:\n{hint}"))?;
+
+    let solution = exercise(copy, &["solution"]);
+    ensure(solution.status.success(), format!("solution failed:\n{}", text(&solution)))?;
+    let mut apply = Command::new("git")
+        .args(["apply", "-"])
+        .current_dir(copy)
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    apply.stdin.take().unwrap().write_all(&solution.stdout).unwrap();
+    let applied = apply.wait_with_output().unwrap();
+    ensure(
+        applied.status.success(),
+        format!("the solution does not apply: {}", String::from_utf8_lossy(&applied.stderr)),
+    )?;
+    ensure(
+        git(copy, &["diff", "main", "--", "services"]).is_empty(),
+        "the solution does not give back the finished code".into(),
+    )?;
+
+    let solved = exercise(copy, &["check"]);
+    ensure(solved.status.success(), format!("check fails on the solved code:\n{}", text(&solved)))?;
+    ensure(text(&solved).contains("✓ Solved"), format!("check does not say solved:\n{}", text(&solved)))?;
+
+    let reset = exercise(copy, &["reset"]);
+    ensure(reset.status.success(), format!("reset failed:\n{}", text(&reset)))?;
+    ensure(git(copy, &["branch", "--show-current"]) == "main", "reset did not go back to main".into())?;
+    ensure(
+        !git(copy, &["diff", "main", &format!("exercise/{name}"), "--stat"]).contains("services/")
+            && git(copy, &["log", "-1", "--format=%s", &format!("exercise/{name}")]).contains("my attempt"),
+        "the attempt was not kept on its branch".into(),
+    )?;
+    Ok(())
+}
+
+/// `start` refuses to switch branches over uncommitted work, and says what to do.
+#[test]
+fn start_refuses_uncommitted_changes() {
+    let copy = tempfile::tempdir().unwrap();
+    let copy = copy.path();
+    copy_of_the_checkout(copy);
+    let routes = copy.join("services/apiserver/src/routes.rs");
+    let mut code = std::fs::read_to_string(&routes).unwrap();
+    code.push_str("\n// my own change\n");
+    std::fs::write(&routes, &code).unwrap();
+
+    let refused = exercise(copy, &["start", "http-middleware"]);
+    assert!(!refused.status.success());
+    let said = text(&refused);
+    assert!(said.contains("not committed") && said.contains("services/apiserver/src/routes.rs"), "{said}");
+    assert!(said.contains("git stash"), "says how to put them aside: {said}");
+    assert_eq!(git(copy, &["branch", "--show-current"]), "main");
+    assert_eq!(std::fs::read_to_string(&routes).unwrap(), code, "the learner's change is untouched");
+
+    let unknown = text(&exercise(copy, &["start", "no-such-exercise"]));
+    assert!(unknown.contains("there is no exercise") && unknown.contains("http-middleware"), "{unknown}");
+}
