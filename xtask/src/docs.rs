@@ -80,8 +80,10 @@ pub fn xtask_commands(text: &str) -> Vec<Vec<String>> {
         }
         let line = line.trim().trim_start_matches("$ ");
         if in_code && line.starts_with("cargo xtask ") {
-            let without_comment = line.split(" #").next().unwrap_or(line);
-            commands.push(without_comment.split_whitespace().skip(1).map(str::to_owned).collect());
+            // Up to a comment or the shell's next command (`| git apply`, `&& …`, `> file`).
+            let words = line.split_whitespace().skip(1);
+            let command = words.take_while(|word| !["#", "|", "&&", "||", ";", ">", "2>&1"].contains(word));
+            commands.push(command.map(str::to_owned).collect());
         }
     }
     commands
@@ -151,6 +153,14 @@ mod tests {
             let parsed = Cli::try_parse_from(&args);
             assert!(parsed.is_ok(), "README.md: `cargo {}` does not parse: {}", args.join(" "), parsed.err().unwrap());
         }
+    }
+
+    #[test]
+    fn a_command_ends_where_the_shell_goes_on() {
+        assert_eq!(
+            xtask_commands("```sh\ncargo xtask exercise solution | git apply   # the answer\n```\n"),
+            vec![vec!["xtask".to_owned(), "exercise".into(), "solution".into()]]
+        );
     }
 
     #[test]

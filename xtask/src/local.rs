@@ -10,7 +10,6 @@ use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::{
-    expect::Mode,
     processes::{self, Service, Services},
     project, verify,
 };
@@ -175,20 +174,7 @@ pub fn up(options: &Options, chapter: Option<u32>) -> anyhow::Result<()> {
         control.record_pid(service.name, service.pid())?;
     }
     print_summary(&at, &database_url, &services, options.stack);
-    let verification = verify::Options {
-        chapter: None,
-        chapters: None,
-        mode: Mode::Local,
-        api: format!("http://{}", at.api),
-        host: None,
-        tracez: vec![
-            format!("apiserver=http://{}", at.api_tracez),
-            format!("todomanager=http://{}", at.todomanager_tracez),
-        ],
-        up_to: chapter,
-        jaeger: format!("http://{}", at.traces),
-        timeout: Duration::from_secs(30),
-    };
+    let verification = verify::Options::of_local_stack(&at, chapter, Duration::from_secs(30));
     // A service stopped meanwhile (`cargo xtask service stop`) is reported; the rest go on.
     let mut supervisor = crate::service::Supervisor::default();
     let watch = || supervisor.step(&mut services, &control);

@@ -60,6 +60,26 @@ pub struct Options {
     pub timeout: Duration,
 }
 
+impl Options {
+    /// For a stack that `up --local` (or an exercise's check) started at `at`.
+    pub fn of_local_stack(at: &crate::local::Addresses, up_to: Option<u32>, timeout: Duration) -> Self {
+        Self {
+            chapter: None,
+            chapters: None,
+            mode: Mode::Local,
+            api: format!("http://{}", at.api),
+            host: None,
+            tracez: vec![
+                format!("apiserver=http://{}", at.api_tracez),
+                format!("todomanager=http://{}", at.todomanager_tracez),
+            ],
+            up_to,
+            jaeger: format!("http://{}", at.traces),
+            timeout,
+        }
+    }
+}
+
 /// Verifies in the background while `watch` looks after the services every tenth of a second:
 /// an error from it, or a Ctrl-C, ends the wait at once. `None` when the user interrupted.
 pub fn while_watching(

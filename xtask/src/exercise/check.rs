@@ -8,7 +8,6 @@ use notify_debouncer_mini::{DebounceEventResult, new_debouncer, notify::Recursiv
 
 use super::catalog::Exercise;
 use crate::{
-    expect::Mode,
     local::{self, Addresses, Launch, Stack},
     processes,
     progress::{self, Progress},
@@ -116,20 +115,7 @@ fn once(exercises: &[Exercise], exercise: &Exercise, options: &Options) -> anyho
         ],
         under: None,
     })?;
-    let verification = verify::Options {
-        chapter: None,
-        chapters: None,
-        mode: Mode::Local,
-        api: format!("http://{}", at.api),
-        host: None,
-        tracez: vec![
-            format!("apiserver=http://{}", at.api_tracez),
-            format!("todomanager=http://{}", at.todomanager_tracez),
-        ],
-        up_to: None,
-        jaeger: format!("http://{}", at.traces),
-        timeout: options.timeout,
-    };
+    let verification = verify::Options::of_local_stack(&at, None, options.timeout);
     let solved = verify::claims(&verification, &claims);
     services.stop_all();
     if !solved? {

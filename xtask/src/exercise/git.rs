@@ -27,6 +27,12 @@ impl Git {
 
     /// Runs a command that only reads; its output, trimmed.
     fn read(&self, args: &[&str]) -> anyhow::Result<String> {
+        Ok(self.read_exactly(args)?.trim_end().to_owned())
+    }
+
+    /// Runs a command that only reads; its output as it is (a diff's last line may be a
+    /// context line of one space).
+    fn read_exactly(&self, args: &[&str]) -> anyhow::Result<String> {
         let output = duct::cmd("git", args)
             .dir(&self.root)
             .stderr_capture()
@@ -40,7 +46,7 @@ impl Git {
             args.join(" "),
             String::from_utf8_lossy(&output.stderr).trim()
         );
-        Ok(String::from_utf8_lossy(&output.stdout).trim_end().to_owned())
+        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
     }
 
     /// Runs a command that changes the checkout, printed first.
@@ -122,7 +128,6 @@ impl Git {
         in_scratch(&["apply", "--cached", &patch.to_string_lossy()])
             .with_context(|| format!("{} does not apply to {base}", patch.display()))?;
         let broken = in_scratch(&["write-tree"])?;
-        let diff = self.read(&["diff", &broken, base])?;
-        Ok(diff + "\n")
+        self.read_exactly(&["diff", &broken, base])
     }
 }
