@@ -223,4 +223,80 @@ fn start_refuses_uncommitted_changes() {
 
     let unknown = text(&exercise(copy, &["start", "no-such-exercise"]));
     assert!(unknown.contains("there is no exercise") && unknown.contains("http-middleware"), "{unknown}");
+
+    // One exercise at a time; starting the same one again is not an error.
+    git(copy, &["checkout", "--", "services/apiserver/src/routes.rs"]);
+    assert!(exercise(copy, &["start", "http-middleware"]).status.success());
+    let again = exercise(copy, &["start", "http-middleware"]);
+    assert!(text(&again).contains("already started"), "{}", text(&again));
+    let other = exercise(copy, &["start", "route-names"]);
+    assert!(!other.status.success());
+    assert!(text(&other).contains("in the middle of the exercise http-middleware"), "{}", text(&other));
+    assert_eq!(git(copy, &["branch", "--show-current"]), "exercise/http-middleware");
+}
+
+/// `check --watch` checks again when a file under services/ is saved, and ends once solved.
+#[test]
+fn check_watch_checks_again_on_every_save() {
+    let copy = tempfile::tempdir().unwrap();
+    let copy = copy.path();
+    copy_of_the_checkout(copy);
+    assert!(exercise(copy, &["start", "keep-probes-out"]).status.success());
+
+    let target = Path::new(env!("CARGO_TARGET_TMPDIR")).join("exercises-target");
+    let mut watching = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(["exercise", "check", "--watch", "--timeout", "5s"])
+        .current_dir(copy)
+        .env("WORKSHOP_ROOT", copy)
+        .env("WORKSHOP_STATE_DIR", copy.join(".state"))
+        .env("CARGO_TARGET_DIR", target)
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let (lines, said) = std::sync::mpsc::channel();
+    let stdout = watching.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufRead::lines(std::io::BufReader::new(stdout)) {
+            let Ok(line) = line else { break };
+            if lines.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(600);
+    let mut output = Vec::new();
+    let mut wait_for = |wanted: &str| loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match said.recv_timeout(left) {
+            Ok(line) => {
+                let found = line.contains(wanted);
+                output.push(line);
+                if found {
+                    return true;
+                }
+            }
+            Err(_) => return false,
+        }
+    };
+    let first = wait_for("Watching");
+    if first {
+        // The learner saves the solution.
+        let solution = exercise(copy, &["solution"]);
+        let mut apply =
+            Command::new("git").args(["apply", "-"]).current_dir(copy).stdin(Stdio::piped()).spawn().unwrap();
+        apply.stdin.take().unwrap().write_all(&solution.stdout).unwrap();
+        assert!(apply.wait().unwrap().success());
+    }
+    let solved = first && wait_for("✓ Solved");
+    if !solved {
+        let _ = watching.kill();
+    }
+    let status = watching.wait().unwrap();
+    let output = output.join("\n");
+    assert!(solved, "no second check that passed:\n{output}");
+    assert!(status.success(), "{output}");
+    assert_eq!(output.matches("── Checking keep-probes-out").count(), 2, "{output}");
+    assert!(output.contains("Not solved yet"), "the first check failed: {output}");
 }

@@ -126,7 +126,7 @@ fn once(exercises: &[Exercise], exercise: &Exercise, options: &Options) -> anyho
     }
     println!("\n✓ Solved: {}", exercise.spec.goal);
     // Only the learner's own work counts: checking the finished code proves nothing.
-    let started = super::in_progress()?.is_some_and(|started| started.name == exercise.name);
+    let started = super::in_progress().ok().flatten().is_some_and(|started| started.name == exercise.name);
     if started {
         Progress::record_solved(&exercise.name);
     }
