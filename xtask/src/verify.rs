@@ -304,10 +304,16 @@ impl Verifier {
             return Ok(status_ok);
         }
         let Some(trace_id) = trace_id else {
-            println!(
-                "  ✗ the answer has no X-Trace-Id header: apiserver did not trace this request.\n    \
-                 → is OTEL_SDK_DISABLED set for apiserver? Unset it and restart apiserver."
-            );
+            println!("  ✗ the answer has no X-Trace-Id header: apiserver did not trace this request.");
+            let exports = self.jaeger.services().unwrap_or_default().iter().any(|service| service == "apiserver");
+            if exports {
+                println!(
+                    "    → apiserver does export spans, so tracing is on, but no span was made for this HTTP \
+                     request: is the tracing middleware (telemetry::http::trace_requests) on its router?"
+                );
+            } else {
+                println!("    → is OTEL_SDK_DISABLED set for apiserver? Unset it and restart apiserver.");
+            }
             return Ok(false);
         };
         println!("  trace {trace_id}  ({}/trace/{trace_id})", self.jaeger.base());

@@ -151,6 +151,15 @@ mod tests {
             for file in &exercise.spec.open {
                 assert!(crate::project::root().join(file).is_file(), "{}: {file} does not exist", exercise.name);
             }
+            let patch = std::fs::read_to_string(exercise.patch()).unwrap();
+            assert!(
+                patch
+                    .lines()
+                    .any(|line| line.starts_with('+') && line.contains(&format!("TODO(exercise {})", exercise.name))),
+                "{}: its patch marks the spot with `TODO(exercise {})`",
+                exercise.name,
+                exercise.name
+            );
             let readme = std::fs::read_to_string(exercise.chapter_folder.join("README.md")).unwrap();
             assert!(
                 readme.lines().any(|line| line.starts_with('#') && line.contains(&exercise.spec.section)),

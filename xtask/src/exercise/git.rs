@@ -51,7 +51,11 @@ impl Git {
 
     /// Runs a command that changes the checkout, printed first.
     fn change(&self, args: &[&str]) -> anyhow::Result<()> {
-        let shown: Vec<&str> = args.iter().copied().filter(|arg| !IDENTITY.contains(arg)).collect();
+        let shown: Vec<String> = args
+            .iter()
+            .filter(|arg| !IDENTITY.contains(arg))
+            .map(|arg| if arg.contains(' ') { format!("\"{arg}\"") } else { (*arg).to_owned() })
+            .collect();
         println!("$ git {}", shown.join(" "));
         duct::cmd("git", args).dir(&self.root).run().with_context(|| format!("git {} failed", shown.join(" ")))?;
         Ok(())

@@ -167,6 +167,7 @@ fn start(exercise: &Exercise) -> anyhow::Result<()> {
     println!("\n▶ {}: {}", exercise.name, exercise.spec.goal);
     println!("\n  Read first: {}, section \"{}\"", relative(&readme), exercise.spec.section);
     println!("  Then open:  {}", exercise.spec.open.join(", "));
+    println!("  and find:   TODO(exercise {})", exercise.name);
     if !exercise.spec.compiles {
         println!("  (The code does not compile as it is: the compiler's errors are part of the exercise.)");
     }
