@@ -305,7 +305,15 @@ impl Verifier {
         }
         let Some(trace_id) = trace_id else {
             println!("  ✗ the answer has no X-Trace-Id header: apiserver did not trace this request.");
-            let exports = self.jaeger.services().unwrap_or_default().iter().any(|service| service == "apiserver");
+            // Its other spans (a gRPC call as a root span) may still be on their way: wait a little.
+            let deadline = Instant::now() + self.timeout.min(Duration::from_secs(3));
+            let exports = loop {
+                let known = self.jaeger.services().unwrap_or_default().iter().any(|service| service == "apiserver");
+                if known || Instant::now() >= deadline {
+                    break known;
+                }
+                std::thread::sleep(Duration::from_millis(200));
+            };
             if exports {
                 println!(
                     "    → apiserver does export spans, so tracing is on, but no span was made for this HTTP \
