@@ -240,7 +240,9 @@ async fn bad_requests_get_json_errors(db: &TestDb) {
         ("DELETE", "/v1/todo/999999", None, "".into(), StatusCode::NOT_FOUND),
         ("DELETE", "/v1/todo/x", None, "".into(), StatusCode::BAD_REQUEST),
         ("PATCH", &todo, json, r#"{"done": true}"#.into(), StatusCode::METHOD_NOT_ALLOWED),
-        ("DELETE", "/v1/todo", None, "".into(), StatusCode::METHOD_NOT_ALLOWED),
+        // Deletes the finished todos only when told so (`?done=true`): without, a 400 that says how.
+        ("DELETE", "/v1/todo", None, "".into(), StatusCode::BAD_REQUEST),
+        ("DELETE", "/v1/todo?done=1", None, "".into(), StatusCode::BAD_REQUEST),
         ("POST", "/ping", None, "".into(), StatusCode::METHOD_NOT_ALLOWED),
         ("GET", "/v2/todo", None, "".into(), StatusCode::NOT_FOUND),
         // Unicode, encodings and numbers at their edges.
