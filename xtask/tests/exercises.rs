@@ -88,6 +88,14 @@ fn copy_of_the_checkout(into: &Path) {
     git(into, &["commit", "--quiet", "--message", "the workshop"]);
 }
 
+/// The tests that build share one target folder, where cargo puts each binary at one path
+/// (`debug/apiserver`) whichever copy it was built from: they take turns.
+static ONE_BUILD_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn take_turn() -> std::sync::MutexGuard<'static, ()> {
+    ONE_BUILD_AT_A_TIME.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// `cargo xtask exercise …` in the copy.
 fn exercise(copy: &Path, args: &[&str]) -> Output {
     let target = Path::new(env!("CARGO_TARGET_TMPDIR")).join("exercises-target");
@@ -109,6 +117,7 @@ fn text(output: &Output) -> String {
 
 #[test]
 fn every_exercise_fails_unsolved_and_passes_solved() {
+    let _turn = take_turn();
     let copy = tempfile::tempdir().unwrap();
     let copy = copy.path();
     copy_of_the_checkout(copy);
@@ -238,6 +247,7 @@ fn start_refuses_uncommitted_changes() {
 /// `check --watch` checks again when a file under services/ is saved, and ends once solved.
 #[test]
 fn check_watch_checks_again_on_every_save() {
+    let _turn = take_turn();
     let copy = tempfile::tempdir().unwrap();
     let copy = copy.path();
     copy_of_the_checkout(copy);
