@@ -96,19 +96,24 @@ fn take_turn() -> std::sync::MutexGuard<'static, ()> {
     ONE_BUILD_AT_A_TIME.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// `cargo xtask exercise …` in the copy.
-fn exercise(copy: &Path, args: &[&str]) -> Output {
+/// `cargo xtask exercise …` in the copy, to run.
+fn exercise_command(copy: &Path, args: &[&str]) -> Command {
     let target = Path::new(env!("CARGO_TARGET_TMPDIR")).join("exercises-target");
-    Command::new(env!("CARGO_BIN_EXE_xtask"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_xtask"));
+    command
         .arg("exercise")
         .args(args)
         .current_dir(copy)
         .env("WORKSHOP_ROOT", copy)
         .env("WORKSHOP_STATE_DIR", copy.join(".state"))
         .env("CARGO_TARGET_DIR", target)
-        .env("NO_COLOR", "1")
-        .output()
-        .unwrap()
+        .env("NO_COLOR", "1");
+    command
+}
+
+/// `cargo xtask exercise …` in the copy, run to its end.
+fn exercise(copy: &Path, args: &[&str]) -> Output {
+    exercise_command(copy, args).output().unwrap()
 }
 
 fn text(output: &Output) -> String {
@@ -253,14 +258,7 @@ fn check_watch_checks_again_on_every_save() {
     copy_of_the_checkout(copy);
     assert!(exercise(copy, &["start", "keep-probes-out"]).status.success());
 
-    let target = Path::new(env!("CARGO_TARGET_TMPDIR")).join("exercises-target");
-    let mut watching = Command::new(env!("CARGO_BIN_EXE_xtask"))
-        .args(["exercise", "check", "--watch", "--timeout", "5s"])
-        .current_dir(copy)
-        .env("WORKSHOP_ROOT", copy)
-        .env("WORKSHOP_STATE_DIR", copy.join(".state"))
-        .env("CARGO_TARGET_DIR", target)
-        .env("NO_COLOR", "1")
+    let mut watching = exercise_command(copy, &["check", "--watch", "--timeout", "5s"])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
