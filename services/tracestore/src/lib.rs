@@ -2,6 +2,7 @@
 //! process. It receives spans over OTLP (gRPC 4317, HTTP 4318), keeps the newest traces in
 //! memory and answers Jaeger's query API v3 on 16686, next to a page that lists the traces.
 
+pub mod filter;
 pub mod json;
 pub mod limits;
 pub mod model;

@@ -151,6 +151,13 @@ fn parse_query(params: &HashMap<String, String>) -> Result<store::Query, Respons
     {
         query.num_traces = depth.parse::<usize>().map_err(|why| malformed(&name, why))?;
     }
+    // A JSON object of strings, as Jaeger reads it since v2.19.0 (`apiv3/query_parser.go`):
+    // `query.attributes={"error":"true","http.route":"/v1/todo"}`.
+    if let Some((attributes, name)) = param(params, "query.attributes") {
+        let attributes: std::collections::BTreeMap<String, String> =
+            serde_json::from_str(attributes).map_err(|why| malformed(&name, why))?;
+        query.attributes = crate::filter::Attributes(attributes);
+    }
     if let Some((duration, name)) = param(params, "query.duration_min") {
         query.duration_min = Some(parse_go_duration(duration).map_err(|why| malformed(&name, why))?);
     }

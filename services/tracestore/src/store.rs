@@ -24,6 +24,8 @@ pub struct Query {
     pub start_time_max_nanos: u64,
     pub duration_min: Option<Duration>,
     pub duration_max: Option<Duration>,
+    /// `query.attributes` (filter.rs).
+    pub attributes: crate::filter::Attributes,
     pub num_traces: usize,
 }
 
@@ -278,15 +280,20 @@ impl Store {
     pub fn find(&self, query: &Query) -> Vec<Vec<ResourceSpans>> {
         let traces = self.traces();
         let matches = |parts: &[ResourceSpans]| {
+            // One span of the service meets every condition (as in Jaeger's memory store).
             parts.iter().filter(|rs| service_name(rs) == query.service_name).any(|rs| {
-                rs.scope_spans.iter().flat_map(|scope| &scope.spans).any(|span| {
-                    let duration =
-                        Duration::from_nanos(span.end_time_unix_nano.saturating_sub(span.start_time_unix_nano));
-                    query.operation_name.as_ref().is_none_or(|name| *name == span.name)
-                        && (query.start_time_min_nanos..=query.start_time_max_nanos)
-                            .contains(&span.start_time_unix_nano)
-                        && query.duration_min.is_none_or(|min| duration >= min)
-                        && query.duration_max.is_none_or(|max| duration <= max)
+                let resource = rs.resource.as_ref().map(|resource| resource.attributes.as_slice()).unwrap_or_default();
+                rs.scope_spans.iter().any(|scope_spans| {
+                    scope_spans.spans.iter().any(|span| {
+                        let duration =
+                            Duration::from_nanos(span.end_time_unix_nano.saturating_sub(span.start_time_unix_nano));
+                        query.operation_name.as_ref().is_none_or(|name| *name == span.name)
+                            && (query.start_time_min_nanos..=query.start_time_max_nanos)
+                                .contains(&span.start_time_unix_nano)
+                            && query.duration_min.is_none_or(|min| duration >= min)
+                            && query.duration_max.is_none_or(|max| duration <= max)
+                            && query.attributes.matches(resource, scope_spans.scope.as_ref(), span)
+                    })
                 })
             })
         };

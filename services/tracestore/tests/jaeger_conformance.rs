@@ -282,6 +282,21 @@ async fn bad_parameters_and_unknown_traces_are_answered_as_jaeger_answers_them()
             "malformed parameter query.duration_min",
         ),
         (&format!("/api/v3/traces?{window}"), "query.service_name is required"),
+        // A JSON object of strings (Jaeger v2.19.0, apiv3/query_parser.go), nothing else.
+        (
+            &format!("/api/v3/traces?query.service_name=a&{window}&query.attributes=error"),
+            "malformed parameter query.attributes",
+        ),
+        (
+            &format!(
+                "/api/v3/traces?query.service_name=a&{window}&query.attributes=%7B%22http.response.status_code%22%3A500%7D"
+            ),
+            "malformed parameter query.attributes",
+        ),
+        (
+            &format!("/api/v3/traces?query.service_name=a&{window}&query.attributes=%5B%5D"),
+            "malformed parameter query.attributes",
+        ),
     ];
     for (path, message) in cases {
         let (status, body) = store.get(path).await;

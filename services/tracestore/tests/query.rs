@@ -1,12 +1,12 @@
 //! What the README says of the store's search, checked on the store itself: the newest 10,000
-//! traces are kept, searches answer newest first, `num_traces` limits them and
-//! `duration_min`/`duration_max` filter by span duration.
+//! traces are kept, searches answer newest first, `num_traces` limits them,
+//! `duration_min`/`duration_max` filter by span duration and `attributes` by what a span says.
 
 use opentelemetry_proto::tonic::{
     collector::trace::v1::ExportTraceServiceRequest,
     common::v1::{AnyValue, KeyValue, any_value::Value},
     resource::v1::Resource,
-    trace::v1::{ResourceSpans, ScopeSpans, Span},
+    trace::v1::{ResourceSpans, ScopeSpans, Span, Status, status::StatusCode},
 };
 use tracestore::{Limits, Store, model, store::Query};
 
@@ -95,4 +95,35 @@ fn searches_answer_newest_first_within_num_traces_and_durations() {
     assert_eq!(trace_numbers(store.find(&at_most_30ms)), [3, 2, 1]);
     let at_least_20ms = Query { duration_min: Some(std::time::Duration::from_millis(20)), ..at_most_30ms };
     assert_eq!(trace_numbers(store.find(&at_least_20ms)), [3, 2]);
+}
+
+/// `query.attributes`: errors only, by status code, by kind, by resource, all at once on one
+/// span, as Jaeger's memory store matches them.
+#[test]
+fn searches_filter_by_attributes_span_by_span() {
+    let store = Store::new(Limits::default());
+    for n in 1..=6 {
+        let mut request = trace(n, 1);
+        let span = &mut request.resource_spans[0].scope_spans[0].spans[0];
+        // Odd traces failed with a 500; even ones answered 200; trace 6 is a client span.
+        let (code, status) = if n % 2 == 1 { (500, StatusCode::Error) } else { (200, StatusCode::Unset) };
+        span.status = Some(Status { code: status as i32, message: String::new() });
+        span.kind = if n == 6 { 3 } else { 2 };
+        span.attributes.push(KeyValue {
+            key: "http.response.status_code".into(),
+            key_strindex: 0,
+            value: Some(AnyValue { value: Some(Value::IntValue(code)) }),
+        });
+        store.ingest(request);
+    }
+    let with = |pairs: &[(&str, &str)]| {
+        let attributes = pairs.iter().map(|(key, value)| (key.to_string(), value.to_string())).collect();
+        trace_numbers(store.find(&Query { attributes: tracestore::filter::Attributes(attributes), ..query() }))
+    };
+    assert_eq!(with(&[("error", "true")]), [5, 3, 1]);
+    assert_eq!(with(&[("error", "false")]), Vec::<u64>::new(), "false asks for status Ok, which none has");
+    assert_eq!(with(&[("http.response.status_code", "200")]), [6, 4, 2]);
+    assert_eq!(with(&[("http.response.status_code", "200"), ("span.kind", "server")]), [4, 2]);
+    assert_eq!(with(&[("resource.service.name", "svc"), ("span.status", "error")]), [5, 3, 1]);
+    assert_eq!(with(&[("error", "true"), ("http.response.status_code", "200")]), Vec::<u64>::new());
 }
