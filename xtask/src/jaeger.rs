@@ -8,6 +8,18 @@ use opentelemetry_proto::tonic::trace::v1::TracesData;
 use reqwest::StatusCode;
 use tracestore::model::{self, Span};
 
+/// A trace search: Jaeger's `query.*` parameters.
+pub struct Search {
+    pub service: String,
+    pub operation: Option<String>,
+    pub since: SystemTime,
+    pub duration_min: Option<Duration>,
+    pub duration_max: Option<Duration>,
+    /// `query.attributes`: `error` = `true` for errors only, or any attribute.
+    pub attributes: std::collections::BTreeMap<String, String>,
+    pub limit: usize,
+}
+
 pub struct Jaeger {
     base: String,
     http: reqwest::blocking::Client,
@@ -54,6 +66,44 @@ impl Jaeger {
             url.query_pairs_mut().append_pair("query.operation_name", operation);
         }
         Ok(self.traces(url.as_str())?.unwrap_or_default())
+    }
+
+    /// The traces a search finds, newest first: each as its spans.
+    pub fn search(&self, search: &Search) -> anyhow::Result<Vec<Vec<Span>>> {
+        let mut url = reqwest::Url::parse(&format!("{}/api/v3/traces", self.base))?;
+        {
+            let mut query = url.query_pairs_mut();
+            query
+                .append_pair("query.service_name", &search.service)
+                .append_pair("query.start_time_min", &humantime::format_rfc3339_nanos(search.since).to_string())
+                .append_pair(
+                    "query.start_time_max",
+                    &humantime::format_rfc3339_nanos(SystemTime::now() + Duration::from_secs(60)).to_string(),
+                )
+                .append_pair("query.num_traces", &search.limit.to_string());
+            if let Some(operation) = &search.operation {
+                query.append_pair("query.operation_name", operation);
+            }
+            // Go durations: a count of nanoseconds is one.
+            if let Some(min) = search.duration_min {
+                query.append_pair("query.duration_min", &format!("{}ns", min.as_nanos()));
+            }
+            if let Some(max) = search.duration_max {
+                query.append_pair("query.duration_max", &format!("{}ns", max.as_nanos()));
+            }
+            if !search.attributes.is_empty() {
+                query.append_pair("query.attributes", &serde_json::to_string(&search.attributes)?);
+            }
+        }
+        let spans = self.traces(url.as_str())?.unwrap_or_default();
+        let mut traces: Vec<Vec<Span>> = Vec::new();
+        for span in spans {
+            match traces.iter_mut().find(|trace| trace[0].trace_id == span.trace_id) {
+                Some(trace) => trace.push(span),
+                None => traces.push(vec![span]),
+            }
+        }
+        Ok(traces)
     }
 
     pub fn services(&self) -> anyhow::Result<Vec<String>> {

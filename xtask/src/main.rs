@@ -17,6 +17,7 @@ mod progress;
 mod project;
 mod realstack;
 mod render;
+mod search;
 mod service;
 mod tools;
 mod trace;
@@ -46,8 +47,10 @@ enum Command {
     Down(cluster::DownOptions),
     /// Check that the traces look the way the chapters say they do.
     Verify(verify::Options),
-    /// Show one trace as a waterfall in the terminal.
+    /// Show one trace as a waterfall in the terminal (--details: every span in full; --compare: two side by side).
     Trace(trace::Options),
+    /// Find traces: errors only, slower than a duration, by operation or attribute.
+    Search(search::Options),
     /// Stop or start one service of a running `up --local`; the others keep running.
     Service(service::Options),
     /// Measure what tracing costs: the same load with tracing off, on, and with a dead collector.
@@ -102,6 +105,7 @@ fn run(command: Command) -> anyhow::Result<()> {
         Command::Up(args) if args.local => local::up(&args.local_options, args.chapter),
         Command::Verify(options) => verify::run(&options),
         Command::Trace(options) => trace::run(&options),
+        Command::Search(options) => search::run(&options),
         Command::Lint => lint::run(),
         Command::Tools(options) => tools::run(&options),
         Command::Service(options) => service::run(&options),

@@ -71,6 +71,7 @@ mod tests {
             resource: Default::default(),
             is_error: error,
             status_message: String::new(),
+            events: Vec::new(),
         }
     }
 

@@ -30,11 +30,36 @@ pub struct Faults {
     /// With --inject-failures: the share of requests delayed by 100 ms.
     #[arg(long, env = "DELAY_RATE", default_value_t = 0.1)]
     pub delay_rate: f64,
+
+    /// With --inject-failures: draw the fates from this seed, so that the same requests in the
+    /// same order meet the same fates (for chapters and tests); without it, a random one.
+    #[arg(long, env = "FAULT_SEED")]
+    pub fault_seed: Option<u64>,
 }
 
 impl Default for Faults {
     fn default() -> Self {
-        Self { inject_failures: false, failure_rate: 0.1, delay_rate: 0.1 }
+        Self { inject_failures: false, failure_rate: 0.1, delay_rate: 0.1, fault_seed: None }
+    }
+}
+
+/// The middleware's state: the settings and one random sequence for all requests, drawn in
+/// the order they arrive.
+#[derive(Clone)]
+pub struct Injector {
+    faults: Faults,
+    rng: std::sync::Arc<std::sync::Mutex<fastrand::Rng>>,
+}
+
+impl Injector {
+    pub fn new(faults: Faults) -> Self {
+        let rng = faults.fault_seed.map_or_else(fastrand::Rng::new, fastrand::Rng::with_seed);
+        Self { faults, rng: std::sync::Arc::new(std::sync::Mutex::new(rng)) }
+    }
+
+    fn fate(&self, choice: Option<&str>) -> Fate {
+        let mut rng = self.rng.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        self.faults.fate(choice, &mut rng)
     }
 }
 
@@ -72,17 +97,17 @@ tokio::task_local! {
 }
 
 /// The middleware; it runs inside the request's span.
-pub async fn inject(State(faults): State<Faults>, request: Request, next: Next) -> Response {
+pub async fn inject(State(injector): State<Injector>, request: Request, next: Next) -> Response {
     let choice = request.headers().get(CHOICE_HEADER).and_then(|value| value.to_str().ok()).map(str::to_owned);
-    OPTED_OUT.scope(choice.as_deref() == Some("none"), decide(faults, choice.as_deref(), request, next)).await
+    OPTED_OUT.scope(choice.as_deref() == Some("none"), decide(injector, choice.as_deref(), request, next)).await
 }
 
-async fn decide(faults: Faults, choice: Option<&str>, request: Request, next: Next) -> Response {
+async fn decide(injector: Injector, choice: Option<&str>, request: Request, next: Next) -> Response {
     let probe = matches!(request.uri().path(), "/ping" | "/ready");
-    if !faults.inject_failures || probe {
+    if !injector.faults.inject_failures || probe {
         return next.run(request).await;
     }
-    let fate = faults.fate(choice, &mut fastrand::Rng::new());
+    let fate = injector.fate(choice);
     let span = tracing::Span::current();
     match fate {
         Fate::Error => {
@@ -108,7 +133,7 @@ mod tests {
     /// four standard deviations (0.012 for a rate of 0.1).
     #[test]
     fn the_rates_are_honoured() {
-        let faults = Faults { inject_failures: true, failure_rate: 0.1, delay_rate: 0.2 };
+        let faults = Faults { inject_failures: true, failure_rate: 0.1, delay_rate: 0.2, fault_seed: None };
         let mut rng = fastrand::Rng::with_seed(42);
         let fates: Vec<Fate> = (0..10_000).map(|_| faults.fate(None, &mut rng)).collect();
         let share = |fate: Fate| fates.iter().filter(|f| **f == fate).count() as f64 / 10_000.0;
@@ -117,8 +142,20 @@ mod tests {
     }
 
     #[test]
+    fn a_seed_gives_the_same_fates_in_the_same_order() {
+        let faults = Faults { inject_failures: true, failure_rate: 0.3, delay_rate: 0.3, fault_seed: Some(7) };
+        let fates = || {
+            let injector = Injector::new(faults);
+            (0..50).map(|_| injector.fate(None)).collect::<Vec<_>>()
+        };
+        let first = fates();
+        assert_eq!(first, fates());
+        assert!(first.contains(&Fate::Error) && first.contains(&Fate::Delay) && first.contains(&Fate::Normal));
+    }
+
+    #[test]
     fn a_request_may_choose() {
-        let faults = Faults { inject_failures: true, failure_rate: 0.0, delay_rate: 0.0 };
+        let faults = Faults { inject_failures: true, failure_rate: 0.0, delay_rate: 0.0, fault_seed: None };
         let mut rng = fastrand::Rng::with_seed(1);
         assert_eq!(faults.fate(Some("error"), &mut rng), Fate::Error);
         assert_eq!(faults.fate(Some("delay"), &mut rng), Fate::Delay);

@@ -31,7 +31,7 @@ pub fn router(todomanager: TodoManager, faults: Faults) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(axum::middleware::from_fn_with_state(faults, crate::faults::inject))
+        .layer(axum::middleware::from_fn_with_state(crate::faults::Injector::new(faults), crate::faults::inject))
         // After routing, so the span is named after the route: `GET /v1/todo/{id}`.
         .layer(axum::middleware::from_fn(telemetry::http::trace_requests))
         .with_state(todomanager)

@@ -26,6 +26,15 @@ pub struct Span {
     pub resource: BTreeMap<String, String>,
     pub is_error: bool,
     pub status_message: String,
+    /// What happened during the span, in time order (a warning logged inside it, say).
+    pub events: Vec<Event>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Event {
+    pub name: String,
+    pub time_unix_nano: u64,
+    pub attributes: BTreeMap<String, String>,
 }
 
 impl Span {
@@ -73,6 +82,19 @@ pub fn spans_of(resource_spans: &[ResourceSpans]) -> Vec<Span> {
                 resource: resource.clone(),
                 is_error: status.code == StatusCode::Error as i32,
                 status_message: status.message,
+                events: span
+                    .events
+                    .iter()
+                    .map(|event| Event {
+                        name: event.name.clone(),
+                        time_unix_nano: event.time_unix_nano,
+                        attributes: event
+                            .attributes
+                            .iter()
+                            .map(|kv| (kv.key.clone(), text(kv.value.as_ref())))
+                            .collect(),
+                    })
+                    .collect(),
             });
         }
     }

@@ -240,6 +240,7 @@ fn the_span_tree_survives_jaegers_edge_cases() {
             resource: Default::default(),
             is_error: false,
             status_message: String::new(),
+            events: Vec::new(),
         })
         .collect();
     let tree = model::tree(&spans);
