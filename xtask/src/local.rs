@@ -63,6 +63,17 @@ pub struct Options {
     #[arg(long)]
     no_build: bool,
 
+    /// Turn failure injection on: about one request in ten fails with 500, one in ten is
+    /// 100 ms slower (apiserver's --failure-rate and --delay-rate), for the chapters on reading
+    /// traces.
+    #[arg(long)]
+    faults: bool,
+
+    /// With --faults: which requests fail follows from this seed and the order of the
+    /// requests, so a run can be repeated.
+    #[arg(long, requires = "faults")]
+    fault_seed: Option<u64>,
+
     /// Where the spans go: the workshop's own trace store, or the real OpenTelemetry Collector
     /// and Jaeger v2 as the cluster runs them (build them first: `cargo xtask tools install`).
     #[arg(long, value_enum, default_value_t = Stack::Store)]
@@ -156,6 +167,13 @@ pub fn up(options: &Options, chapter: Option<u32>) -> anyhow::Result<()> {
     // apiserver's from chapter 2 on, todomanager's from 3. Spans go to the store in batches
     // every half second, so that a trace shows up right after its request.
     let off_before = |from: u32| chapter.is_some_and(|chapter| chapter < from);
+    let mut env = vec![("OTEL_BSP_SCHEDULE_DELAY", "500".to_owned())];
+    if options.faults {
+        env.push(("INJECT_FAILURES", "true".to_owned()));
+        if let Some(seed) = options.fault_seed {
+            env.push(("FAULT_SEED", seed.to_string()));
+        }
+    }
     let mut services = start_stack(&Launch {
         binaries: &project::binaries_dir(),
         at: &at,
@@ -163,7 +181,7 @@ pub fn up(options: &Options, chapter: Option<u32>) -> anyhow::Result<()> {
         database_url: &database_url,
         traces: Some(options.stack),
         tracing_off: (off_before(3), off_before(2)),
-        env: &[("OTEL_BSP_SCHEDULE_DELAY", "500".to_owned())],
+        env: &env,
         under: None,
     })?;
 

@@ -463,3 +463,99 @@ fn collector_counter(port: &str, name: &str) -> u64 {
         .map(|line| line.rsplit(' ').next().unwrap().parse::<u64>().unwrap())
         .sum()
 }
+
+/// `cargo xtask …` against a running stack's trace store; its standard output.
+fn xtask_against(up: &Up, args: &[&str]) -> String {
+    let output = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(args)
+        .args(["--jaeger", &up.traces])
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(output.status.success(), "{args:?}: {stdout}{}", String::from_utf8_lossy(&output.stderr));
+    stdout
+}
+
+/// The trace ids of `cargo xtask search`'s table.
+fn found(table: &str) -> std::collections::BTreeSet<String> {
+    table
+        .lines()
+        .filter_map(|line| line.split_whitespace().next())
+        .filter(|word| word.len() == 32 && word.bytes().all(|byte| byte.is_ascii_hexdigit()))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// With faults on and a fixed seed, `search` finds exactly the requests that failed (by
+/// status and by attribute) and the ones that were slow (by duration and by attribute);
+/// `trace --details` shows why one failed; `trace --compare` shows where a slow one lost its
+/// time.
+#[test]
+fn search_finds_the_failed_and_the_slow_requests_and_trace_explains_them() {
+    use std::collections::BTreeSet;
+
+    let state = tempfile::tempdir().unwrap();
+    let up = Up::start_with(state.path(), &["--faults", "--fault-seed", "11"]);
+    let http = http();
+    let (mut mine, mut failed, mut took) = (BTreeSet::new(), BTreeSet::new(), std::collections::HashMap::new());
+    for _ in 0..40 {
+        let started = Instant::now();
+        let response = http.get(format!("{}/v1/todo", up.api)).send().unwrap();
+        let id = response.headers()["x-trace-id"].to_str().unwrap().to_owned();
+        took.insert(id.clone(), started.elapsed());
+        // 500 from apiserver's faults; 504 when todomanager's injected slowness outlasts
+        // apiserver's timeout: both are the server's failures, marked as errors.
+        if response.status().is_server_error() {
+            failed.insert(id.clone());
+        }
+        mine.insert(id);
+    }
+    assert!(!failed.is_empty() && failed.len() < 40, "seed 11 fails some requests, not all: {}", failed.len());
+    let search = |args: &[&str]| -> BTreeSet<String> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let mut all = vec!["search", "--since", "10m", "--limit", "100"];
+            all.extend_from_slice(args);
+            let hits: BTreeSet<String> = found(&xtask_against(&up, &all)).intersection(&mine).cloned().collect();
+            // Spans arrive in batches: wait until every request of ours has its trace.
+            let everything: BTreeSet<String> =
+                found(&xtask_against(&up, &["search", "--since", "10m", "--limit", "100"]));
+            if mine.is_subset(&everything) || Instant::now() > deadline {
+                return hits;
+            }
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    };
+
+    assert_eq!(search(&["--errors"]), failed, "--errors finds the 5xx");
+    let injected = search(&["--attribute", "fault.injected=error"]);
+    assert!(!injected.is_empty() && injected.is_subset(&failed), "{injected:?} {failed:?}");
+    let delayed = search(&["--attribute", "fault.injected=delay"]);
+    assert!(!delayed.is_empty(), "seed 11 delays some requests");
+    let slow = search(&["--min-duration", "100ms"]);
+    assert!(delayed.is_subset(&slow), "every delayed request lasted 100 ms or more: {delayed:?} {slow:?}");
+    for id in slow.difference(&delayed) {
+        assert!(took[id] >= Duration::from_millis(100), "{id} was not delayed, and not slow either");
+    }
+    let quick = search(&["--max-duration", "99ms"]);
+    assert!(quick.is_disjoint(&delayed));
+
+    let one_failure = failed.iter().next().unwrap();
+    let details = xtask_against(&up, &["trace", one_failure, "--details"]);
+    assert!(details.contains("apiserver  GET /v1/todo  (server)"), "{details}");
+    assert!(details.contains("✗ Error"), "{details}");
+    assert!(details.contains("fault.injected = error"), "{details}");
+    assert!(details.contains("http.response.status_code = 500"), "{details}");
+    assert!(details.contains("event at +") && details.contains("injected failure"), "{details}");
+
+    let one_delay = delayed.iter().next().unwrap();
+    let normal = mine.iter().find(|id| !failed.contains(*id) && !slow.contains(*id)).unwrap();
+    let compared = xtask_against(&up, &["trace", one_delay, "--compare", normal]);
+    let root = compared.lines().find(|line| line.starts_with("apiserver  GET /v1/todo")).unwrap();
+    let difference = root.rsplit("  ").next().unwrap().trim();
+    assert!(difference.starts_with('−'), "the delayed one (A) is slower: {compared}");
+    let (number, unit) = difference.trim_start_matches('−').split_once(' ').unwrap();
+    let millis = number.parse::<f64>().unwrap() * if unit == "s" { 1000.0 } else { 1.0 };
+    assert!(unit != "µs" && millis >= 90.0, "at least the injected 100 ms: {compared}");
+}

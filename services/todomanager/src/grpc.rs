@@ -20,11 +20,12 @@ pub const MAX_OWNER_CHARS: usize = 255;
 pub struct TodoService {
     store: Store,
     faults: Faults,
+    draws: crate::faults::Draws,
 }
 
 impl TodoService {
     pub fn new(store: Store, faults: Faults) -> Self {
-        Self { store, faults }
+        Self { store, faults, draws: faults.draws() }
     }
 }
 
@@ -47,7 +48,7 @@ impl proto::TodoManager for TodoService {
             after_id: i64::try_from(request.get_ref().after_id)
                 .map_err(|_| Status::invalid_argument("after_id is beyond the largest id"))?,
         };
-        self.faults.maybe_slow_down(request.metadata()).await;
+        self.faults.maybe_slow_down(request.metadata(), &self.draws).await;
         let todos = self.store.list(owner, page).map(|row| row.map(proto::Todo::from).map_err(Status::from));
         Ok(Response::new(Box::pin(todos)))
     }
