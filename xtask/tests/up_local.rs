@@ -549,6 +549,19 @@ fn search_finds_the_failed_and_the_slow_requests_and_trace_explains_them() {
     assert!(details.contains("http.response.status_code = 500"), "{details}");
     assert!(details.contains("event at +") && details.contains("injected failure"), "{details}");
 
+    // The store's own pages: the search form finds the same failures; a span unfolds.
+    let page = http.get(format!("{}/?service=apiserver&errors=on", up.traces)).send().unwrap().text().unwrap();
+    assert!(page.contains("<form") && page.contains("Traces found"), "{page}");
+    for id in &mine {
+        assert_eq!(page.contains(&format!("/trace/{id}")), failed.contains(id), "{id} on the errors page");
+    }
+    let bad = http.get(format!("{}/?service=apiserver&min=soon", up.traces)).send().unwrap();
+    assert_eq!(bad.status(), 400);
+    assert!(bad.text().unwrap().contains("min duration"), "says which field is wrong");
+    let page = http.get(format!("{}/trace/{one_failure}", up.traces)).send().unwrap().text().unwrap();
+    assert!(page.contains("status <b>Error</b>") && page.contains("<code>fault.injected = error</code>"), "{page}");
+    assert!(page.contains("event at +") && page.contains("injected failure"), "{page}");
+
     let one_delay = delayed.iter().next().unwrap();
     let normal = mine.iter().find(|id| !failed.contains(*id) && !slow.contains(*id)).unwrap();
     let compared = xtask_against(&up, &["trace", one_delay, "--compare", normal]);

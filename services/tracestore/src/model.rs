@@ -132,6 +132,27 @@ pub fn text(value: Option<&AnyValue>) -> String {
     }
 }
 
+/// The part of `span`'s duration that none of its children covers.
+pub fn self_time(span: &Span, spans: &[Span]) -> u64 {
+    let mut children: Vec<(u64, u64)> = spans
+        .iter()
+        .filter(|child| child.parent_span_id == span.span_id && child.span_id != span.span_id)
+        .map(|child| (child.start_unix_nano.max(span.start_unix_nano), child.end_unix_nano.min(span.end_unix_nano)))
+        .filter(|(start, end)| start < end)
+        .collect();
+    children.sort_unstable();
+    let mut covered = 0;
+    let mut reached = span.start_unix_nano;
+    for (start, end) in children {
+        let start = start.max(reached);
+        if end > start {
+            covered += end - start;
+            reached = end;
+        }
+    }
+    span.duration_nanos().saturating_sub(covered)
+}
+
 /// The spans of one trace in reading order: each root (a span whose parent is not in the
 /// trace), then its children depth-first, siblings by start time. Returns (depth, span).
 pub fn tree(spans: &[Span]) -> Vec<(usize, &Span)> {

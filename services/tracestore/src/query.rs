@@ -180,7 +180,7 @@ fn parse_time(text: &str) -> Result<u64, String> {
 }
 
 /// A Go duration, as Jaeger reads them: `250ms`, `1.5s`, `1m30s`, `100us`, `2h`.
-fn parse_go_duration(text: &str) -> Result<Duration, String> {
+pub(crate) fn parse_go_duration(text: &str) -> Result<Duration, String> {
     let invalid = || format!("time: invalid duration {text:?}");
     let mut rest = text;
     let mut total = 0f64;

@@ -325,6 +325,13 @@ impl Ingested {
 }
 
 impl Summary {
+    /// The summary of a trace's parts, as found by a search.
+    pub fn of(parts: &[ResourceSpans]) -> Self {
+        let mut summary = Self::default();
+        parts.iter().for_each(|part| summary.add(part));
+        summary
+    }
+
     fn add(&mut self, part: &ResourceSpans) {
         let service = service_name(part);
         for span in part.scope_spans.iter().flat_map(|scope| &scope.spans) {

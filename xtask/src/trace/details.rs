@@ -25,7 +25,7 @@ pub fn render(spans: &[Span]) -> String {
             span.name,
             span.kind,
             duration(span.duration_nanos()),
-            duration(self_time(span, spans)),
+            duration(model::self_time(span, spans)),
         );
         for (key, value) in &span.attributes {
             let _ = writeln!(out, "{indent}    {key} = {value}");
@@ -38,27 +38,6 @@ pub fn render(spans: &[Span]) -> String {
         }
     }
     out
-}
-
-/// The part of `span`'s duration that none of its children covers.
-pub fn self_time(span: &Span, spans: &[Span]) -> u64 {
-    let mut children: Vec<(u64, u64)> = spans
-        .iter()
-        .filter(|child| child.parent_span_id == span.span_id && child.span_id != span.span_id)
-        .map(|child| (child.start_unix_nano.max(span.start_unix_nano), child.end_unix_nano.min(span.end_unix_nano)))
-        .filter(|(start, end)| start < end)
-        .collect();
-    children.sort_unstable();
-    let mut covered = 0;
-    let mut reached = span.start_unix_nano;
-    for (start, end) in children {
-        let start = start.max(reached);
-        if end > start {
-            covered += end - start;
-            reached = end;
-        }
-    }
-    span.duration_nanos().saturating_sub(covered)
 }
 
 #[cfg(test)]
@@ -91,8 +70,8 @@ mod tests {
     fn self_time_is_what_no_child_covers() {
         // 0–100 ms with children 10–40 and 30–60 (overlapping) and 90–120 (past the end).
         let spans = [span("1", "", 0, 100), span("2", "1", 10, 40), span("3", "1", 30, 60), span("4", "1", 90, 120)];
-        assert_eq!(self_time(&spans[0], &spans), 40_000_000, "100 − (10–60) − (90–100)");
-        assert_eq!(self_time(&spans[1], &spans), 30_000_000, "no children: all of it");
+        assert_eq!(model::self_time(&spans[0], &spans), 40_000_000, "100 − (10–60) − (90–100)");
+        assert_eq!(model::self_time(&spans[1], &spans), 30_000_000, "no children: all of it");
     }
 
     #[test]
