@@ -11,6 +11,7 @@ mod expect;
 mod jaeger;
 mod lint;
 mod local;
+mod logs;
 mod plan;
 mod processes;
 mod progress;
@@ -51,6 +52,8 @@ enum Command {
     Trace(trace::Options),
     /// Find traces: errors only, slower than a duration, by operation or attribute.
     Search(search::Options),
+    /// The log lines of one trace from every local service, in time order (or find lines by text).
+    Logs(logs::Options),
     /// Stop or start one service of a running `up --local`; the others keep running.
     Service(service::Options),
     /// Measure what tracing costs: the same load with tracing off, on, and with a dead collector.
@@ -106,6 +109,7 @@ fn run(command: Command) -> anyhow::Result<()> {
         Command::Verify(options) => verify::run(&options),
         Command::Trace(options) => trace::run(&options),
         Command::Search(options) => search::run(&options),
+        Command::Logs(options) => logs::run(&options),
         Command::Lint => lint::run(),
         Command::Tools(options) => tools::run(&options),
         Command::Service(options) => service::run(&options),

@@ -562,6 +562,52 @@ fn search_finds_the_failed_and_the_slow_requests_and_trace_explains_them() {
     assert!(page.contains("status <b>Error</b>") && page.contains("<code>fault.injected = error</code>"), "{page}");
     assert!(page.contains("event at +") && page.contains("injected failure"), "{page}");
 
+    // The log lines of a request that todomanager held back: from both services, in time order.
+    let held_back = found(&xtask_against(
+        &up,
+        &["search", "--service", "todomanager", "--attribute", "fault.injected=slow", "--since", "10m"],
+    ));
+    if let Some(id) = held_back.intersection(&mine).next() {
+        let logs = Command::new(env!("CARGO_BIN_EXE_xtask"))
+            .args(["logs", "--trace", id, "--state-dir"])
+            .arg(state.path())
+            .output()
+            .unwrap();
+        let logs = String::from_utf8_lossy(&logs.stdout).into_owned();
+        let lines: Vec<&str> = logs.lines().collect();
+        assert!(
+            lines.iter().any(|line| line.starts_with("todomanager") && line.contains("injected slowness")),
+            "{logs}"
+        );
+        assert!(
+            lines.iter().any(|line| line.starts_with("apiserver") && line.contains("GET /v1/todo answered")),
+            "{logs}"
+        );
+        assert!(lines.iter().all(|line| line.contains(id.as_str())), "only this trace's lines: {logs}");
+        let times: Vec<&str> = lines.iter().map(|line| line.split_whitespace().nth(1).unwrap()).collect();
+        assert!(times.windows(2).all(|pair| pair[0] <= pair[1]), "in time order: {logs}");
+    } else {
+        panic!("seed 11 makes todomanager hold back one of the 40 lists: {held_back:?}");
+    }
+    // And back: from the warning in the log to the traces it was logged in.
+    let grep = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(["logs", "--grep", "injected failure", "--state-dir"])
+        .arg(state.path())
+        .output()
+        .unwrap();
+    let grep = String::from_utf8_lossy(&grep.stdout).into_owned();
+    let named: BTreeSet<String> = grep
+        .lines()
+        .find_map(|line| line.strip_prefix("Their trace(s): "))
+        .unwrap_or_else(|| panic!("{grep}"))
+        .split(". ")
+        .next()
+        .unwrap()
+        .split(", ")
+        .map(str::to_owned)
+        .collect();
+    assert!(!named.is_empty() && named.is_subset(&failed), "{named:?} {failed:?}");
+
     let one_delay = delayed.iter().next().unwrap();
     let normal = mine.iter().find(|id| !failed.contains(*id) && !slow.contains(*id)).unwrap();
     let compared = xtask_against(&up, &["trace", one_delay, "--compare", normal]);
