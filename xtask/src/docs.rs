@@ -81,12 +81,34 @@ pub fn xtask_commands(text: &str) -> Vec<Vec<String>> {
         let line = line.trim().trim_start_matches("$ ");
         if in_code && line.starts_with("cargo xtask ") {
             // Up to a comment or the shell's next command (`| git apply`, `&& …`, `> file`).
-            let words = line.split_whitespace().skip(1);
-            let command = words.take_while(|word| !["#", "|", "&&", "||", ";", ">", "2>&1"].contains(word));
-            commands.push(command.map(str::to_owned).collect());
+            let words = shell_words(line).into_iter().skip(1);
+            let command = words.take_while(|word| !["#", "|", "&&", "||", ";", ">", "2>&1"].contains(&word.as_str()));
+            commands.push(command.collect());
         }
     }
     commands
+}
+
+/// A command line's words as a POSIX shell splits them, for the quoting the chapters use:
+/// `'…'` and `"…"` keep spaces (no escapes, no expansions).
+fn shell_words(line: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut word: Option<String> = None;
+    let mut quote: Option<char> = None;
+    for character in line.chars() {
+        match (quote, character) {
+            (Some(open), c) if c == open => quote = None,
+            (Some(_), c) => word.get_or_insert_with(String::new).push(c),
+            (None, '\'' | '"') => {
+                quote = Some(character);
+                word.get_or_insert_with(String::new);
+            }
+            (None, c) if c.is_whitespace() => words.extend(word.take()),
+            (None, c) => word.get_or_insert_with(String::new).push(c),
+        }
+    }
+    words.extend(word);
+    words
 }
 
 /// The workspace paths named in backquotes, like `services/telemetry/src/http.rs`.
@@ -153,6 +175,15 @@ mod tests {
             let parsed = Cli::try_parse_from(&args);
             assert!(parsed.is_ok(), "README.md: `cargo {}` does not parse: {}", args.join(" "), parsed.err().unwrap());
         }
+    }
+
+    #[test]
+    fn quoted_words_stay_whole() {
+        assert_eq!(
+            shell_words(r#"cargo xtask logs --grep "injected failure" 'a b'"#),
+            ["cargo", "xtask", "logs", "--grep", "injected failure", "a b"]
+        );
+        assert_eq!(shell_words("x ''"), ["x", ""]);
     }
 
     #[test]
