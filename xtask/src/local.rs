@@ -74,6 +74,11 @@ pub struct Options {
     #[arg(long, requires = "faults")]
     fault_seed: Option<u64>,
 
+    /// With --stack real: the collector samples whole traces (config/local/tail-sampling.yaml):
+    /// it keeps every trace with an error, every slow one, and a tenth of the rest.
+    #[arg(long)]
+    tail_sampling: bool,
+
     /// Where the spans go: the workshop's own trace store, or the real OpenTelemetry Collector
     /// and Jaeger v2 as the cluster runs them (build them first: `cargo xtask tools install`).
     #[arg(long, value_enum, default_value_t = Stack::Store)]
@@ -144,6 +149,10 @@ pub fn up(options: &Options, chapter: Option<u32>) -> anyhow::Result<()> {
     processes::stop_on_signal()?;
     let at = Addresses::of(options);
     at.ensure_free()?;
+    anyhow::ensure!(
+        !options.tail_sampling || options.stack == Stack::Real,
+        "--tail-sampling is the real collector's: add --stack real (build the tools first: cargo xtask tools install)"
+    );
     if options.stack == Stack::Real {
         // Before the build: a missing tool is known at once.
         crate::tools::require(crate::tools::JAEGER)?;
@@ -183,6 +192,7 @@ pub fn up(options: &Options, chapter: Option<u32>) -> anyhow::Result<()> {
         tracing_off: (off_before(3), off_before(2)),
         env: &env,
         under: None,
+        tail_sampling: options.tail_sampling,
     })?;
 
     // From now on `cargo xtask service stop|start` can talk to this run.
@@ -227,6 +237,8 @@ pub struct Launch<'a> {
     /// Runs the service of this name under a program with arguments (callgrind, for the
     /// bench's instruction counts): `(service, program, args)`.
     pub under: Option<(&'a str, &'a str, &'a [String])>,
+    /// With the real stack: the collector samples whole traces (`--tail-sampling`).
+    pub tail_sampling: bool,
 }
 
 /// Starts what receives the spans (if asked), todomanager and apiserver, wired to each other,
@@ -241,7 +253,7 @@ pub fn start_stack(launch: &Launch) -> anyhow::Result<Services> {
     };
     let mut services = Services::default();
     if launch.traces == Some(Stack::Real) {
-        crate::realstack::start(&mut services, at, launch.logs, launch.env)?;
+        crate::realstack::start(&mut services, at, launch.logs, launch.env, launch.tail_sampling)?;
     }
     if launch.traces == Some(Stack::Store) {
         let store_env = [

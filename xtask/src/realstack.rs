@@ -26,6 +26,8 @@ use crate::{
 pub const CLUSTER_CONFIG: &str = "config/opentelemetry-collector.yaml";
 /// Jaeger's configuration for local processes.
 pub const JAEGER_CONFIG: &str = "config/local/jaeger.yaml";
+/// The tail sampling processor that `--tail-sampling` puts into the collector's pipeline.
+pub const TAIL_SAMPLING_CONFIG: &str = "config/local/tail-sampling.yaml";
 
 /// Where the collector and Jaeger listen, besides the addresses the services know.
 pub struct Internal {
@@ -70,9 +72,17 @@ const LOCAL_ADDRESSES: [(&str, LocalAddress); 4] = [
 /// The collector's configuration for this machine: the cluster's `config:` section with every
 /// `endpoint` mapped by [`LOCAL_ADDRESSES`], and its own metrics on `internal.collector_metrics`
 /// (the default port, 8888, would clash with anything else that uses the default).
-pub fn collector_config(cluster_values: &str, at: &Addresses, internal: &Internal) -> anyhow::Result<String> {
+pub fn collector_config(
+    cluster_values: &str,
+    at: &Addresses,
+    internal: &Internal,
+    tail_sampling: Option<&str>,
+) -> anyhow::Result<String> {
     let mut config = config_of(cluster_values)?;
     rewrite_endpoints(&mut config, at, internal)?;
+    if let Some(tail_sampling) = tail_sampling {
+        add_tail_sampling(&mut config, tail_sampling)?;
+    }
     let metrics = YamlLoader::load_from_str(&format!(
         "metrics:\n  readers:\n    - pull:\n        exporter:\n          prometheus:\n            host: \"{}\"\n            port: {}\n",
         internal.collector_metrics.ip(),
@@ -89,6 +99,30 @@ pub fn collector_config(cluster_values: &str, at: &Addresses, internal: &Interna
     YamlEmitter::new(&mut text).dump(&config).context("cannot write the collector's configuration")?;
     text.push('\n');
     Ok(text)
+}
+
+/// Puts the `tail_sampling` processor of `settings` into the traces pipeline, after the
+/// memory limiter (which must see every span first) and before the batches (which then batch
+/// only what is kept).
+fn add_tail_sampling(config: &mut Yaml, settings: &str) -> anyhow::Result<()> {
+    let settings = YamlLoader::load_from_str(settings).context("the tail sampling settings are not YAML")?;
+    let processor = settings.first().map(|doc| doc["tail_sampling"].clone()).unwrap_or(Yaml::BadValue);
+    anyhow::ensure!(processor.as_hash().is_some(), "{TAIL_SAMPLING_CONFIG} has no `tail_sampling:` section");
+    hash_mut(config, "processors")?.insert(Yaml::String("tail_sampling".into()), processor);
+    let pipelines = hash_mut(config, "service")?
+        .get_mut(&Yaml::String("pipelines".into()))
+        .context("the collector's configuration has no service.pipelines")?;
+    let Yaml::Hash(pipelines) = pipelines else { anyhow::bail!("service.pipelines is not a map") };
+    let traces = pipelines.get_mut(&Yaml::String("traces".into())).context("no traces pipeline")?;
+    let Some(Yaml::Array(processors)) =
+        traces.as_mut_hash().and_then(|hash| hash.get_mut(&Yaml::String("processors".into())))
+    else {
+        anyhow::bail!("the traces pipeline has no list of processors");
+    };
+    let after_limiter =
+        processors.iter().position(|name| name.as_str() == Some("memory_limiter")).map_or(0, |at| at + 1);
+    processors.insert(after_limiter, Yaml::String("tail_sampling".into()));
+    Ok(())
 }
 
 /// The `config:` section of the chart's values: the collector's configuration in the cluster.
@@ -158,6 +192,7 @@ pub fn start(
     at: &Addresses,
     logs: &Path,
     env: &[(&'static str, String)],
+    tail_sampling: bool,
 ) -> anyhow::Result<()> {
     let jaeger = tools::require(tools::JAEGER)?;
     let collector = tools::require(tools::COLLECTOR)?;
@@ -187,7 +222,14 @@ pub fn start(
     let cluster_values =
         std::fs::read_to_string(root.join(CLUSTER_CONFIG)).with_context(|| format!("cannot read {CLUSTER_CONFIG}"))?;
     let config_file = logs.parent().unwrap_or(logs).join("otelcol.yaml");
-    std::fs::write(&config_file, collector_config(&cluster_values, at, &internal)?)
+    let tail_sampling = match tail_sampling {
+        true => Some(
+            std::fs::read_to_string(root.join(TAIL_SAMPLING_CONFIG))
+                .with_context(|| format!("cannot read {TAIL_SAMPLING_CONFIG}"))?,
+        ),
+        false => None,
+    };
+    std::fs::write(&config_file, collector_config(&cluster_values, at, &internal, tail_sampling.as_deref())?)
         .with_context(|| format!("cannot write {}", config_file.display()))?;
     let config = format!("--config={}", config_file.display());
     validate_collector_config(&collector, &config_file, &[])?;
@@ -242,10 +284,29 @@ mod tests {
     }
 
     #[test]
+    fn tail_sampling_goes_after_the_memory_limiter_and_before_the_batches() {
+        let (at, internal) = addresses();
+        let values = std::fs::read_to_string(project::root().join(CLUSTER_CONFIG)).unwrap();
+        let settings = std::fs::read_to_string(project::root().join(TAIL_SAMPLING_CONFIG)).unwrap();
+        let config = collector_config(&values, &at, &internal, Some(&settings)).unwrap();
+        let local = YamlLoader::load_from_str(&config).unwrap().remove(0);
+        let processors: Vec<&str> = local["service"]["pipelines"]["traces"]["processors"]
+            .as_vec()
+            .unwrap()
+            .iter()
+            .filter_map(Yaml::as_str)
+            .collect();
+        assert_eq!(processors, ["memory_limiter", "tail_sampling", "batch"]);
+        let policies = local["processors"]["tail_sampling"]["policies"].as_vec().unwrap();
+        let types: Vec<&str> = policies.iter().filter_map(|policy| policy["type"].as_str()).collect();
+        assert_eq!(types, ["status_code", "latency", "probabilistic"]);
+    }
+
+    #[test]
     fn the_clusters_pipeline_with_local_addresses() {
         let (at, internal) = addresses();
         let values = std::fs::read_to_string(project::root().join(CLUSTER_CONFIG)).unwrap();
-        let config = collector_config(&values, &at, &internal).unwrap();
+        let config = collector_config(&values, &at, &internal, None).unwrap();
         let local = YamlLoader::load_from_str(&config).unwrap().remove(0);
         let cluster = YamlLoader::load_from_str(&values).unwrap().remove(0)["config"].clone();
         assert_eq!(local["receivers"]["otlp"]["protocols"]["grpc"]["endpoint"].as_str(), Some("127.0.0.1:4317"));
@@ -287,7 +348,7 @@ mod tests {
     fn an_unknown_address_is_an_error() {
         let (at, internal) = addresses();
         let values = "config:\n  exporters:\n    otlp_grpc/x:\n      endpoint: tempo.tracing:4317\n  service: {}\n";
-        let error = collector_config(values, &at, &internal).unwrap_err().to_string();
+        let error = collector_config(values, &at, &internal, None).unwrap_err().to_string();
         assert!(error.contains("tempo.tracing:4317") && error.contains("LOCAL_ADDRESSES"), "{error}");
     }
 }

@@ -618,3 +618,56 @@ fn search_finds_the_failed_and_the_slow_requests_and_trace_explains_them() {
     let millis = number.parse::<f64>().unwrap() * if unit == "s" { 1000.0 } else { 1.0 };
     assert!(unit != "µs" && millis >= 90.0, "at least the injected 100 ms: {compared}");
 }
+
+/// Tail sampling in the real collector (`--stack real --tail-sampling`): with faults on, every
+/// trace with an error and every slow one reaches Jaeger; of the others, about a tenth.
+#[test]
+fn tail_sampling_keeps_every_error_and_every_slow_trace_and_a_share_of_the_rest() {
+    use std::collections::BTreeSet;
+
+    if !testkit::real::tools(&["jaeger", "otelcol-workshop"], "tail sampling in the real collector") {
+        return;
+    }
+    let state = tempfile::tempdir().unwrap();
+    let up = Up::start_with(state.path(), &["--stack", "real", "--tail-sampling", "--faults", "--fault-seed", "5"]);
+    let collector_config = std::fs::read_to_string(state.path().join("otelcol.yaml")).unwrap();
+    assert!(collector_config.contains("tail_sampling"), "{collector_config}");
+
+    let http = http();
+    let (mut failed, mut slow, mut rest) = (BTreeSet::new(), BTreeSet::new(), BTreeSet::new());
+    for _ in 0..80 {
+        let started = Instant::now();
+        // The list: a GET of a missing todo would be an error span (NOT_FOUND at the client).
+        let response = http.get(format!("{}/v1/todo", up.api)).send().unwrap();
+        let took = started.elapsed();
+        let id = response.headers()["x-trace-id"].to_str().unwrap().to_owned();
+        if response.status().is_server_error() {
+            failed.insert(id);
+        } else if took >= Duration::from_millis(100) {
+            slow.insert(id);
+        } else if took < Duration::from_millis(60) {
+            rest.insert(id); // clearly under the 80 ms threshold, whatever the clocks
+        }
+    }
+    assert!(!failed.is_empty() && !slow.is_empty() && rest.len() >= 30, "{failed:?} {slow:?} {}", rest.len());
+    // The collector decides 2 s (decision_wait) after a trace's first span; then the batch.
+    std::thread::sleep(Duration::from_secs(5));
+    let in_jaeger = |id: &String| {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let status = http.get(format!("{}/api/v3/traces/{id}", up.traces)).send().unwrap().status();
+            if status == 200 || Instant::now() > deadline {
+                return status == 200;
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    };
+    for id in failed.iter().chain(&slow) {
+        assert!(in_jaeger(id), "trace {id} failed or was slow: tail sampling keeps it");
+    }
+    let kept =
+        rest.iter().filter(|id| http.get(format!("{}/api/v3/traces/{id}", up.traces)).send().unwrap().status() == 200);
+    let kept = kept.count();
+    // 10 % of at least 30: the chance of keeping half or more is below one in a million.
+    assert!(kept < rest.len() / 2, "{kept} of {} ordinary traces kept: the rest is sampled", rest.len());
+}

@@ -128,6 +128,7 @@ impl Stack {
             // The store keeps every span of the run, so that its count says how many arrived.
             env: &[("TRACESTORE_MAX_TRACES", "100000000".into()), ("TRACESTORE_MAX_MIB", "16384".into())],
             under,
+            tail_sampling: false,
         })
         .with_context(|| format!("cannot start the stack of setup {setup:?}"))?;
         let generator = Generator::start(binaries, &format!("http://{}", at.api))?;

@@ -114,6 +114,7 @@ fn once(exercises: &[Exercise], exercise: &Exercise, options: &Options) -> anyho
             ("DELAY_RATE", "0".to_owned()),
         ],
         under: None,
+        tail_sampling: false,
     })?;
     let verification = verify::Options::of_local_stack(&at, None, options.timeout);
     let solved = verify::claims(&verification, &claims);
