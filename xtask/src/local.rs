@@ -168,7 +168,7 @@ pub fn up(options: &Options, chapter: Option<u32>) -> anyhow::Result<()> {
     if let Some(chapter) = chapter {
         println!("Bringing the stack to the end of chapter {chapter}.");
         if chapter >= crate::cluster::FIRST_CLUSTER_CHAPTER {
-            println!("(Chapters 5–7 are about the cluster; locally you get everything up to chapter 4.)");
+            println!("(Chapters 9–11 are about the cluster; locally you get everything up to chapter 8.)");
         }
     }
     crate::progress::Progress::record_reached(chapter);

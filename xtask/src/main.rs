@@ -82,7 +82,7 @@ struct UpArgs {
     #[arg(long)]
     local: bool,
 
-    /// Bring the stack to the state of the end of chapter N (locally 0–4, in the cluster 5–7).
+    /// Bring the stack to the state of the end of chapter N (locally 0–8, in the cluster 9–11).
     #[arg(long, value_parser = clap::value_parser!(u32).range(0..=cluster::LAST_CHAPTER as i64))]
     chapter: Option<u32>,
 
@@ -121,7 +121,7 @@ fn run(command: Command) -> anyhow::Result<()> {
             if let Some(chapter) = args.chapter {
                 anyhow::ensure!(
                     chapter >= cluster::FIRST_CLUSTER_CHAPTER,
-                    "chapters 0–4 run on this machine: cargo xtask up --local --chapter {chapter}"
+                    "chapters 0–8 run on this machine: cargo xtask up --local --chapter {chapter}"
                 );
             }
             args.cluster_options.chapter = args.chapter;

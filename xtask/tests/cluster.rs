@@ -67,7 +67,7 @@ fn lint_runs_the_real_helms_the_schema_validation_and_the_collector() {
     assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
     for helm in ["helm3", "helm4"] {
         for kubernetes in ["1.31.0", "1.37.0"] {
-            for variant in ["chapter 5, traefik", "chapter 6, nginx", "chapter 7, traefik"] {
+            for variant in ["chapter 9, traefik", "chapter 10, nginx", "chapter 11, traefik"] {
                 let line = format!("✓ {helm} lint --strict and template, Kubernetes {kubernetes}: {variant}");
                 assert!(stdout.contains(&line), "missing {line:?} in:\n{stdout}");
             }

@@ -49,8 +49,12 @@ pub const REPOSITORIES: [(&str, &str); 4] = [
 ];
 
 /// The first chapter that runs in the cluster, and the last.
-pub const FIRST_CLUSTER_CHAPTER: u32 = 5;
-pub const LAST_CHAPTER: u32 = 7;
+pub const FIRST_CLUSTER_CHAPTER: u32 = 9;
+/// From this chapter on the ingress starts the traces (the edge).
+pub const EDGE_CHAPTER: u32 = 10;
+/// From this chapter on failure injection is on in the cluster.
+pub const FAULTS_CHAPTER: u32 = 11;
+pub const LAST_CHAPTER: u32 = 11;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Ingress {
@@ -73,8 +77,8 @@ pub struct Options {
     #[arg(long)]
     pub context: Option<String>,
 
-    /// The chapter whose end state to reach (5: mesh, collector, Jaeger; 6: + the ingress;
-    /// 7: + failure injection); set by `up --chapter`. Default: 6.
+    /// The chapter whose end state to reach (9: mesh, collector, Jaeger; 10: + the ingress;
+    /// 11: + failure injection); set by `up --chapter`. Default: 10.
     #[arg(skip)]
     pub chapter: Option<u32>,
 
@@ -99,7 +103,7 @@ impl Options {
     }
 
     pub fn chapter(&self) -> u32 {
-        self.chapter.unwrap_or(6)
+        self.chapter.unwrap_or(EDGE_CHAPTER)
     }
 
     pub fn state_dir(&self) -> PathBuf {
@@ -146,8 +150,8 @@ mod tests {
 
     #[test]
     fn plan_per_chapter_and_ingress() {
-        golden("plan-chapter-5", &rendered(&options(Some(5), Ingress::Traefik), &State::default()));
-        golden("plan-chapter-7", &rendered(&options(Some(7), Ingress::Traefik), &State::default()));
+        golden("plan-chapter-9", &rendered(&options(Some(9), Ingress::Traefik), &State::default()));
+        golden("plan-chapter-11", &rendered(&options(Some(11), Ingress::Traefik), &State::default()));
         golden("plan-nginx", &rendered(&options(None, Ingress::Nginx), &State::default()));
     }
 
@@ -181,7 +185,7 @@ mod tests {
         let root = project::root();
         let versions = versions::Versions::read(&root).unwrap();
         for ingress in [Ingress::Traefik, Ingress::Nginx] {
-            let plan = plan(&options(Some(7), ingress), &State::default(), "t", &root).unwrap();
+            let plan = plan(&options(Some(11), ingress), &State::default(), "t", &root).unwrap();
             let installs: Vec<_> = plan
                 .steps
                 .iter()
@@ -235,7 +239,7 @@ mod tests {
         let collector_url = format!("http://{COLLECTOR_RELEASE}.{TRACING_NAMESPACE}.svc.cluster.local:4317");
         assert_eq!(chart["tracing"]["endpoint"].as_str(), Some(collector_url.as_str()));
         // Every file the plan passes to Helm exists.
-        for step in plan(&options(Some(7), Ingress::Nginx), &State::default(), "t", &root).unwrap().steps {
+        for step in plan(&options(Some(11), Ingress::Nginx), &State::default(), "t", &root).unwrap().steps {
             for command in step.commands {
                 for window in command.args.windows(2) {
                     if window[0] == "--values" || window[0] == "--filename" || window[0] == "--patch-file" {

@@ -88,7 +88,7 @@ fn traefik_gets_a_cluster_ip_service_and_strips_l5d_dst_override() {
         let image = deployment["spec"]["template"]["spec"]["containers"][0]["image"].as_str().unwrap();
         let versions = Versions::read(&project::root()).unwrap();
         assert!(image.ends_with(&format!("traefik:{}", versions.images["traefik"].tag)), "{image}");
-        // Its proxy's spans are named for chapter 6.
+        // Its proxy's spans are named for chapter 10.
         let annotations = &deployment["spec"]["template"]["metadata"]["annotations"];
         assert_eq!(annotations["linkerd.io/inject"].as_str(), Some("ingress"));
         assert_eq!(annotations["resource.opentelemetry.io/service.name"].as_str(), Some("traefik-linkerd-proxy"));
@@ -260,7 +260,7 @@ fn the_policy_evaluator_follows_kubernetes_rules() {
 fn probes_ask_liveness_of_the_process_and_readiness_of_the_service() {
     let test = "the rendered probes of todomanager";
     for helm in helms(test) {
-        let objects = render_app(&helm, &super::Options::planned(Some(5), Ingress::Traefik), &[]);
+        let objects = render_app(&helm, &super::Options::planned(Some(9), Ingress::Traefik), &[]);
         let container = &named(&objects, "Deployment", "todomanager")["spec"]["template"]["spec"]["containers"][0];
         // The server's own health ("", or no service): SERVING while the process answers
         // (services/todomanager/tests/grpc.rs: a_database_outage_is_not_ready_but_alive).
@@ -276,14 +276,14 @@ fn helm_test_opts_out_of_failure_injection_and_images_are_pinned() {
     let test = "helm test's requests and the app's images";
     let versions = Versions::read(&project::root()).unwrap();
     for helm in helms(test) {
-        let chapter_7 = super::Options::planned(Some(7), Ingress::Traefik);
-        let objects = render_app(&helm, &chapter_7, &[]);
+        let chapter_11 = super::Options::planned(Some(11), Ingress::Traefik);
+        let objects = render_app(&helm, &chapter_11, &[]);
         let faults = named(&objects, "Deployment", "apiserver")["spec"]["template"]["spec"]["containers"][0]["env"]
             .as_vec()
             .unwrap()
             .iter()
             .any(|env| env["name"].as_str() == Some("INJECT_FAILURES") && env["value"].as_str() == Some("true"));
-        assert!(faults, "chapter 7 turns failure injection on");
+        assert!(faults, "chapter 11 turns failure injection on");
         let test_pod = of_kind(&objects, "Pod").next().expect("helm test's pod");
         let script = test_pod["spec"]["containers"][0]["args"][0].as_str().unwrap();
         let requests = script.matches("curl ").count();
@@ -306,7 +306,7 @@ fn helm_test_opts_out_of_failure_injection_and_images_are_pinned() {
 fn the_apps_own_containers_meet_the_restricted_profile() {
     let test = "the app's containers against the restricted Pod Security Standard";
     for helm in helms(test) {
-        let objects = render_app(&helm, &super::Options::planned(Some(5), Ingress::Traefik), &[]);
+        let objects = render_app(&helm, &super::Options::planned(Some(9), Ingress::Traefik), &[]);
         let mut checked = 0;
         for workload in ["Deployment", "StatefulSet"].iter().flat_map(|kind| of_kind(&objects, kind)) {
             let spec = &workload["spec"]["template"]["spec"];
@@ -332,23 +332,23 @@ fn the_apps_own_containers_meet_the_restricted_profile() {
     }
 }
 
-/// Chapter 5 finds the proxies' spans by service name: every meshed pod names its proxy so
+/// Chapter 9 finds the proxies' spans by service name: every meshed pod names its proxy so
 /// (Linkerd would otherwise name them all after the release, "todo").
 #[test]
-fn every_meshed_pod_names_its_proxy_as_chapter_5_expects() {
-    let test = "the proxies' service names against chapter 5";
+fn every_meshed_pod_names_its_proxy_as_chapter_9_expects() {
+    let test = "the proxies' service names against chapter 9";
     let chapters = crate::expect::load_all(&project::root().join("chapters")).unwrap();
-    let chapter_5 = chapters.iter().find(|chapter| chapter.number == 5).unwrap();
-    let patterns: Vec<&str> = chapter_5
+    let chapter_9 = chapters.iter().find(|chapter| chapter.number == super::FIRST_CLUSTER_CHAPTER).unwrap();
+    let patterns: Vec<&str> = chapter_9
         .request
         .iter()
         .flat_map(|request| &request.span)
         .map(|span| span.service.as_str())
         .filter(|service| service.contains("linkerd-proxy"))
         .collect();
-    assert!(!patterns.is_empty(), "chapter 5 expects proxy spans");
+    assert!(!patterns.is_empty(), "chapter 9 expects proxy spans");
     for helm in helms(test) {
-        let objects = render_app(&helm, &super::Options::planned(Some(5), Ingress::Traefik), &[]);
+        let objects = render_app(&helm, &super::Options::planned(Some(9), Ingress::Traefik), &[]);
         for pod in pods(&objects).iter().filter(|pod| pod.meshed) {
             let workload = ["Deployment", "StatefulSet"]
                 .iter()

@@ -95,7 +95,7 @@ pub fn releases(options: &Options, image_tag: &str, root: &Path) -> anyhow::Resu
             "see `kubectl --namespace tracing get pods`",
         )?,
     ];
-    if chapter >= 6 && options.ingress == Ingress::Traefik {
+    if chapter >= super::EDGE_CHAPTER && options.ingress == Ingress::Traefik {
         releases.push(upstream(
             &versions,
             "Traefik, the ingress, tracing over OTLP",
@@ -105,7 +105,7 @@ pub fn releases(options: &Options, image_tag: &str, root: &Path) -> anyhow::Resu
             "see `kubectl --namespace traefik logs deployment/traefik`",
         )?);
     }
-    let (ingress_enabled, class, controller_namespace) = match (chapter >= 6, options.ingress) {
+    let (ingress_enabled, class, controller_namespace) = match (chapter >= super::EDGE_CHAPTER, options.ingress) {
         (false, _) => (false, "traefik", TRAEFIK_NAMESPACE),
         (true, Ingress::Traefik) => (true, "traefik", TRAEFIK_NAMESPACE),
         (true, Ingress::Nginx) => (true, "nginx", NGINX_NAMESPACE),
@@ -116,7 +116,7 @@ pub fn releases(options: &Options, image_tag: &str, root: &Path) -> anyhow::Resu
         format!("ingress.enabled={ingress_enabled}"),
         format!("ingress.className={class}"),
         format!("ingress.controllerNamespace={controller_namespace}"),
-        format!("faults.enabled={}", chapter >= 7),
+        format!("faults.enabled={}", chapter >= super::FAULTS_CHAPTER),
     ]
     .into_iter()
     .flat_map(|set| ["--set".to_owned(), set])
@@ -175,13 +175,13 @@ pub fn values_of(options: &Options, name: &str, root: &Path) -> anyhow::Result<V
     Ok(values(release.with_context(|| format!("the plan installs no release {name} here"))?))
 }
 
-/// Every state of the stack the plan can reach: chapters 5–7, with either ingress from 6 on.
+/// Every state of the stack the plan can reach: chapters 9–11, with either ingress from 10 on.
 pub fn variants() -> Vec<Options> {
     let mut variants = Vec::new();
     for chapter in FIRST_CLUSTER_CHAPTER..=LAST_CHAPTER {
         for ingress in [Ingress::Traefik, Ingress::Nginx] {
-            if chapter < 6 && ingress == Ingress::Nginx {
-                continue; // no ingress before chapter 6
+            if chapter < super::EDGE_CHAPTER && ingress == Ingress::Nginx {
+                continue; // no ingress before chapter 10
             }
             variants.push(Options::planned(Some(chapter), ingress));
         }
@@ -201,9 +201,9 @@ pub fn app_chart_variants(root: &Path) -> anyhow::Result<Vec<(String, Vec<String
         .collect()
 }
 
-/// The values the plan installs the Traefik chart with (chapter 6 on).
+/// The values the plan installs the Traefik chart with (chapter 10 on).
 pub fn traefik_values(root: &Path) -> anyhow::Result<Vec<String>> {
-    values_of(&Options::planned(Some(6), Ingress::Traefik), "traefik", root)
+    values_of(&Options::planned(Some(super::EDGE_CHAPTER), Ingress::Traefik), "traefik", root)
 }
 
 /// The names and contents of the files under `dir`, in order.
