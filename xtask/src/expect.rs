@@ -21,6 +21,11 @@
 //! attributes_exist = ["client.address"]        # present
 //! attributes_match = { "url.path" = "^/v1/" }  # matches a regular expression
 //! error = false                         # its status is Error (true) or not (false)
+//! events = ["injected failure*"]        # event names it has (globs)
+//!
+//! [[request.log]]                       # a line of the service's log in this request's trace
+//! service = "apiserver"                 # (local mode: xtask reads .state/local/logs)
+//! contains = "answered"
 //!
 //! [[request.span]]
 //! service = "todomanager"
@@ -98,6 +103,9 @@ pub struct Request {
     pub trace_id: Option<String>,
     #[serde(default)]
     pub span: Vec<ExpectedSpan>,
+    /// Log lines the request's trace must have (local mode, where xtask can read the logs).
+    #[serde(default)]
+    pub log: Vec<ExpectedLog>,
 }
 
 fn get() -> String {
@@ -121,6 +129,9 @@ pub struct ExpectedSpan {
     pub attributes_match: BTreeMap<String, String>,
     /// Whether the span's status is Error.
     pub error: Option<bool>,
+    /// Names of events the span must have (globs): a warning logged inside it, say.
+    #[serde(default)]
+    pub events: Vec<String>,
 }
 
 impl ExpectedSpan {
@@ -133,13 +144,25 @@ impl ExpectedSpan {
     }
 }
 
+/// A line in a service's log that carries the request's trace id and contains a text.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExpectedLog {
+    pub service: String,
+    pub contains: String,
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Absent {
     #[serde(default = "get")]
     pub method: String,
     pub path: String,
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
     pub status: u16,
+    /// Look only in this trace (the one the request's own traceparent names).
+    pub trace_id: Option<String>,
     pub service: String,
     pub name: String,
     pub why: String,

@@ -10,9 +10,16 @@ use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::{
+    cluster::FIRST_CLUSTER_CHAPTER,
     processes::{self, Service, Services},
     project, verify,
 };
+
+/// The first chapter whose stack has failure injection on (finding the failing request).
+const FAULTS_FROM: u32 = 5;
+
+/// Failure injection without chance: only requests that ask for a fault get one.
+pub const NO_RANDOM_FAULTS: [(&str, &str); 3] = [("FAILURE_RATE", "0"), ("DELAY_RATE", "0"), ("SLOW_LIST_RATE", "0")];
 
 /// How long a service may take to become ready.
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
@@ -71,7 +78,7 @@ pub struct Options {
 
     /// With --faults: which requests fail follows from this seed and the order of the
     /// requests, so a run can be repeated.
-    #[arg(long, requires = "faults")]
+    #[arg(long)]
     fault_seed: Option<u64>,
 
     /// With --stack real: the collector samples whole traces (config/local/tail-sampling.yaml):
@@ -167,7 +174,7 @@ pub fn up(options: &Options, chapter: Option<u32>) -> anyhow::Result<()> {
     let database_url = format!("sqlite://{}?mode=rwc", absolute(&state)?.join("todo.db").display());
     if let Some(chapter) = chapter {
         println!("Bringing the stack to the end of chapter {chapter}.");
-        if chapter >= crate::cluster::FIRST_CLUSTER_CHAPTER {
+        if chapter >= FIRST_CLUSTER_CHAPTER {
             println!("(Chapters 9–11 are about the cluster; locally you get everything up to chapter 8.)");
         }
     }
@@ -177,11 +184,23 @@ pub fn up(options: &Options, chapter: Option<u32>) -> anyhow::Result<()> {
     // every half second, so that a trace shows up right after its request.
     let off_before = |from: u32| chapter.is_some_and(|chapter| chapter < from);
     let mut env = vec![("OTEL_BSP_SCHEDULE_DELAY", "500".to_owned())];
-    if options.faults {
-        env.push(("INJECT_FAILURES", "true".to_owned()));
+    // From the chapter on failing and slow requests on, failures are part of the lesson.
+    let faults =
+        options.faults || chapter.is_some_and(|chapter| (FAULTS_FROM..FIRST_CLUSTER_CHAPTER).contains(&chapter));
+    anyhow::ensure!(
+        faults || options.fault_seed.is_none(),
+        "--fault-seed chooses which requests fail: it needs failure injection (--faults, or --chapter 5–8)"
+    );
+    // Failure injection is always there for the requests that ask for a fault
+    // (X-Inject-Fault, as the chapters' checks do); at random only with --faults.
+    env.push(("INJECT_FAILURES", "true".to_owned()));
+    if faults {
+        println!("Failure injection is on: about one request in ten fails, one in ten is slow.");
         if let Some(seed) = options.fault_seed {
             env.push(("FAULT_SEED", seed.to_string()));
         }
+    } else {
+        env.extend(NO_RANDOM_FAULTS.map(|(name, value)| (name, value.to_owned())));
     }
     let mut services = start_stack(&Launch {
         binaries: &project::binaries_dir(),
@@ -202,7 +221,10 @@ pub fn up(options: &Options, chapter: Option<u32>) -> anyhow::Result<()> {
         control.record_pid(service.name, service.pid())?;
     }
     print_summary(&at, &database_url, &services, options.stack);
-    let verification = verify::Options::of_local_stack(&at, chapter, Duration::from_secs(30));
+    let verification = verify::Options {
+        logs: Some(logs.clone()),
+        ..verify::Options::of_local_stack(&at, chapter, Duration::from_secs(30))
+    };
     // A service stopped meanwhile (`cargo xtask service stop`) is reported; the rest go on.
     let mut supervisor = crate::service::Supervisor::default();
     let watch = || supervisor.step(&mut services, &control);

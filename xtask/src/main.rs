@@ -1,6 +1,7 @@
 //! `cargo xtask`: the workshop's automation. Every external command it runs is written out in
 //! one place, with `duct`, and printed before it runs, so you can see (and copy) what happens.
 
+mod answer;
 mod bench;
 mod certs;
 mod cluster;
@@ -54,6 +55,8 @@ enum Command {
     Search(search::Options),
     /// The log lines of one trace from every local service, in time order (or find lines by text).
     Logs(logs::Options),
+    /// The chapters' questions about your traces: answer one, and it is checked against them.
+    Answer(answer::Options),
     /// Stop or start one service of a running `up --local`; the others keep running.
     Service(service::Options),
     /// Measure what tracing costs: the same load with tracing off, on, and with a dead collector.
@@ -110,6 +113,7 @@ fn run(command: Command) -> anyhow::Result<()> {
         Command::Trace(options) => trace::run(&options),
         Command::Search(options) => search::run(&options),
         Command::Logs(options) => logs::run(&options),
+        Command::Answer(options) => answer::run(&options),
         Command::Lint => lint::run(),
         Command::Tools(options) => tools::run(&options),
         Command::Service(options) => service::run(&options),

@@ -22,6 +22,9 @@ pub struct Progress {
     /// Exercise name → when `cargo xtask exercise check` first found it solved.
     #[serde(default)]
     pub solved: BTreeMap<String, String>,
+    /// The questions answered right (`cargo xtask answer`).
+    #[serde(default)]
+    pub answered: std::collections::BTreeSet<String>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]

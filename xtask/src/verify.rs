@@ -58,6 +58,11 @@ pub struct Options {
     /// How long to wait for each trace to be complete.
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
     pub timeout: Duration,
+
+    /// Where the services' logs are, for the chapters that check log lines [default:
+    /// .state/local/logs].
+    #[arg(long)]
+    pub logs: Option<std::path::PathBuf>,
 }
 
 impl Options {
@@ -76,6 +81,7 @@ impl Options {
             up_to,
             jaeger: format!("http://{}", at.traces),
             timeout,
+            logs: None,
         }
     }
 }
@@ -164,6 +170,8 @@ struct Verifier {
     api: String,
     timeout: Duration,
     colour: bool,
+    /// Where the services' logs are (local mode).
+    logs: std::path::PathBuf,
 }
 
 /// Why an expected span was not found as described.
@@ -185,6 +193,7 @@ impl Verifier {
             tracez: tracez_pages(&options.tracez)?,
             timeout: options.timeout,
             colour: waterfall::colours_wanted(),
+            logs: options.logs.clone().unwrap_or_else(|| project::root().join(".state/local/logs")),
         })
     }
 
@@ -194,7 +203,7 @@ impl Verifier {
         // Requests that must leave no span go first: once the later traces are complete,
         // their spans would have been exported too.
         for absent in &chapter.absent {
-            passed &= self.send(&absent.method, &absent.path, &Default::default(), None, absent.status)?.0;
+            passed &= self.send(&absent.method, &absent.path, &absent.headers, None, absent.status)?.0;
         }
         for request in &chapter.request {
             passed &= self.request(request)?;
@@ -203,9 +212,12 @@ impl Verifier {
             passed &= self.tracez(expected)?;
         }
         for absent in &chapter.absent {
-            let found: Vec<Span> = self
-                .jaeger
-                .find(&absent.service, None, since)?
+            // In the one trace the request named (its traceparent), or anywhere since the start.
+            let spans = match &absent.trace_id {
+                Some(trace_id) => self.jaeger.trace(trace_id)?.unwrap_or_default(),
+                None => self.jaeger.find(&absent.service, None, since)?,
+            };
+            let found: Vec<Span> = spans
                 .into_iter()
                 .filter(|span| span.service == absent.service && glob(&absent.name, &span.name))
                 .collect();
@@ -300,7 +312,7 @@ impl Verifier {
     fn request(&self, request: &expect::Request) -> anyhow::Result<bool> {
         let (status_ok, trace_id) =
             self.send(&request.method, &request.path, &request.headers, request.body.as_deref(), request.status)?;
-        if request.span.is_empty() {
+        if request.span.is_empty() && request.log.is_empty() {
             return Ok(status_ok);
         }
         let Some(trace_id) = trace_id else {
@@ -348,6 +360,12 @@ impl Verifier {
                 }
             }
         }
+        for expected in &request.log {
+            passed &= self.log_line(expected, &trace_id)?;
+        }
+        if request.span.is_empty() {
+            return Ok(passed);
+        }
         if spans.is_empty() {
             println!("  observed: no trace {trace_id} arrived within {:?}", self.timeout);
         } else {
@@ -357,6 +375,36 @@ impl Verifier {
             }
         }
         Ok(passed)
+    }
+
+    /// Checks that `expected.service`'s log has a line of this trace containing the text.
+    fn log_line(&self, expected: &expect::ExpectedLog, trace_id: &str) -> anyhow::Result<bool> {
+        let deadline = Instant::now() + self.timeout.min(Duration::from_secs(5));
+        loop {
+            let lines = crate::logs::read_all(&self.logs)?;
+            let of_trace: Vec<_> = lines
+                .iter()
+                .filter(|line| line.service == expected.service && line.trace_id() == Some(trace_id))
+                .collect();
+            if of_trace.iter().any(|line| line.text.contains(&expected.contains)) {
+                println!("  ✓ {}'s log: a line of this trace says \"{}\"", expected.service, expected.contains);
+                return Ok(true);
+            }
+            if Instant::now() >= deadline {
+                println!(
+                    "  ✗ {}'s log ({}) has {} line(s) of this trace, none saying \"{}\"",
+                    expected.service,
+                    self.logs.display(),
+                    of_trace.len(),
+                    expected.contains
+                );
+                println!(
+                    "      → a line logged inside the request's span carries its trace id; outside any span it has none"
+                );
+                return Ok(false);
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
     }
 
     /// Polls Jaeger until every expected span is there as described, or the timeout passes.
@@ -598,6 +646,12 @@ fn problems(
             if span.status_message.is_empty() { "status Error" } else { span.status_message.as_str() }
         )),
         _ => {}
+    }
+    for wanted in &want.events {
+        if !span.events.iter().any(|event| glob(wanted, &event.name)) {
+            let names: Vec<&str> = span.events.iter().map(|event| event.name.as_str()).collect();
+            problems.push(format!("`{}` has no event `{wanted}` (its events: {names:?})", span.name));
+        }
     }
     for (key, pattern) in &want.attributes_match {
         let regex = Regex::new(pattern).expect("checked when loading");

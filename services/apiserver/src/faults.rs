@@ -63,8 +63,9 @@ impl Injector {
     }
 }
 
-/// With failure injection on, a request may choose its fate: `X-Inject-Fault: error`, `delay`
-/// or `none` (what `cargo xtask verify` sends, so that checking a chapter never fails at random).
+/// With failure injection on, a request may choose its fate: `X-Inject-Fault: error`, `delay`,
+/// `slow` (todomanager's `ListTodos` takes a second) or `none` (what `cargo xtask verify` sends,
+/// so that checking a chapter never fails at random).
 pub const CHOICE_HEADER: &str = "x-inject-fault";
 
 #[derive(Debug, PartialEq, Eq)]
@@ -80,7 +81,7 @@ impl Faults {
         match choice {
             Some("error") => Fate::Error,
             Some("delay") => Fate::Delay,
-            Some("none") => Fate::Normal,
+            Some("none" | "slow") => Fate::Normal,
             _ => match rng.f64() {
                 roll if roll < self.failure_rate => Fate::Error,
                 roll if roll < self.failure_rate + self.delay_rate => Fate::Delay,
@@ -91,15 +92,20 @@ impl Faults {
 }
 
 tokio::task_local! {
-    /// Whether this request opted out of failure injection (`X-Inject-Fault: none`): then its
-    /// calls to todomanager say so too, and are never made slow there either.
-    pub static OPTED_OUT: bool;
+    /// What this request chose for todomanager, passed on with its calls: `none` (opted out:
+    /// never made slow there either) or `slow`.
+    pub static PASSED_ON: Option<&'static str>;
 }
 
 /// The middleware; it runs inside the request's span.
 pub async fn inject(State(injector): State<Injector>, request: Request, next: Next) -> Response {
     let choice = request.headers().get(CHOICE_HEADER).and_then(|value| value.to_str().ok()).map(str::to_owned);
-    OPTED_OUT.scope(choice.as_deref() == Some("none"), decide(injector, choice.as_deref(), request, next)).await
+    let passed_on = match choice.as_deref() {
+        Some("none") => Some("none"),
+        Some("slow") if injector.faults.inject_failures => Some("slow"),
+        _ => None,
+    };
+    PASSED_ON.scope(passed_on, decide(injector, choice.as_deref(), request, next)).await
 }
 
 async fn decide(injector: Injector, choice: Option<&str>, request: Request, next: Next) -> Response {

@@ -108,15 +108,15 @@ impl TodoManager {
         }
     }
 
-    /// A request that tells todomanager our deadline, so it can give up when we do, and
-    /// whether this request opted out of failure injection.
+    /// A request that tells todomanager our deadline, so it can give up when we do, and what
+    /// this request chose of failure injection (none, or slow).
     fn request<T>(&self, message: T) -> Request<T> {
         let mut request = Request::new(message);
         request.set_timeout(self.timeout);
-        if crate::faults::OPTED_OUT.try_with(|opted_out| *opted_out).unwrap_or(false) {
+        if let Some(choice) = crate::faults::PASSED_ON.try_with(|choice| *choice).ok().flatten() {
             request
                 .metadata_mut()
-                .insert(crate::faults::CHOICE_HEADER, tonic::metadata::MetadataValue::from_static("none"));
+                .insert(crate::faults::CHOICE_HEADER, tonic::metadata::MetadataValue::from_static(choice));
         }
         request
     }

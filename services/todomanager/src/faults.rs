@@ -6,7 +6,11 @@ use std::time::Duration;
 
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
-/// The metadata by which a caller opts out of failure injection (value `none`).
+/// How long a call that asked to be slow is held back.
+pub const SLOW_ON_REQUEST: Duration = Duration::from_secs(1);
+
+/// The metadata by which a caller opts out of failure injection (value `none`) or asks to be
+/// slow (value `slow`).
 pub const OPT_OUT_HEADER: &str = "x-inject-fault";
 
 #[derive(Clone, Copy, Debug, clap::Args)]
@@ -49,10 +53,13 @@ impl Faults {
     /// whose caller opted out (metadata `x-inject-fault: none`, which apiserver passes on
     /// from `cargo xtask verify` and `helm test`).
     pub async fn maybe_slow_down(&self, metadata: &tonic::metadata::MetadataMap, draws: &Draws) {
-        if metadata.get(OPT_OUT_HEADER).is_some_and(|value| value == "none") {
-            return;
-        }
-        let delay = self.slowness(&mut draws.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+        let delay = match metadata.get(OPT_OUT_HEADER).and_then(|value| value.to_str().ok()) {
+            Some("none") => return,
+            // The caller asked for it (`X-Inject-Fault: slow` at apiserver): one second, within
+            // apiserver's timeout, so the answer is still a 200.
+            Some("slow") if self.inject_failures => Some(SLOW_ON_REQUEST),
+            _ => self.slowness(&mut draws.lock().unwrap_or_else(std::sync::PoisonError::into_inner)),
+        };
         let Some(delay) = delay else { return };
         tracing::Span::current().set_attribute("fault.injected", "slow");
         tracing::info!(?delay, "injected slowness");

@@ -121,6 +121,7 @@ fn serve_and_verify(options: &Options) -> anyhow::Result<()> {
         up_to: options.chapter,
         jaeger: format!("http://127.0.0.1:{JAEGER_PORT}"),
         timeout: Duration::from_secs(60),
+        logs: None,
     };
     let Some(verified) = verify::while_watching(|| services.check_running(), verification)? else {
         return Ok(()); // Ctrl-C during the verification

@@ -110,13 +110,15 @@ fn once(exercises: &[Exercise], exercise: &Exercise, options: &Options) -> anyho
             ("OTEL_BSP_SCHEDULE_DELAY", "200".to_owned()),
             // Failures happen only where a claim asks for one (X-Inject-Fault).
             ("INJECT_FAILURES", "true".to_owned()),
-            ("FAILURE_RATE", "0".to_owned()),
-            ("DELAY_RATE", "0".to_owned()),
-        ],
+        ]
+        .into_iter()
+        .chain(local::NO_RANDOM_FAULTS.map(|(name, value)| (name, value.to_owned())))
+        .collect::<Vec<_>>(),
         under: None,
         tail_sampling: false,
     })?;
-    let verification = verify::Options::of_local_stack(&at, None, options.timeout);
+    let verification =
+        verify::Options { logs: Some(logs.clone()), ..verify::Options::of_local_stack(&at, None, options.timeout) };
     let solved = verify::claims(&verification, &claims);
     services.stop_all();
     if !solved? {
