@@ -268,12 +268,25 @@ fn up_local_check_verifies_the_chapters() {
     assert_every_expectation_holds(&stdout);
 }
 
+/// The chapters on reading traces as their own state brings the stack up: failure injection on
+/// at random (a fixed seed), and still every expectation holds (the checks choose their fates).
+#[test]
+fn up_local_check_verifies_the_reading_chapters_with_faults_on() {
+    let state = tempfile::tempdir().unwrap();
+    let output =
+        xtask_up(state.path(), free_port()).args(["--chapter", "8", "--fault-seed", "3", "--check"]).output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    assert!(stdout.contains("Failure injection is on"), "{stdout}");
+    assert_every_expectation_holds(&stdout);
+}
+
 /// The end of `up --local --check`'s output: every chapter's expectations hold, the observed
 /// traces are shown.
 fn assert_every_expectation_holds(stdout: &str) {
     assert!(stdout.contains("✓ every expectation holds"), "{stdout}");
     assert!(stdout.contains("db-create"), "the observed trace is shown: {stdout}");
-    for chapter in 0..=4 {
+    for chapter in 0..=8 {
         assert!(stdout.contains(&format!("── Chapter {chapter}:")), "chapter {chapter} verified: {stdout}");
     }
     // ✗ may mark an error span in a waterfall (the 404 of chapter 2), never an expectation.
@@ -670,4 +683,83 @@ fn tail_sampling_keeps_every_error_and_every_slow_trace_and_a_share_of_the_rest(
     let kept = kept.count();
     // 10 % of at least 30: the chance of keeping half or more is below one in a million.
     assert!(kept < rest.len() / 2, "{kept} of {} ordinary traces kept: the rest is sampled", rest.len());
+}
+
+/// `cargo xtask answer QUESTION ANSWER` in the folder of a running stack.
+fn answer(up: &Up, state: &Path, args: &[&str]) -> (bool, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .arg("answer")
+        .args(args)
+        .args(["--jaeger", &up.traces, "--state-dir"])
+        .arg(state)
+        .env("WORKSHOP_STATE_DIR", state)
+        .output()
+        .unwrap();
+    (output.status.success(), String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
+/// What a wrong answer's explanation gives as the right one.
+fn right_answer(explanation: &str) -> String {
+    explanation
+        .lines()
+        .find_map(|line| line.split_once("the answer is: ").map(|(_, answer)| answer.trim().to_owned()))
+        .unwrap_or_else(|| panic!("no right answer in: {explanation}"))
+}
+
+/// Every question of the reading chapters, on traces made with faults on and a fixed seed:
+/// the right answer passes, a wrong one fails and explains itself with the right one.
+#[test]
+fn the_chapters_questions_are_answered_from_the_traces() {
+    let state = tempfile::tempdir().unwrap();
+    let up = Up::start_with(state.path(), &["--chapter", "8", "--fault-seed", "11"]);
+    let http = http();
+    let mut failures = 0;
+    for _ in 0..40 {
+        if http.get(format!("{}/v1/todo", up.api)).send().unwrap().status().is_server_error() {
+            failures += 1;
+        }
+    }
+    let missing = http.get(format!("{}/v1/todo/999999", up.api)).send().unwrap();
+    assert_eq!(missing.status(), 404);
+    // Until the store holds still: the chapters' own checks run next to this test.
+    let mut last = None;
+    loop {
+        let stats: Value = http.get(format!("{}/api/stats", up.traces)).send().unwrap().json().unwrap();
+        if last.as_ref() == Some(&stats) {
+            break;
+        }
+        last = Some(stats);
+        std::thread::sleep(Duration::from_secs(2));
+    }
+    // The newest slow list (its log line is written before the answer goes out).
+    let slow = http.get(format!("{}/v1/todo", up.api)).header("X-Inject-Fault", "slow").send().unwrap();
+    let slow_trace = slow.headers()["x-trace-id"].to_str().unwrap().to_owned();
+
+    // The slowest list was held back in todomanager: the time is its own.
+    let (right, said) = answer(&up, state.path(), &["slowest-span", "apiserver GET /v1/todo"]);
+    assert!(!right && said.contains("✗ Not quite") && said.contains("How to find it"), "{said}");
+    assert_eq!(right_answer(&said), "todomanager todo_mgr.TodoManager/ListTodos", "{said}");
+    let (right, said) = answer(&up, state.path(), &["slowest-span", "todomanager todo_mgr.TodoManager/ListTodos"]);
+    assert!(right && said.starts_with("✓ Right"), "{said}");
+
+    for question in ["failed-requests", "failures-kept"] {
+        let (right, said) = answer(&up, state.path(), &[question, "1000"]);
+        assert!(!right, "{said}");
+        let count: usize = right_answer(&said).parse().unwrap();
+        assert!(count >= failures, "{question}: {count} counted, {failures} of ours failed: {said}");
+        let (right, said) = answer(&up, state.path(), &[question, &count.to_string()]);
+        assert!(right, "{said}");
+    }
+
+    let (right, said) = answer(&up, state.path(), &["missing-todo-error", "todomanager todo_mgr.TodoManager/GetTodo"]);
+    assert!(!right && right_answer(&said) == "apiserver todo_mgr.TodoManager/GetTodo", "{said}");
+    assert!(said.contains("NOT_FOUND"), "the explanation names the error type: {said}");
+    assert!(answer(&up, state.path(), &["missing-todo-error", "apiserver todo_mgr.TodoManager/GetTodo"]).0);
+
+    let (right, said) = answer(&up, state.path(), &["slow-line-trace", "0123456789abcdef0123456789abcdef"]);
+    assert!(!right && right_answer(&said) == slow_trace, "{said}");
+    assert!(answer(&up, state.path(), &["slow-line-trace", &slow_trace]).0);
+
+    let (_, listed) = answer(&up, state.path(), &[]);
+    assert!(listed.contains("✓ slow-line-trace") && listed.contains("✓ slowest-span"), "{listed}");
 }
