@@ -104,7 +104,10 @@ fn matches(search: &Search, span: &Span) -> bool {
         && search.duration_max.is_none_or(|max| took <= max)
         && search.attributes.iter().all(|(key, value)| match key.as_str() {
             "error" => span.is_error == (value == "true"),
+            "span.status" => span.is_error == value.eq_ignore_ascii_case("error"),
             "span.kind" => span.kind.eq_ignore_ascii_case(value),
+            // The spans here do not say their scope: left to the store.
+            "scope.name" | "scope.version" => true,
             _ => match key.strip_prefix("resource.") {
                 Some(key) => span.resource.get(key) == Some(value),
                 None => {
@@ -143,4 +146,60 @@ fn table(traces: &[Vec<Span>]) -> String {
         ));
     }
     lines.join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn search(attributes: &[(&str, &str)]) -> Search {
+        Search {
+            service: "apiserver".into(),
+            operation: None,
+            since: SystemTime::UNIX_EPOCH,
+            duration_min: Some(Duration::from_millis(100)),
+            duration_max: None,
+            attributes: attributes.iter().map(|(key, value)| (key.to_string(), value.to_string())).collect(),
+            limit: 20,
+        }
+    }
+
+    fn span(is_error: bool, millis: u64) -> Span {
+        Span {
+            trace_id: "t".into(),
+            span_id: "s".into(),
+            parent_span_id: String::new(),
+            service: "apiserver".into(),
+            name: "GET /v1/todo".into(),
+            kind: "server",
+            start_unix_nano: 0,
+            end_unix_nano: millis * 1_000_000,
+            attributes: [("fault.injected".to_owned(), "error".to_owned())].into(),
+            resource: [("service.name".to_owned(), "apiserver".to_owned())].into(),
+            is_error,
+            status_message: String::new(),
+            events: vec![tracestore::model::Event {
+                name: "injected failure".into(),
+                time_unix_nano: 0,
+                attributes: [("level".to_owned(), "WARN".to_owned())].into(),
+            }],
+        }
+    }
+
+    /// What comes back from a Jaeger that ignores `query.attributes` is filtered here as the
+    /// store filters it.
+    #[test]
+    fn the_answer_is_filtered_again() {
+        assert!(matches(&search(&[("error", "true")]), &span(true, 150)));
+        assert!(!matches(&search(&[("error", "true")]), &span(false, 150)));
+        assert!(!matches(&search(&[]), &span(true, 50)), "shorter than --min-duration");
+        assert!(matches(&search(&[("span.status", "ERROR"), ("span.kind", "server")]), &span(true, 150)));
+        assert!(matches(
+            &search(&[("fault.injected", "error"), ("resource.service.name", "apiserver")]),
+            &span(true, 150)
+        ));
+        assert!(matches(&search(&[("level", "WARN")]), &span(true, 150)), "an event's attribute");
+        assert!(!matches(&search(&[("fault.injected", "delay")]), &span(true, 150)));
+        assert!(matches(&search(&[("scope.name", "apiserver")]), &span(true, 150)), "left to the store");
+    }
 }

@@ -619,7 +619,9 @@ fn search_finds_the_failed_and_the_slow_requests_and_trace_explains_them() {
         .split(", ")
         .map(str::to_owned)
         .collect();
-    assert!(!named.is_empty() && named.is_subset(&failed), "{named:?} {failed:?}");
+    // Of ours, only failed ones (the chapters' checks, running alongside, fail some on purpose).
+    let ours: BTreeSet<String> = named.intersection(&mine).cloned().collect();
+    assert!(!ours.is_empty() && ours.is_subset(&failed), "{named:?} {failed:?}");
 
     let one_delay = delayed.iter().next().unwrap();
     let normal = mine.iter().find(|id| !failed.contains(*id) && !slow.contains(*id)).unwrap();
