@@ -96,6 +96,13 @@ fn take_turn() -> std::sync::MutexGuard<'static, ()> {
     ONE_BUILD_AT_A_TIME.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
+/// A copy of the checkout in a folder of its own (removed when dropped).
+fn a_copy() -> tempfile::TempDir {
+    let copy = tempfile::tempdir().unwrap();
+    copy_of_the_checkout(copy.path());
+    copy
+}
+
 /// `cargo xtask exercise …` in the copy, to run.
 fn exercise_command(copy: &Path, args: &[&str]) -> Command {
     let target = Path::new(env!("CARGO_TARGET_TMPDIR")).join("exercises-target");
@@ -123,9 +130,8 @@ fn text(output: &Output) -> String {
 #[test]
 fn every_exercise_fails_unsolved_and_passes_solved() {
     let _turn = take_turn();
-    let copy = tempfile::tempdir().unwrap();
+    let copy = a_copy();
     let copy = copy.path();
-    copy_of_the_checkout(copy);
     let exercises = exercises(copy);
     assert!(exercises.len() >= 8, "the workshop promises at least eight exercises");
 
@@ -219,9 +225,8 @@ fn go_through(copy: &Path, one: &Exercise) -> Result<(), String> {
 /// `start` refuses to switch branches over uncommitted work, and says what to do.
 #[test]
 fn start_refuses_uncommitted_changes() {
-    let copy = tempfile::tempdir().unwrap();
+    let copy = a_copy();
     let copy = copy.path();
-    copy_of_the_checkout(copy);
     let routes = copy.join("services/apiserver/src/routes.rs");
     let mut code = std::fs::read_to_string(&routes).unwrap();
     code.push_str("\n// my own change\n");
@@ -253,9 +258,8 @@ fn start_refuses_uncommitted_changes() {
 #[test]
 fn check_watch_checks_again_on_every_save() {
     let _turn = take_turn();
-    let copy = tempfile::tempdir().unwrap();
+    let copy = a_copy();
     let copy = copy.path();
-    copy_of_the_checkout(copy);
     assert!(exercise(copy, &["start", "keep-probes-out"]).status.success());
 
     let mut watching = exercise_command(copy, &["check", "--watch", "--timeout", "5s"])
