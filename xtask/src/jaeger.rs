@@ -53,19 +53,16 @@ impl Jaeger {
 
     /// The traces of `service` (with a span named `operation`, if given) that started after `since`.
     pub fn find(&self, service: &str, operation: Option<&str>, since: SystemTime) -> anyhow::Result<Vec<Span>> {
-        let mut url = reqwest::Url::parse(&format!("{}/api/v3/traces", self.base))?;
-        url.query_pairs_mut()
-            .append_pair("query.service_name", service)
-            .append_pair("query.start_time_min", &humantime::format_rfc3339_nanos(since).to_string())
-            .append_pair(
-                "query.start_time_max",
-                &humantime::format_rfc3339_nanos(SystemTime::now() + Duration::from_secs(60)).to_string(),
-            )
-            .append_pair("query.num_traces", "100");
-        if let Some(operation) = operation {
-            url.query_pairs_mut().append_pair("query.operation_name", operation);
-        }
-        Ok(self.traces(url.as_str())?.unwrap_or_default())
+        let search = Search {
+            service: service.to_owned(),
+            operation: operation.map(str::to_owned),
+            since,
+            duration_min: None,
+            duration_max: None,
+            attributes: Default::default(),
+            limit: 100,
+        };
+        Ok(self.search(&search)?.into_iter().flatten().collect())
     }
 
     /// The traces a search finds, newest first: each as its spans.
@@ -96,11 +93,16 @@ impl Jaeger {
             }
         }
         let spans = self.traces(url.as_str())?.unwrap_or_default();
+        // Grouped by trace, in the order the traces first appear.
         let mut traces: Vec<Vec<Span>> = Vec::new();
+        let mut index: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
         for span in spans {
-            match traces.iter_mut().find(|trace| trace[0].trace_id == span.trace_id) {
-                Some(trace) => trace.push(span),
-                None => traces.push(vec![span]),
+            match index.get(&span.trace_id) {
+                Some(&at) => traces[at].push(span),
+                None => {
+                    index.insert(span.trace_id.clone(), traces.len());
+                    traces.push(vec![span]);
+                }
             }
         }
         Ok(traces)
