@@ -1,8 +1,10 @@
 //! `cargo xtask up --local`: the workshop's services as processes on this machine.
 
 use std::{
+    collections::BTreeSet,
     net::{SocketAddr, TcpListener, TcpStream},
     path::{Path, PathBuf},
+    sync::Mutex,
     time::{Duration, Instant},
 };
 
@@ -369,9 +371,17 @@ fn service_binary(dir: &Path, name: &str) -> anyhow::Result<PathBuf> {
     Ok(path)
 }
 
-/// A port on 127.0.0.1 that nobody uses right now.
+/// A port on 127.0.0.1 that nobody uses right now and that this process has not handed out
+/// before. The system may hand out a port it took back twice in a row; two services told to
+/// share one fail to start (it happened: apiserver's tracez on the store's OTLP port).
 pub fn free_address() -> anyhow::Result<SocketAddr> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?)
+    static HANDED_OUT: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
+    loop {
+        let address = TcpListener::bind("127.0.0.1:0")?.local_addr()?;
+        if HANDED_OUT.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).insert(address.port()) {
+            return Ok(address);
+        }
+    }
 }
 
 fn ensure_port_free(address: SocketAddr, option: &str) -> anyhow::Result<()> {
@@ -445,4 +455,19 @@ fn print_summary(at: &Addresses, database_url: &str, services: &Services, stack:
 
 fn absolute(path: &Path) -> anyhow::Result<PathBuf> {
     std::path::absolute(path).with_context(|| format!("cannot resolve {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn free_addresses_are_never_handed_out_twice() {
+        let mut seen = BTreeSet::new();
+        for _ in 0..500 {
+            let address = free_address().unwrap();
+            assert!(seen.insert(address.port()), "port {} handed out twice", address.port());
+            // A port is taken back as soon as it is handed out: the system may give it again.
+        }
+    }
 }

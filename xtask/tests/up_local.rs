@@ -21,7 +21,7 @@ struct Up {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    testkit::process::free_address().port()
 }
 
 fn xtask_up(state: &Path, api_port: u16) -> Command {

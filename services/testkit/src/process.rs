@@ -132,6 +132,20 @@ impl Drop for Service {
     }
 }
 
+/// A port on 127.0.0.1 that nobody uses right now and that this test process has not handed out
+/// before (the system may hand out a port it took back twice in a row, and two servers told to
+/// share one fail to start).
+pub fn free_address() -> std::net::SocketAddr {
+    static HANDED_OUT: std::sync::Mutex<std::collections::BTreeSet<u16>> =
+        std::sync::Mutex::new(std::collections::BTreeSet::new());
+    loop {
+        let address = dead_address();
+        if HANDED_OUT.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).insert(address.port()) {
+            return address;
+        }
+    }
+}
+
 /// An address where nothing listens: a port the system handed out and took back. (The one dead
 /// port of the tests: a collector or service that is not there.)
 pub fn dead_address() -> std::net::SocketAddr {

@@ -7,12 +7,14 @@
 
 use std::{
     io::Write,
-    net::{SocketAddr, TcpListener},
+    net::SocketAddr,
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
     sync::Mutex,
     time::{Duration, Instant},
 };
+
+use crate::process::free_address;
 
 /// Set (to anything but `0`) where a missing tool must fail the tests instead of skipping them.
 pub const REQUIRE_VAR: &str = "WORKSHOP_REQUIRE_REAL_TOOLS";
@@ -63,10 +65,6 @@ fn say_skipped(what: &str, test: &str) {
         );
         said.push(line);
     }
-}
-
-fn free_address() -> SocketAddr {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
 }
 
 /// The real Jaeger v2, with `config/local/jaeger.yaml` (in-memory storage) on free ports; it is
