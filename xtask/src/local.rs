@@ -131,7 +131,8 @@ impl Addresses {
     }
 
     fn of(options: &Options) -> Self {
-        let local = |port| SocketAddr::from(([127, 0, 0, 1], port));
+        // Claimed: the real stack's internal ports, chosen later, must not be one of these.
+        let local = |port| claim(SocketAddr::from(([127, 0, 0, 1], port)));
         Self {
             api: local(options.api_port),
             api_tracez: local(options.api_tracez_port),
@@ -375,13 +376,23 @@ fn service_binary(dir: &Path, name: &str) -> anyhow::Result<PathBuf> {
 /// before. The system may hand out a port it took back twice in a row; two services told to
 /// share one fail to start (it happened: apiserver's tracez on the store's OTLP port).
 pub fn free_address() -> anyhow::Result<SocketAddr> {
-    static HANDED_OUT: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
     loop {
         let address = TcpListener::bind("127.0.0.1:0")?.local_addr()?;
-        if HANDED_OUT.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).insert(address.port()) {
+        if newly_claimed(address) {
             return Ok(address);
         }
     }
+}
+
+/// `address`, which [`free_address`] will not hand out from now on.
+fn claim(address: SocketAddr) -> SocketAddr {
+    newly_claimed(address);
+    address
+}
+
+fn newly_claimed(address: SocketAddr) -> bool {
+    static CLAIMED: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
+    CLAIMED.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).insert(address.port())
 }
 
 fn ensure_port_free(address: SocketAddr, option: &str) -> anyhow::Result<()> {
