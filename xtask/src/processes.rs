@@ -84,6 +84,13 @@ impl Service {
     }
 
     fn launch(name: &str, command: &duct::Expression, log_file: File) -> anyhow::Result<duct::Handle> {
+        let mut command = command.clone();
+        if std::env::var_os("RUST_LIB_BACKTRACE").is_none() {
+            // With RUST_BACKTRACE=1 (CI sets it), a service's startup error ("cannot serve
+            // tracez on …") would end in thirty lines of backtrace, and the end of its log,
+            // which is all `check_running` shows, would be those. Panics keep theirs.
+            command = command.env("RUST_LIB_BACKTRACE", "0");
+        }
         command
             .stderr_to_stdout()
             .stdout_file(log_file)

@@ -255,6 +255,24 @@ fn a_port_in_use_is_named_with_the_option_to_change_it() {
     assert!(stderr.contains("--api-port"), "{stderr}");
 }
 
+/// A service that cannot start says why, and that reason is what xtask shows: not a backtrace,
+/// even where RUST_BACKTRACE=1 (as in CI).
+#[test]
+fn a_service_that_fails_to_start_is_shown_with_its_reason() {
+    let state = tempfile::tempdir().unwrap();
+    let output = xtask_up(state.path(), free_port())
+        .env("OTEL_PROPAGATORS", "bogus")
+        .env("RUST_BACKTRACE", "1")
+        .env_remove("RUST_LIB_BACKTRACE")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(stderr.contains("exited unexpectedly"), "{stderr}");
+    assert!(stderr.contains(r#"OTEL_PROPAGATORS names "bogus""#), "{stderr}");
+    assert!(!stderr.contains("Stack backtrace"), "{stderr}");
+}
+
 /// The README's first command with `--check`: the whole local stack starts, the chapters that
 /// apply locally are verified against real traces, everything stops, and the exit status says
 /// whether the traces are as the chapters claim.
