@@ -139,17 +139,18 @@ pub fn free_address() -> std::net::SocketAddr {
     static HANDED_OUT: std::sync::Mutex<std::collections::BTreeSet<u16>> =
         std::sync::Mutex::new(std::collections::BTreeSet::new());
     loop {
-        let address = dead_address();
+        let address = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
         if HANDED_OUT.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).insert(address.port()) {
             return address;
         }
     }
 }
 
-/// An address where nothing listens: a port the system handed out and took back. (The one dead
-/// port of the tests: a collector or service that is not there.)
+/// An address where nothing listens: a port the system handed out and took back, and which
+/// [`free_address`] will not give a server later. (The one dead port of the tests: a collector
+/// or service that is not there.)
 pub fn dead_address() -> std::net::SocketAddr {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
+    free_address()
 }
 
 /// A service binary on ephemeral ports, exporting its spans to `otlp` (a dead port when not
