@@ -18,7 +18,7 @@ use crate::{
     filter::Attributes,
     model::{self, Span},
     query::{parse_go_duration, parse_trace_id},
-    store::{self, Store, Summary},
+    store::{self, Store},
 };
 
 /// How many traces the front page lists.
@@ -69,8 +69,7 @@ async fn recent(
         }
     };
     let (heading, rows) = if form.service.trim().is_empty() {
-        let recent = store.recent(RECENT).into_iter().map(|(id, summary)| (model::hex(&id), summary));
-        ("Recent traces".to_owned(), recent.collect::<Vec<_>>())
+        ("Recent traces", store.recent(RECENT))
     } else {
         let query = match search(&form) {
             Ok(query) => query,
@@ -79,12 +78,7 @@ async fn recent(
                     .into_response();
             }
         };
-        let found = store.find(&query).into_iter().map(|parts| {
-            let summary = Summary::of(&parts);
-            let id = model::spans_of(&parts).first().map(|span| span.trace_id.clone()).unwrap_or_default();
-            (id, summary)
-        });
-        ("Traces found".to_owned(), found.collect())
+        ("Traces found", store.find_summaries(&query))
     };
     let mut table = format!(
         "<h1>{heading}</h1><p>{} traces kept. Jaeger's API v3 answers under <code>/api/v3/</code>.</p>\
@@ -99,7 +93,7 @@ async fn recent(
             table,
             "<tr{}><td><a href=\"/trace/{}\">{} {}</a></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             if error { " class=\"err\"" } else { "" },
-            escape(id),
+            model::hex(id),
             escape(service),
             escape(name),
             escape(&services.join(", ")),

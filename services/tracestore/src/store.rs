@@ -279,33 +279,9 @@ impl Store {
     /// Traces with at least one span that matches `query`, newest first.
     pub fn find(&self, query: &Query) -> Vec<Vec<ResourceSpans>> {
         let traces = self.traces();
-        let matches = |parts: &[ResourceSpans]| {
-            // One span of the service meets every condition (as in Jaeger's memory store).
-            parts.iter().filter(|rs| service_name(rs) == query.service_name).any(|rs| {
-                let resource = rs.resource.as_ref().map(|resource| resource.attributes.as_slice()).unwrap_or_default();
-                rs.scope_spans.iter().any(|scope_spans| {
-                    scope_spans.spans.iter().any(|span| {
-                        let duration =
-                            Duration::from_nanos(span.end_time_unix_nano.saturating_sub(span.start_time_unix_nano));
-                        query.operation_name.as_ref().is_none_or(|name| *name == span.name)
-                            && (query.start_time_min_nanos..=query.start_time_max_nanos)
-                                .contains(&span.start_time_unix_nano)
-                            && query.duration_min.is_none_or(|min| duration >= min)
-                            && query.duration_max.is_none_or(|max| duration <= max)
-                            && query.attributes.matches(resource, scope_spans.scope.as_ref(), span)
-                    })
-                })
-            })
-        };
         let mut found = Vec::new();
         let mut bytes = 0;
-        for trace in traces.arrival.iter().rev().map(|id| &traces.by_id[id]) {
-            if found.len() == query.num_traces {
-                break;
-            }
-            if !matches(&trace.parts) {
-                continue;
-            }
+        for (_, trace) in traces.matching(query).take(query.num_traces) {
             // The answer stays bounded: the newest matches that fit, one trace at least.
             if !found.is_empty() && bytes + trace.bytes > MAX_ANSWER_BYTES {
                 break;
@@ -314,6 +290,40 @@ impl Store {
             found.push(trace.parts.clone());
         }
         found
+    }
+
+    /// The ids and summaries of the traces that match `query`, newest first: what the page
+    /// lists of a search, without copying a span.
+    pub fn find_summaries(&self, query: &Query) -> Vec<(TraceId, Summary)> {
+        let traces = self.traces();
+        traces.matching(query).take(query.num_traces).map(|(id, trace)| (*id, trace.summary.clone())).collect()
+    }
+}
+
+impl Traces {
+    /// The traces with at least one span that matches `query`, newest first.
+    fn matching<'a>(&'a self, query: &'a Query) -> impl Iterator<Item = (&'a TraceId, &'a Trace)> {
+        self.arrival.iter().rev().map(|id| (id, &self.by_id[id])).filter(|(_, trace)| query.matches(&trace.parts))
+    }
+}
+
+impl Query {
+    /// Whether one span of the service meets every condition (as in Jaeger's memory store).
+    fn matches(&self, parts: &[ResourceSpans]) -> bool {
+        parts.iter().filter(|rs| service_name(rs) == self.service_name).any(|rs| {
+            let resource = rs.resource.as_ref().map(|resource| resource.attributes.as_slice()).unwrap_or_default();
+            rs.scope_spans.iter().any(|scope_spans| {
+                scope_spans.spans.iter().any(|span| {
+                    let duration =
+                        Duration::from_nanos(span.end_time_unix_nano.saturating_sub(span.start_time_unix_nano));
+                    self.operation_name.as_ref().is_none_or(|name| *name == span.name)
+                        && (self.start_time_min_nanos..=self.start_time_max_nanos).contains(&span.start_time_unix_nano)
+                        && self.duration_min.is_none_or(|min| duration >= min)
+                        && self.duration_max.is_none_or(|max| duration <= max)
+                        && self.attributes.matches(resource, scope_spans.scope.as_ref(), span)
+                })
+            })
+        })
     }
 }
 
@@ -325,13 +335,6 @@ impl Ingested {
 }
 
 impl Summary {
-    /// The summary of a trace's parts, as found by a search.
-    pub fn of(parts: &[ResourceSpans]) -> Self {
-        let mut summary = Self::default();
-        parts.iter().for_each(|part| summary.add(part));
-        summary
-    }
-
     fn add(&mut self, part: &ResourceSpans) {
         let service = service_name(part);
         for span in part.scope_spans.iter().flat_map(|scope| &scope.spans) {
