@@ -179,23 +179,13 @@ pub struct Tracez {
 /// Every chapter under `chapters/` that has an `expect.toml`, in order.
 pub fn load_all(chapters_dir: &Path) -> anyhow::Result<Vec<Chapter>> {
     let mut chapters = Vec::new();
-    let entries = std::fs::read_dir(chapters_dir).with_context(|| format!("cannot read {}", chapters_dir.display()))?;
-    for entry in entries {
-        let folder = entry?.path();
+    for (number, folder) in crate::project::chapter_folders(chapters_dir)? {
         let file = folder.join("expect.toml");
-        let Some(number) = chapter_number(&folder) else { continue };
         if file.exists() {
             chapters.push(load(&file, number)?);
         }
     }
-    chapters.sort_by_key(|chapter| chapter.number);
     Ok(chapters)
-}
-
-/// `chapters/03-instrumenting-todomanager` is chapter 3.
-fn chapter_number(folder: &Path) -> Option<u32> {
-    let name = folder.file_name()?.to_str()?;
-    name.split('-').next()?.parse().ok()
 }
 
 pub fn load(file: &Path, number: u32) -> anyhow::Result<Chapter> {

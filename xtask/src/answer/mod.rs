@@ -114,19 +114,12 @@ fn list(questions: &[Question]) {
 
 /// Every chapter's questions, in the chapters' order.
 pub fn load_all(chapters: &Path) -> anyhow::Result<Vec<Question>> {
-    let mut folders: Vec<PathBuf> = std::fs::read_dir(chapters)
-        .with_context(|| format!("cannot read {}", chapters.display()))?
-        .filter_map(|entry| entry.ok().map(|entry| entry.path()))
-        .filter(|path| path.join("questions.toml").is_file())
-        .collect();
-    folders.sort();
     let mut questions = Vec::new();
-    for folder in folders {
-        let chapter = folder
-            .file_name()
-            .and_then(|name| name.to_str()?.split('-').next()?.parse().ok())
-            .with_context(|| format!("{} is not a numbered chapter", folder.display()))?;
+    for (chapter, folder) in project::chapter_folders(chapters)? {
         let file = folder.join("questions.toml");
+        if !file.is_file() {
+            continue;
+        }
         let text = std::fs::read_to_string(&file).with_context(|| format!("cannot read {}", file.display()))?;
         let parsed: File = toml::from_str(&text).with_context(|| format!("{} is not valid", file.display()))?;
         for mut question in parsed.question {

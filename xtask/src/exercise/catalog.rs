@@ -77,8 +77,7 @@ impl Exercise {
 /// Every exercise of every chapter, in the chapters' order, then the folders'.
 pub fn load_all(chapters_dir: &Path) -> anyhow::Result<Vec<Exercise>> {
     let mut exercises = Vec::new();
-    for chapter_folder in sorted_folders(chapters_dir)? {
-        let Some((chapter, _)) = numbered(&chapter_folder) else { continue };
+    for (chapter, chapter_folder) in crate::project::chapter_folders(chapters_dir)? {
         let dir = chapter_folder.join("exercises");
         if !dir.is_dir() {
             continue;
