@@ -20,6 +20,22 @@ pub struct Search {
     pub limit: usize,
 }
 
+impl Search {
+    /// The traces of `service` (with a span named `operation`, if given) that started after
+    /// `since`, at most 100: no other condition.
+    pub fn of(service: &str, operation: Option<&str>, since: SystemTime) -> Self {
+        Self {
+            service: service.to_owned(),
+            operation: operation.map(str::to_owned),
+            since,
+            duration_min: None,
+            duration_max: None,
+            attributes: Default::default(),
+            limit: 100,
+        }
+    }
+}
+
 pub struct Jaeger {
     base: String,
     http: reqwest::blocking::Client,
@@ -53,16 +69,7 @@ impl Jaeger {
 
     /// The traces of `service` (with a span named `operation`, if given) that started after `since`.
     pub fn find(&self, service: &str, operation: Option<&str>, since: SystemTime) -> anyhow::Result<Vec<Span>> {
-        let search = Search {
-            service: service.to_owned(),
-            operation: operation.map(str::to_owned),
-            since,
-            duration_min: None,
-            duration_max: None,
-            attributes: Default::default(),
-            limit: 100,
-        };
-        Ok(self.search(&search)?.into_iter().flatten().collect())
+        Ok(self.search(&Search::of(service, operation, since))?.into_iter().flatten().collect())
     }
 
     /// The traces a search finds, newest first: each as its spans.

@@ -113,20 +113,12 @@ pub fn answer(question: &Question, jaeger: &Jaeger, logs: &Path) -> anyhow::Resu
 /// The traces of the last `since` whose root span is named `operation`, newest first.
 fn rooted_at(jaeger: &Jaeger, operation: &str, since: Duration) -> anyhow::Result<Vec<Vec<Span>>> {
     let mut traces = Vec::new();
+    let mut known = std::collections::HashSet::new();
     for service in jaeger.services()? {
-        let search = Search {
-            service,
-            operation: Some(operation.to_owned()),
-            since: SystemTime::now() - since,
-            duration_min: None,
-            duration_max: None,
-            attributes: Default::default(),
-            limit: 1000,
-        };
+        let search = Search { limit: 1000, ..Search::of(&service, Some(operation), SystemTime::now() - since) };
         for trace in jaeger.search(&search)? {
             let is_root = |span: &Span| span.parent_span_id.is_empty() && span.name == operation;
-            let known = traces.iter().any(|other: &Vec<Span>| other[0].trace_id == trace[0].trace_id);
-            if trace.iter().any(is_root) && !known {
+            if trace.iter().any(is_root) && known.insert(trace[0].trace_id.clone()) {
                 traces.push(trace);
             }
         }
