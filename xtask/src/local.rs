@@ -20,8 +20,17 @@ use crate::{
 /// The first chapter whose stack has failure injection on (finding the failing request).
 const FAULTS_FROM: u32 = 5;
 
-/// Failure injection without chance: only requests that ask for a fault get one.
-pub const NO_RANDOM_FAULTS: [(&str, &str); 3] = [("FAILURE_RATE", "0"), ("DELAY_RATE", "0"), ("SLOW_LIST_RATE", "0")];
+/// Failure injection, as the services read it: always there for the requests that ask for a
+/// fault (X-Inject-Fault, as the chapters' checks do); at random only when `random`, drawn from
+/// `seed` if one is given. Otherwise the rates are 0: no request fails by chance.
+pub fn faults_env(random: bool, seed: Option<u64>) -> Vec<(&'static str, String)> {
+    let mut env = vec![("INJECT_FAILURES", "true".to_owned())];
+    if !random {
+        env.extend(["FAILURE_RATE", "DELAY_RATE", "SLOW_LIST_RATE"].map(|rate| (rate, "0".to_owned())));
+    }
+    env.extend(seed.map(|seed| ("FAULT_SEED", seed.to_string())));
+    env
+}
 
 /// How long a service may take to become ready.
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
@@ -194,17 +203,10 @@ pub fn up(options: &Options, chapter: Option<u32>) -> anyhow::Result<()> {
         faults || options.fault_seed.is_none(),
         "--fault-seed chooses which requests fail: it needs failure injection (--faults, or --chapter 5–8)"
     );
-    // Failure injection is always there for the requests that ask for a fault
-    // (X-Inject-Fault, as the chapters' checks do); at random only with --faults.
-    env.push(("INJECT_FAILURES", "true".to_owned()));
     if faults {
         println!("Failure injection is on: about one request in ten fails, one in ten is slow.");
-        if let Some(seed) = options.fault_seed {
-            env.push(("FAULT_SEED", seed.to_string()));
-        }
-    } else {
-        env.extend(NO_RANDOM_FAULTS.map(|(name, value)| (name, value.to_owned())));
     }
+    env.extend(faults_env(faults, options.fault_seed));
     let mut services = start_stack(&Launch {
         binaries: &project::binaries_dir(),
         at: &at,
@@ -471,6 +473,15 @@ fn absolute(path: &Path) -> anyhow::Result<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn faults_happen_at_random_only_when_asked() {
+        let env = |random, seed| -> Vec<String> {
+            faults_env(random, seed).into_iter().map(|(name, value)| format!("{name}={value}")).collect()
+        };
+        assert_eq!(env(false, None), ["INJECT_FAILURES=true", "FAILURE_RATE=0", "DELAY_RATE=0", "SLOW_LIST_RATE=0"]);
+        assert_eq!(env(true, Some(3)), ["INJECT_FAILURES=true", "FAULT_SEED=3"]);
+    }
 
     #[test]
     fn free_addresses_are_never_handed_out_twice() {

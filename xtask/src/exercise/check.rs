@@ -107,13 +107,11 @@ fn once(exercises: &[Exercise], exercise: &Exercise, options: &Options) -> anyho
         tracing_off: (false, false),
         env: &[
             // Spans reach the store right after their request.
-            ("OTEL_BSP_SCHEDULE_DELAY", "200".to_owned()),
+            vec![("OTEL_BSP_SCHEDULE_DELAY", "200".to_owned())],
             // Failures happen only where a claim asks for one (X-Inject-Fault).
-            ("INJECT_FAILURES", "true".to_owned()),
+            local::faults_env(false, None),
         ]
-        .into_iter()
-        .chain(local::NO_RANDOM_FAULTS.map(|(name, value)| (name, value.to_owned())))
-        .collect::<Vec<_>>(),
+        .concat(),
         under: None,
         tail_sampling: false,
     })?;
