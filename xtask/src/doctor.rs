@@ -157,7 +157,50 @@ pub fn missing(checks: &[Check]) -> Vec<String> {
     checks.iter().filter(|check| !check.ok).map(|check| check.name.clone()).collect()
 }
 
+/// What `up --provider bare` needs (Linux, as root): Debian's packages and the tools built by
+/// `cargo xtask tools install`. Reported apart: minikube's checks decide `doctor`'s verdict.
+pub fn bare_checks(path: &[PathBuf]) -> Vec<Check> {
+    use crate::{cluster::bare, tools};
+    let mut checks = vec![Check {
+        name: "root".into(),
+        ok: nix::unistd::geteuid().is_root(),
+        found: format!("euid {}", nix::unistd::geteuid()),
+        fix: "the bare provider mounts, makes network namespaces and iptables rules: run it as root".into(),
+    }];
+    for (program, package) in bare::HOST_PROGRAMS {
+        let found = find(program, path);
+        checks.push(Check {
+            name: program.into(),
+            ok: found.is_some(),
+            found: found.map_or("not found".into(), |path| path.display().to_string()),
+            fix: format!("apt-get install {package}"),
+        });
+    }
+    for plugin in bare::CNI_PLUGINS {
+        checks.push(Check {
+            name: plugin.into(),
+            ok: std::path::Path::new(plugin).is_file(),
+            found: if std::path::Path::new(plugin).is_file() { "found".into() } else { "not found".into() },
+            fix: "apt-get install containernetworking-plugins".into(),
+        });
+    }
+    for tool in [tools::KUBERNETES, tools::ETCD, tools::COREDNS, tools::PAUSE] {
+        let found = tools::installed(tool);
+        checks.push(Check {
+            name: tool.into(),
+            ok: found.is_some(),
+            found: found.map_or("not installed".into(), |path| path.display().to_string()),
+            fix: format!("cargo xtask tools install {tool} (needs Go)"),
+        });
+    }
+    checks
+}
+
 pub fn run() -> anyhow::Result<()> {
+    let bare = bare_checks(&search_path());
+    println!("The bare provider (`up --provider bare`, Linux as root; optional):");
+    print(&bare);
+    println!();
     let checks = checks(&search_path());
     print(&checks);
     let missing = missing(&checks);

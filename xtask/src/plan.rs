@@ -103,9 +103,11 @@ pub enum Kind {
 }
 
 /// The steps xtask carries out itself.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Internal {
     GenerateCertificates,
+    /// The bare provider's own work: starting its programs, writing images, undoing host changes.
+    Bare(crate::cluster::bare::Work),
 }
 
 impl Step {
@@ -122,6 +124,11 @@ impl Step {
 
     pub fn kind(mut self, kind: Kind) -> Self {
         self.kind = kind;
+        self
+    }
+
+    pub fn internal(mut self, work: Internal) -> Self {
+        self.internal = Some(work);
         self
     }
 
@@ -153,8 +160,16 @@ impl Plan {
                 }
                 None => text.push('\n'),
             }
-            if let Some(Internal::GenerateCertificates) = step.internal {
-                let _ = writeln!(text, "   (xtask) generate an ECDSA P-256 trust anchor and issuer with rcgen");
+            match &step.internal {
+                Some(Internal::GenerateCertificates) => {
+                    let _ = writeln!(text, "   (xtask) generate an ECDSA P-256 trust anchor and issuer with rcgen");
+                }
+                Some(Internal::Bare(work)) => {
+                    for line in work.describe(&crate::cluster::bare::Layout::new()) {
+                        let _ = writeln!(text, "   (xtask) {line}");
+                    }
+                }
+                None => {}
             }
             for command in &step.commands {
                 let _ = writeln!(text, "   $ {}", command.shell());
@@ -164,7 +179,7 @@ impl Plan {
     }
 
     /// Carries out the steps that are not done, with a spinner and the elapsed time.
-    pub fn execute(&self, internal: &mut dyn FnMut(Internal) -> anyhow::Result<()>) -> anyhow::Result<()> {
+    pub fn execute(&self, internal: &mut dyn FnMut(&Internal) -> anyhow::Result<()>) -> anyhow::Result<()> {
         let total = self.steps.len();
         for (number, step) in self.steps.iter().enumerate() {
             let label = format!("[{}/{total}] {}", number + 1, step.title);
@@ -177,8 +192,11 @@ impl Plan {
                 .with_style(ProgressStyle::with_template("{spinner} {msg} {elapsed}").expect("a valid template"))
                 .with_message(label.clone());
             spinner.enable_steady_tick(std::time::Duration::from_millis(100));
-            if let Some(work) = step.internal {
-                internal(work)?;
+            if let Some(work) = &step.internal {
+                if let Err(error) = internal(work) {
+                    spinner.finish_with_message(format!("✗ {label}"));
+                    return Err(error);
+                }
             }
             for command in &step.commands {
                 spinner.println(format!("  $ {}", command.shell()));

@@ -1,7 +1,8 @@
 //! `cargo xtask tools`: the real programs a workshop's cluster runs — Jaeger v2, an OpenTelemetry
-//! Collector, Helm 3 and Helm 4 — built from their official Go modules into `.state/tools/bin/`,
-//! plus the Kubernetes schema validator from PyPI. Local mode's `--stack real`, `lint` and the
-//! tests use them from there.
+//! Collector, Helm 3 and Helm 4, and for the bare provider Kubernetes itself, etcd, CoreDNS and
+//! the Pods' sandbox program — built from their official Go modules into `.state/tools/bin/`,
+//! plus the Kubernetes schema validator from PyPI. Local mode's `--stack real`, `lint`, the bare
+//! cluster and the tests use them from there.
 //!
 //! Every version is pinned once, under `tools/`: each Go program in a module of its own
 //! (`tools/<tool>/go.mod`, a `tool` line), so that it builds with exactly the dependencies its
@@ -42,6 +43,9 @@ enum Command {
 enum Recipe {
     /// `go build` of the program that `tools/<dir>/go.mod` names in its `tool` line.
     GoProgram { dir: &'static str, package: &'static str },
+    /// `go build` of several programs of one release (`tools/<dir>/go.mod`, one `tool` line
+    /// each), stamped with `ldflags`.
+    GoPrograms { dir: &'static str, packages: &'static [&'static str], ldflags: Ldflags },
     /// The OpenTelemetry Collector builder of `tools/otelcol/go.mod`, with its `builder-config.yaml`.
     CollectorBuilder,
     /// A Python program installed with pip into its own virtual environment.
@@ -51,10 +55,43 @@ enum Recipe {
     ModuleFolder { dir: &'static str, module: &'static str, folder: &'static str },
 }
 
+/// The `-ldflags` of a build, from the pinned version.
+#[derive(Clone, Copy)]
+enum Ldflags {
+    /// Strip only.
+    None,
+    /// Kubernetes stamps its version at link time; unstamped, `/version` answers
+    /// `v0.0.0-master+$Format:%H$` and charts with a `kubeVersion` refuse the cluster.
+    Kubernetes,
+}
+
+impl Ldflags {
+    fn render(self, version: &str) -> anyhow::Result<String> {
+        Ok(match self {
+            Ldflags::None => "-s -w".into(),
+            Ldflags::Kubernetes => {
+                let mut parts = version.trim_start_matches('v').split('.');
+                let (major, minor) = (parts.next().unwrap_or_default(), parts.next().unwrap_or_default());
+                anyhow::ensure!(!minor.is_empty(), "unexpected Kubernetes version {version}");
+                let mut flags = String::from("-s -w");
+                for package in ["k8s.io/component-base/version", "k8s.io/client-go/pkg/version"] {
+                    flags.push_str(&format!(
+                        " -X {package}.gitVersion={version} -X {package}.gitMajor={major} \
+                         -X {package}.gitMinor={minor} -X {package}.gitTreeState=clean"
+                    ));
+                }
+                flags
+            }
+        })
+    }
+}
+
 /// One of the real tools.
 pub struct Tool {
     /// The file name in `.state/tools/bin/`.
     pub name: &'static str,
+    /// The files it puts into `.state/tools/bin/` (empty: one, named `name`).
+    programs: &'static [&'static str],
     pub what: &'static str,
     /// Whose pinned version it is: a module of its `go.mod`, a package of `tools/requirements.txt`.
     pin: &'static str,
@@ -73,10 +110,22 @@ pub const HELM4: &str = "helm4";
 pub const KUBERNETES_VALIDATE: &str = "kubernetes-validate";
 /// Not a program: the upstream Traefik chart, a folder, for the tests to render.
 pub const TRAEFIK_CHART: &str = "traefik-chart";
+pub const KUBERNETES: &str = "kubernetes";
+pub const ETCD: &str = "etcd";
+pub const COREDNS: &str = "coredns";
+pub const PAUSE: &str = "pause";
+/// The programs of the Kubernetes release, as `.state/tools/bin/` names them.
+pub const KUBE_APISERVER: &str = "kube-apiserver";
+pub const KUBE_CONTROLLER_MANAGER: &str = "kube-controller-manager";
+pub const KUBE_SCHEDULER: &str = "kube-scheduler";
+pub const KUBELET: &str = "kubelet";
+pub const KUBE_PROXY: &str = "kube-proxy";
+pub const KUBECTL: &str = "kubectl";
 
-pub const TOOLS: [Tool; 6] = [
+pub const TOOLS: [Tool; 10] = [
     Tool {
         name: JAEGER,
+        programs: &[],
         what: "Jaeger v2, all-in-one (OTLP in, in-memory storage, query API v3)",
         pin: "github.com/jaegertracing/jaeger",
         pin_files: &["jaeger/go.mod", "jaeger/go.sum"],
@@ -86,6 +135,7 @@ pub const TOOLS: [Tool; 6] = [
     },
     Tool {
         name: COLLECTOR,
+        programs: &[],
         what: "OpenTelemetry Collector, built by the official builder from tools/otelcol/builder-config.yaml",
         pin: "go.opentelemetry.io/collector/cmd/builder",
         pin_files: &["otelcol/go.mod", "otelcol/go.sum", "otelcol/builder-config.yaml"],
@@ -96,6 +146,7 @@ pub const TOOLS: [Tool; 6] = [
     },
     Tool {
         name: HELM3,
+        programs: &[],
         what: "Helm 3",
         pin: "helm.sh/helm/v3",
         pin_files: &["helm3/go.mod", "helm3/go.sum"],
@@ -104,6 +155,7 @@ pub const TOOLS: [Tool; 6] = [
     },
     Tool {
         name: HELM4,
+        programs: &[],
         what: "Helm 4",
         pin: "helm.sh/helm/v4",
         pin_files: &["helm4/go.mod", "helm4/go.sum"],
@@ -112,6 +164,7 @@ pub const TOOLS: [Tool; 6] = [
     },
     Tool {
         name: KUBERNETES_VALIDATE,
+        programs: &[],
         what: "Kubernetes schema validation, offline (PyPI)",
         pin: "kubernetes-validate",
         pin_files: &["requirements.txt"],
@@ -120,6 +173,7 @@ pub const TOOLS: [Tool; 6] = [
     },
     Tool {
         name: TRAEFIK_CHART,
+        programs: &[],
         what: "the Traefik Helm chart (a folder, not a program), rendered by the tests with config/traefik.yaml",
         pin: "github.com/traefik/traefik-helm-chart",
         pin_files: &["traefik-chart/go.mod", "traefik-chart/go.sum"],
@@ -131,6 +185,53 @@ pub const TOOLS: [Tool; 6] = [
         elsewhere: "helm pull traefik/traefik --version <the chart version of config/versions.toml> --untar, \
                     then move the traefik/ folder here",
     },
+    Tool {
+        name: KUBERNETES,
+        programs: &[KUBE_APISERVER, KUBE_CONTROLLER_MANAGER, KUBE_SCHEDULER, KUBELET, KUBE_PROXY, KUBECTL],
+        what: "Kubernetes, one release: the control plane, the kubelet, kube-proxy and kubectl (the bare provider)",
+        pin: "k8s.io/kubernetes",
+        pin_files: &["kubernetes/go.mod", "kubernetes/go.sum"],
+        recipe: Recipe::GoPrograms {
+            dir: "kubernetes",
+            packages: &[
+                "k8s.io/kubernetes/cmd/kube-apiserver",
+                "k8s.io/kubernetes/cmd/kube-controller-manager",
+                "k8s.io/kubernetes/cmd/kube-scheduler",
+                "k8s.io/kubernetes/cmd/kubelet",
+                "k8s.io/kubernetes/cmd/kube-proxy",
+                "k8s.io/kubernetes/cmd/kubectl",
+            ],
+            ldflags: Ldflags::Kubernetes,
+        },
+        elsewhere: "https://kubernetes.io/releases/download/ (the server and node binaries of the same release)",
+    },
+    Tool {
+        name: ETCD,
+        programs: &[],
+        what: "etcd, the control plane's store (the bare provider)",
+        pin: "go.etcd.io/etcd/server/v3",
+        pin_files: &["etcd/go.mod", "etcd/go.sum"],
+        recipe: Recipe::GoPrograms { dir: "etcd", packages: &["go.etcd.io/etcd/server/v3"], ldflags: Ldflags::None },
+        elsewhere: "https://github.com/etcd-io/etcd/releases (etcd-v3.*-linux-amd64.tar.gz, the etcd binary)",
+    },
+    Tool {
+        name: COREDNS,
+        programs: &[],
+        what: "CoreDNS, the bare cluster's DNS (in an image xtask writes)",
+        pin: "github.com/coredns/coredns",
+        pin_files: &["coredns/go.mod", "coredns/go.sum"],
+        recipe: Recipe::GoPrograms { dir: "coredns", packages: &["github.com/coredns/coredns"], ldflags: Ldflags::None },
+        elsewhere: "https://github.com/coredns/coredns/releases (coredns_*_linux_amd64.tgz)",
+    },
+    Tool {
+        name: PAUSE,
+        programs: &[],
+        what: "the Pods' sandbox program, our own (tools/pause/main.go), in an image xtask writes",
+        pin: "workshop/tools/pause",
+        pin_files: &["pause/go.mod", "pause/main.go"],
+        recipe: Recipe::GoPrograms { dir: "pause", packages: &["."], ldflags: Ldflags::None },
+        elsewhere: "CGO_ENABLED=0 go build -o .state/tools/bin/pause ./tools/pause (Go is needed; it is our own program)",
+    },
 ];
 
 /// Where the tools are installed.
@@ -138,9 +239,18 @@ pub fn bin_dir() -> PathBuf {
     project::root().join(".state/tools/bin")
 }
 
-/// The installed tool (or chart folder), if it is.
+/// The installed tool (or chart folder), if it is: for a tool of several programs, all of them.
 pub fn installed(name: &str) -> Option<PathBuf> {
-    Some(bin_dir().join(name)).filter(|path| path.is_file() || path.join("Chart.yaml").is_file())
+    let programs = TOOLS.iter().find(|tool| tool.name == name).map_or(&[][..], |tool| tool.programs);
+    if programs.iter().any(|program| !bin_dir().join(program).is_file()) {
+        return None;
+    }
+    Some(bin_dir().join(name)).filter(|path| !programs.is_empty() || path.is_file() || path.join("Chart.yaml").is_file())
+}
+
+/// The tool of that name in [`TOOLS`].
+pub fn tool(name: &str) -> anyhow::Result<&'static Tool> {
+    TOOLS.iter().find(|tool| tool.name == name).with_context(|| format!("no tool named {name}"))
 }
 
 /// The tool, or an error that says how to get it.
@@ -255,6 +365,24 @@ fn build(tool: &Tool) -> anyhow::Result<()> {
     let root = project::root();
     let output = bin_dir().join(tool.name);
     match tool.recipe {
+        Recipe::GoPrograms { dir, packages, ldflags } => {
+            let pins = Pins::read()?;
+            let ldflags = ldflags.render(pins.version(tool)?)?;
+            // Several packages with -o DIR put each program there under its own name.
+            let target = if packages.len() > 1 { format!("{}/", bin_dir().display()) } else { output.display().to_string() };
+            println!(
+                "$ (cd tools/{dir} && go build -trimpath -ldflags '{ldflags}' -o {target} {})",
+                packages.join(" ")
+            );
+            duct::cmd("go", ["build", "-trimpath", "-ldflags", &ldflags, "-o", &target].into_iter().chain(packages.iter().copied()))
+                .dir(root.join("tools").join(dir))
+                .run()?;
+            if !tool.programs.is_empty() {
+                // The tool's own name marks the whole release as built.
+                std::fs::write(&output, format!("{}\n", tool.programs.join("\n")))
+                    .with_context(|| format!("cannot write {}", output.display()))?;
+            }
+        }
         Recipe::GoProgram { dir, package } => {
             println!("$ (cd tools/{dir} && go build -trimpath -o {} {package})", output.display());
             duct::cmd!("go", "build", "-trimpath", "-o", &output, package).dir(root.join("tools").join(dir)).run()?;
@@ -319,6 +447,8 @@ impl Pins {
     pub fn version(&self, tool: &Tool) -> anyhow::Result<&str> {
         let first = &self.files[tool.pin_files[0]];
         match tool.recipe {
+            // Our own program: its version is ours too (the tag of its image).
+            Recipe::GoPrograms { dir: "pause", .. } => Ok("v1"),
             Recipe::Pip { .. } => first
                 .lines()
                 .find_map(|line| line.trim().strip_prefix(tool.pin)?.strip_prefix("=="))

@@ -129,3 +129,25 @@ pub fn shared_fixtures(test: &str) -> Option<PathBuf> {
     }
     skip("../shared/fixtures", test, &dir)
 }
+
+/// Whether this process runs as root; if not, `test` is said to be skipped (a failure where CI
+/// requires the real tools: CI runs as root).
+pub fn root(test: &str) -> bool {
+    if nix::unistd::geteuid().is_root() {
+        return true;
+    }
+    skip::<()>("root", test, Path::new("(euid 0)"));
+    false
+}
+
+/// Whether each of `programs` is on PATH; for each that is not, `test` is said to be skipped.
+pub fn host_programs(programs: &[&str], test: &str) -> bool {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    programs.iter().fold(true, |all, program| {
+        let found = std::env::split_paths(&path).any(|dir| dir.join(program).is_file());
+        if !found {
+            skip::<()>(&format!("{program} (a Debian package; .ci/run installs it)"), test, Path::new(program));
+        }
+        all & found
+    })
+}

@@ -7,7 +7,7 @@ use std::{
 };
 
 use super::{
-    APP_HOST, INGRESS_PORT, JAEGER_PORT, Options,
+    APP_HOST, INGRESS_PORT, JAEGER_PORT, Options, Provider, bare,
     plan::{plan, port_forwards},
     stack,
     state::State,
@@ -58,10 +58,16 @@ fn kubeconfig() -> String {
 /// `cargo xtask up`.
 pub fn up(options: &Options) -> anyhow::Result<()> {
     std::env::set_current_dir(project::root())?;
+    if options.provider == Provider::Bare {
+        return up_bare(options);
+    }
     let path = doctor::search_path();
     let state = State::observe(options, &path);
     let root = PathBuf::from(".");
-    let plan = plan(options, &state, &stack::image_tag(&root), &root)?;
+    let mut plan = plan(options, &state, &stack::image_tag(&root), &root)?;
+    if options.cluster_only {
+        plan.steps.truncate(1); // minikube started, nothing installed
+    }
     if options.dry_run {
         if !state.missing_tools.is_empty() {
             println!(
@@ -70,6 +76,9 @@ pub fn up(options: &Options) -> anyhow::Result<()> {
             );
         }
         print!("{}", plan.render());
+        if options.cluster_only {
+            return Ok(());
+        }
         println!("Then, until Ctrl-C:");
         for (_, command) in port_forwards(options) {
             println!("   $ {}", command.shell());
@@ -89,9 +98,40 @@ pub fn up(options: &Options) -> anyhow::Result<()> {
     processes::stop_on_signal()?;
     plan.execute(&mut |work| match work {
         Internal::GenerateCertificates => certs::ensure(&options.certificates()).map(drop),
+        Internal::Bare(_) => unreachable!("minikube's plan has no step of the bare provider"),
     })?;
+    if options.cluster_only {
+        println!("\nminikube profile {} runs; nothing of the workshop is installed (--cluster-only).", options.profile);
+        return Ok(());
+    }
     check_context(options, &kubeconfig())?;
     serve_and_verify(options)
+}
+
+/// `cargo xtask up --provider bare`: the cluster as processes on this machine.
+fn up_bare(options: &Options) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        options.cluster_only || options.dry_run,
+        "the bare provider brings up the cluster only, for now: add --cluster-only. The workshop's releases \
+         (the collector, Jaeger, the ingress, the app) are installed by `up` on minikube; on the bare cluster they \
+         are not yet (see the README, \"What runs for real\")"
+    );
+    let layout = bare::Layout::new();
+    let plan = Plan { steps: bare::up_steps(&layout, &bare::Observed::look(&layout)?)? };
+    if options.dry_run {
+        print!("{}", plan.render());
+        return Ok(());
+    }
+    let started = std::time::Instant::now();
+    bare::execute(&plan, &layout)?;
+    println!(
+        "\nThe bare cluster is Ready ({:.0?}). Its kubeconfig: {}\n  kubectl --kubeconfig {} get pods --all-namespaces\n\
+         Stop it and undo every change to this machine: cargo xtask down --provider bare",
+        started.elapsed(),
+        layout.kubeconfig().display(),
+        layout.kubeconfig().display()
+    );
+    Ok(())
 }
 
 /// Port-forwards, verifies the cluster chapters reached, then waits for Ctrl-C.
@@ -148,7 +188,8 @@ pub fn images(options: &Options) -> anyhow::Result<()> {
 pub struct DownOptions {
     #[command(flatten)]
     pub cluster: Options,
-    /// Delete the whole minikube profile instead of uninstalling the releases.
+    /// Delete the whole minikube profile instead of uninstalling the releases (with --provider
+    /// bare: also remove the bare cluster's data, .state/bare/).
     #[arg(long)]
     pub delete_cluster: bool,
     /// Do not ask for confirmation.
@@ -160,6 +201,19 @@ pub struct DownOptions {
 pub fn down(options: &DownOptions) -> anyhow::Result<()> {
     std::env::set_current_dir(project::root())?;
     let cluster = &options.cluster;
+    if cluster.provider == Provider::Bare {
+        let layout = bare::Layout::new();
+        let plan = Plan { steps: bare::down_steps(options.delete_cluster, &layout, &bare::Observed::look(&layout)?) };
+        if cluster.dry_run {
+            print!("{}", plan.render());
+            return Ok(());
+        }
+        anyhow::ensure!(nix::unistd::geteuid().is_root(), "stopping the bare cluster needs root, as starting it did");
+        bare::execute(&plan, &layout)?;
+        println!("\nThe bare cluster is stopped and this machine is as it was. Its data stays in {} \
+                  (`down --provider bare --delete-cluster` removes it).", layout.root.display());
+        return Ok(());
+    }
     let context = cluster.kube_context();
     let mut step = Step::new("Remove the workshop", "see `helm list --all-namespaces`");
     if options.delete_cluster {
@@ -198,6 +252,9 @@ pub fn down(options: &DownOptions) -> anyhow::Result<()> {
 
 /// `cargo xtask status`.
 pub fn status(options: &Options) -> anyhow::Result<()> {
+    if options.provider == Provider::Bare {
+        return bare::status();
+    }
     let context = options.kube_context();
     let commands = [
         cmd!("minikube", "status", "--profile", &options.profile),

@@ -8,7 +8,9 @@
 //! [`versions`] at which versions, from `config/versions.toml`); [`state`] looks at what is
 //! already there; [`plan`] turns both into the steps of `up`; [`commands`] carries them out.
 
+pub mod bare;
 mod commands;
+pub mod images;
 mod plan;
 #[cfg(test)]
 mod rendered;
@@ -64,10 +66,27 @@ pub enum Ingress {
     Nginx,
 }
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Provider {
+    /// A minikube profile of its own (the default: what a learner's laptop runs).
+    Minikube,
+    /// A one-node Kubernetes as processes on this Linux machine, offline, as root: built by
+    /// `cargo xtask tools install`, images written by xtask (no Docker).
+    Bare,
+}
+
 #[derive(clap::Args, Clone, Debug)]
 #[group(skip)]
 #[command(next_help_heading = "Cluster mode (without --local)")]
 pub struct Options {
+    /// Where the cluster runs.
+    #[arg(long, value_enum, default_value = "minikube")]
+    pub provider: Provider,
+
+    /// Stop once the cluster is Ready, before the workshop's releases.
+    #[arg(long)]
+    pub cluster_only: bool,
+
     /// The minikube profile (a cluster of its own, apart from any other you have).
     #[arg(long, default_value = DEFAULT_PROFILE)]
     pub profile: String,
@@ -95,7 +114,15 @@ impl Options {
     /// The options of a dry run on the workshop's own profile, for the `chapter` and `ingress`
     /// given: what `lint` and the tests plan and render.
     pub fn planned(chapter: Option<u32>, ingress: Ingress) -> Self {
-        Self { profile: DEFAULT_PROFILE.into(), context: None, chapter, ingress, dry_run: true }
+        Self {
+            provider: Provider::Minikube,
+            cluster_only: false,
+            profile: DEFAULT_PROFILE.into(),
+            context: None,
+            chapter,
+            ingress,
+            dry_run: true,
+        }
     }
 
     pub fn kube_context(&self) -> &str {
@@ -267,6 +294,47 @@ mod tests {
                 chapter.number
             );
         }
+    }
+
+    /// The bare provider's plans, as `--dry-run` prints them, on a fresh machine and when all is
+    /// up; paths shown from the checkout's root, the host's curl version masked.
+    #[test]
+    fn plans_of_the_bare_provider() {
+        use crate::plan::Plan;
+        let layout = bare::Layout::new();
+        let mask = |text: String| {
+            let text = text.replace(&format!("{}/", project::root().display()), "");
+            regex::Regex::new(r"curl([:-])[0-9][0-9.]*[0-9]")
+                .unwrap()
+                .replace_all(&text, "curl${1}<debian's version>")
+                .into_owned()
+        };
+        let fresh = bare::Observed::default();
+        golden("plan-bare-up", &mask(Plan { steps: bare::up_steps(&layout, &fresh).unwrap() }.render()));
+        let everything = bare::Observed {
+            host_recorded: true,
+            node_address: true,
+            certificates: true,
+            config_current: true,
+            running: bare::Component::ALL.into_iter().zip(100..).collect(),
+            images: images::CATALOG.iter().map(|image| image.reference().unwrap()).collect(),
+            node_ready: true,
+            coredns_ready: true,
+        };
+        let second = Plan { steps: bare::up_steps(&layout, &everything).unwrap() };
+        let to_run: Vec<&str> = second.steps.iter().filter(|step| step.done.is_none()).map(|step| step.title.as_str()).collect();
+        assert_eq!(to_run, ["Check this machine for the bare provider"], "a second `up` changes nothing");
+        golden("plan-bare-down", &mask(Plan { steps: bare::down_steps(false, &layout, &everything) }.render()));
+    }
+
+    /// The CoreDNS manifest names the image xtask writes from the pinned release.
+    #[test]
+    fn coredns_runs_the_pinned_release() {
+        let manifest = std::fs::read_to_string(project::root().join(bare::COREDNS_MANIFEST)).unwrap();
+        let reference = images::find(images::COREDNS).unwrap().reference().unwrap();
+        assert!(manifest.contains(&format!("image: {reference}\n")), "{} must run {reference}", bare::COREDNS_MANIFEST);
+        assert!(manifest.contains(&format!("clusterIP: {}\n", bare::DNS_IP)));
+        assert!(!manifest.contains("\n        forward"), "CoreDNS asks nothing outside the cluster");
     }
 
     #[test]

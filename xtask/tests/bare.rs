@@ -1,0 +1,211 @@
+//! The bare provider for real: `cargo xtask up --provider bare --cluster-only` brings a node to
+//! Ready on this machine, CoreDNS runs from the image xtask wrote, a Pod from another image
+//! xtask wrote reaches it through a Service by its DNS name, a second `up` changes nothing, and
+//! `down` leaves the host as it found it (processes, mounts, nftables, links, addresses,
+//! cgroups, sysctls, folders).
+//!
+//! Needs root, the Kubernetes tools (`cargo xtask tools install`) and Debian's containerd, runc,
+//! CNI plugins, iptables, conntrack and nftables: skipped loudly without them, required in CI.
+
+use std::{
+    collections::BTreeSet,
+    path::Path,
+    process::{Command, Output},
+    time::{Duration, Instant},
+};
+
+const TEST: &str = "the bare cluster test";
+
+fn xtask(args: &[&str]) -> Output {
+    let output = Command::new(env!("CARGO_BIN_EXE_xtask")).args(args).output().unwrap();
+    println!("$ xtask {}\n{}{}", args.join(" "), String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    output
+}
+
+fn kubectl(args: &[&str]) -> Output {
+    let root = testkit::real::workspace_root();
+    Command::new(root.join(".state/tools/bin/kubectl"))
+        .arg("--kubeconfig")
+        .arg(root.join(".state/bare/kubeconfig"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn text(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn run(program: &str, args: &[&str]) -> String {
+    Command::new(program).args(args).output().map(|output| text(&output)).unwrap_or_default()
+}
+
+/// What the cluster could leave behind on the host, seen by the test on its own (not through
+/// xtask's record).
+#[derive(Debug, PartialEq, Eq)]
+struct Host {
+    processes: BTreeSet<String>,
+    mounts: BTreeSet<String>,
+    nft_tables: BTreeSet<String>,
+    iptables: BTreeSet<String>,
+    links: BTreeSet<String>,
+    addresses: BTreeSet<String>,
+    sysctls: Vec<(String, String)>,
+    folders: Vec<(String, bool)>,
+    cgroups: BTreeSet<String>,
+}
+
+impl Host {
+    fn now() -> Self {
+        let state = testkit::real::workspace_root().join(".state");
+        let mut processes = BTreeSet::new();
+        for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+            let command_line = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+            let command_line = String::from_utf8_lossy(&command_line).replace('\0', " ");
+            let ours = ["etcd", "kube-", "kubelet", "containerd", "coredns", "/pause"]
+                .iter()
+                .any(|name| command_line.split(' ').next().is_some_and(|argv0| argv0.contains(name)));
+            if ours || command_line.contains(state.to_str().unwrap()) {
+                processes.insert(command_line);
+            }
+        }
+        let lines = |output: String| output.lines().map(str::to_owned).collect::<BTreeSet<_>>();
+        Host {
+            processes,
+            mounts: std::fs::read_to_string("/proc/self/mountinfo")
+                .unwrap()
+                .lines()
+                .filter_map(|line| line.split(' ').nth(4).map(str::to_owned))
+                .collect(),
+            nft_tables: lines(run("nft", &["list", "tables"])),
+            // Rules and chains, without packet counters.
+            iptables: lines(run("iptables-save", &[]))
+                .into_iter()
+                .filter(|line| line.starts_with("-A") || line.starts_with(':'))
+                .map(|line| line.split(" [").next().unwrap().to_owned())
+                .collect(),
+            links: run("ip", &["-o", "link", "show"])
+                .lines()
+                .filter_map(|line| line.split(": ").nth(1).map(|name| name.split('@').next().unwrap().to_owned()))
+                .collect(),
+            addresses: run("ip", &["-o", "address", "show"])
+                .lines()
+                .map(|line| line.split_whitespace().take(4).collect::<Vec<_>>().join(" "))
+                .collect(),
+            sysctls: ["vm/overcommit_memory", "kernel/panic", "kernel/panic_on_oops", "net/ipv4/ip_forward"]
+                .iter()
+                .map(|name| (name.to_string(), std::fs::read_to_string(Path::new("/proc/sys").join(name)).unwrap()))
+                .collect(),
+            folders: ["/run/containerd", "/run/netns", "/var/lib/cni", "/var/log/containers", "/var/log/pods", "/var/lib/kubelet", "/etc/cni", "/opt/containerd"]
+                .iter()
+                .map(|path| (path.to_string(), Path::new(path).exists()))
+                .collect(),
+            cgroups: ["memory", "cpu", "pids", "devices"]
+                .iter()
+                .flat_map(|controller| {
+                    std::fs::read_dir(Path::new("/sys/fs/cgroup").join(controller))
+                        .into_iter()
+                        .flatten()
+                        .flatten()
+                        .filter(|entry| entry.path().is_dir())
+                        .map(move |entry| format!("{controller}/{}", entry.file_name().to_string_lossy()))
+                })
+                .collect(),
+        }
+    }
+}
+
+/// Brings the cluster down even when an assertion failed half-way.
+struct Down;
+
+impl Drop for Down {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let _ = xtask(&["down", "--provider", "bare", "--yes"]);
+        }
+    }
+}
+
+fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !done() {
+        assert!(started.elapsed() < timeout, "waited {timeout:?} for {what}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+#[test]
+fn a_bare_cluster_runs_pods_from_our_images_and_down_leaves_the_host_as_it_was() {
+    let tools = testkit::real::tools(&["kubernetes", "etcd", "coredns", "pause"], TEST);
+    let programs = testkit::real::host_programs(&["containerd", "ctr", "runc", "iptables", "conntrack", "nft", "ip", "curl"], TEST);
+    if !(tools & programs & testkit::real::root(TEST)) {
+        return;
+    }
+    let before = Host::now();
+    let down = Down;
+
+    let up = xtask(&["up", "--provider", "bare", "--cluster-only"]);
+    assert!(up.status.success(), "up failed");
+    assert!(text(&up).contains(".state/bare/kubeconfig"), "up names the kubeconfig");
+
+    // CoreDNS runs from the image xtask wrote.
+    let pods = text(&kubectl(&["get", "pods", "--all-namespaces", "--output",
+        "jsonpath={range .items[*]}{.metadata.name} {.status.phase} {.spec.containers[0].image}{\"\\n\"}{end}"]));
+    assert!(
+        pods.lines().any(|line| line.starts_with("coredns-") && line.ends_with(" Running workshop.local/coredns:1.15.0")),
+        "{pods}"
+    );
+
+    // A Pod from the curl image xtask wrote asks CoreDNS's health endpoint through a Service,
+    // by its DNS name: DNS, kube-proxy's ClusterIP and both images at work.
+    let curl_image = text(&Command::new("curl").arg("--version").output().unwrap());
+    let curl_image = format!("workshop.local/curl:{}", curl_image.split_whitespace().nth(1).unwrap());
+    let manifest = format!(
+        r#"apiVersion: v1
+kind: Service
+metadata: {{ name: dns-health, namespace: kube-system }}
+spec:
+  selector: {{ k8s-app: kube-dns }}
+  ports: [{{ port: 8080, targetPort: 8080 }}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {{ name: ask-dns-health, namespace: default }}
+spec:
+  restartPolicy: Never
+  containers:
+    - name: curl
+      image: {curl_image}
+      imagePullPolicy: Never
+      command: ["curl", "--silent", "--show-error", "--fail", "--retry", "10", "--retry-all-errors", "--retry-delay", "1",
+                "http://dns-health.kube-system.svc.cluster.local:8080/health"]
+"#
+    );
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), manifest).unwrap();
+    let applied = kubectl(&["apply", "--filename", file.path().to_str().unwrap()]);
+    assert!(applied.status.success(), "{}", String::from_utf8_lossy(&applied.stderr));
+    wait_until("the client Pod to finish", Duration::from_secs(120), || {
+        let phase = text(&kubectl(&["get", "pod", "ask-dns-health", "--output", "jsonpath={.status.phase}"]));
+        assert_ne!(phase, "Failed", "{}", text(&kubectl(&["logs", "ask-dns-health"])));
+        phase == "Succeeded"
+    });
+    assert_eq!(text(&kubectl(&["logs", "ask-dns-health"])).trim(), "OK");
+
+    // A second `up` finds everything running and changes nothing.
+    let again = xtask(&["up", "--provider", "bare", "--cluster-only"]);
+    assert!(again.status.success());
+    let again = text(&again);
+    let ran: Vec<&str> = again.lines().filter(|line| line.starts_with("✓ [") && !line.contains("already done")).collect();
+    assert_eq!(ran.len(), 1, "only the check of the machine runs again:\n{again}");
+    assert!(ran[0].contains("Check this machine"), "{again}");
+
+    let status = text(&xtask(&["status", "--provider", "bare"]));
+    assert!(status.contains("kubelet") && status.contains("running, pid") && status.contains(".state/bare/logs/kubelet.log"), "{status}");
+
+    let stopped = xtask(&["down", "--provider", "bare", "--yes"]);
+    assert!(stopped.status.success(), "down failed");
+    drop(down);
+    let after = Host::now();
+    assert_eq!(before, after, "down left the host changed");
+}
