@@ -192,11 +192,11 @@ impl Plan {
                 .with_style(ProgressStyle::with_template("{spinner} {msg} {elapsed}").expect("a valid template"))
                 .with_message(label.clone());
             spinner.enable_steady_tick(std::time::Duration::from_millis(100));
-            if let Some(work) = &step.internal {
-                if let Err(error) = internal(work) {
-                    spinner.finish_with_message(format!("✗ {label}"));
-                    return Err(error);
-                }
+            if let Some(work) = &step.internal
+                && let Err(error) = internal(work)
+            {
+                spinner.finish_with_message(format!("✗ {label}"));
+                return Err(error);
             }
             for command in &step.commands {
                 spinner.println(format!("  $ {}", command.shell()));

@@ -220,7 +220,11 @@ pub const TOOLS: [Tool; 10] = [
         what: "CoreDNS, the bare cluster's DNS (in an image xtask writes)",
         pin: "github.com/coredns/coredns",
         pin_files: &["coredns/go.mod", "coredns/go.sum"],
-        recipe: Recipe::GoPrograms { dir: "coredns", packages: &["github.com/coredns/coredns"], ldflags: Ldflags::None },
+        recipe: Recipe::GoPrograms {
+            dir: "coredns",
+            packages: &["github.com/coredns/coredns"],
+            ldflags: Ldflags::None,
+        },
         elsewhere: "https://github.com/coredns/coredns/releases (coredns_*_linux_amd64.tgz)",
     },
     Tool {
@@ -245,7 +249,8 @@ pub fn installed(name: &str) -> Option<PathBuf> {
     if programs.iter().any(|program| !bin_dir().join(program).is_file()) {
         return None;
     }
-    Some(bin_dir().join(name)).filter(|path| !programs.is_empty() || path.is_file() || path.join("Chart.yaml").is_file())
+    Some(bin_dir().join(name))
+        .filter(|path| !programs.is_empty() || path.is_file() || path.join("Chart.yaml").is_file())
 }
 
 /// The tool of that name in [`TOOLS`].
@@ -369,14 +374,18 @@ fn build(tool: &Tool) -> anyhow::Result<()> {
             let pins = Pins::read()?;
             let ldflags = ldflags.render(pins.version(tool)?)?;
             // Several packages with -o DIR put each program there under its own name.
-            let target = if packages.len() > 1 { format!("{}/", bin_dir().display()) } else { output.display().to_string() };
+            let target =
+                if packages.len() > 1 { format!("{}/", bin_dir().display()) } else { output.display().to_string() };
             println!(
                 "$ (cd tools/{dir} && go build -trimpath -ldflags '{ldflags}' -o {target} {})",
                 packages.join(" ")
             );
-            duct::cmd("go", ["build", "-trimpath", "-ldflags", &ldflags, "-o", &target].into_iter().chain(packages.iter().copied()))
-                .dir(root.join("tools").join(dir))
-                .run()?;
+            duct::cmd(
+                "go",
+                ["build", "-trimpath", "-ldflags", &ldflags, "-o", &target].into_iter().chain(packages.iter().copied()),
+            )
+            .dir(root.join("tools").join(dir))
+            .run()?;
             if !tool.programs.is_empty() {
                 // The tool's own name marks the whole release as built.
                 std::fs::write(&output, format!("{}\n", tool.programs.join("\n")))

@@ -210,8 +210,13 @@ pub fn down(options: &DownOptions) -> anyhow::Result<()> {
         }
         anyhow::ensure!(nix::unistd::geteuid().is_root(), "stopping the bare cluster needs root, as starting it did");
         bare::execute(&plan, &layout)?;
-        println!("\nThe bare cluster is stopped and this machine is as it was. Its data stays in {} \
-                  (`down --provider bare --delete-cluster` removes it).", layout.root.display());
+        println!("\nThe bare cluster is stopped and this machine is as it was.");
+        if !options.delete_cluster {
+            println!(
+                "Its data stays in {} for the next `up` (`down --provider bare --delete-cluster` removes it).",
+                layout.root.display()
+            );
+        }
         return Ok(());
     }
     let context = cluster.kube_context();

@@ -322,7 +322,8 @@ mod tests {
             coredns_ready: true,
         };
         let second = Plan { steps: bare::up_steps(&layout, &everything).unwrap() };
-        let to_run: Vec<&str> = second.steps.iter().filter(|step| step.done.is_none()).map(|step| step.title.as_str()).collect();
+        let to_run: Vec<&str> =
+            second.steps.iter().filter(|step| step.done.is_none()).map(|step| step.title.as_str()).collect();
         assert_eq!(to_run, ["Check this machine for the bare provider"], "a second `up` changes nothing");
         golden("plan-bare-down", &mask(Plan { steps: bare::down_steps(false, &layout, &everything) }.render()));
     }

@@ -31,7 +31,8 @@ pub const SYSCTLS: [&str; 5] = [
 /// Folders the cluster's programs make outside `.state/` (paths they do not let us choose):
 /// containerd's shim sockets (/run/containerd/s), the Pods' network namespaces, libcni's cache,
 /// the kubelet's links to container logs.
-pub const OUTSIDE_STATE: [&str; 5] = ["/run/containerd", "/run/netns", "/var/lib/cni", "/var/log/containers", "/var/log/pods"];
+pub const OUTSIDE_STATE: [&str; 5] =
+    ["/run/containerd", "/run/netns", "/var/lib/cni", "/var/log/containers", "/var/log/pods"];
 
 /// The cgroup hierarchies whose new top-level groups `down` removes.
 const CGROUP_ROOT: &str = "/sys/fs/cgroup";
@@ -55,13 +56,14 @@ impl Before {
     /// Looks at the host now.
     pub fn observe(node_ip: &str) -> Self {
         Self {
-            sysctls: SYSCTLS
-                .iter()
-                .filter_map(|name| Some((name.to_string(), read_sysctl(name)?)))
-                .collect(),
+            sysctls: SYSCTLS.iter().filter_map(|name| Some((name.to_string(), read_sysctl(name)?))).collect(),
             nft_tables: nft_tables(),
             netns: list_dir(Path::new("/run/netns")),
-            existing: OUTSIDE_STATE.iter().filter(|path| Path::new(path).exists()).map(|path| path.to_string()).collect(),
+            existing: OUTSIDE_STATE
+                .iter()
+                .filter(|path| Path::new(path).exists())
+                .map(|path| path.to_string())
+                .collect(),
             cgroups: cgroups(),
             node_address: has_address(node_ip),
         }
@@ -148,13 +150,11 @@ pub fn mounts_under(dir: &Path) -> Vec<PathBuf> {
 /// attempted; the errors are collected, so one failure does not leave the rest in place.
 pub fn restore(before: &Before, state: &Path, node_ip: &str, bridge: &str) -> Vec<String> {
     let mut errors = Vec::new();
-    let mut attempt = |what: String, result: anyhow::Result<()>| {
-        match &result {
-            Ok(()) => println!("  ✓ {what}"),
-            Err(error) => {
-                println!("  ✗ {what}: {error:#}");
-                errors.push(format!("{what}: {error:#}"));
-            }
+    let mut attempt = |what: String, result: anyhow::Result<()>| match &result {
+        Ok(()) => println!("  ✓ {what}"),
+        Err(error) => {
+            println!("  ✗ {what}: {error:#}");
+            errors.push(format!("{what}: {error:#}"));
         }
     };
     // The Pods' network namespaces: bind mounts in /run/netns (the veth pairs go with them).
@@ -185,7 +185,10 @@ pub fn restore(before: &Before, state: &Path, node_ip: &str, bridge: &str) -> Ve
         if before.nft_tables.contains(&table) {
             attempt(format!("remove KUBE-* and CNI-* chains of table {table}"), remove_chains(family, name));
         } else {
-            attempt(format!("remove nftables table {table}"), cmd!("nft", "delete", "table", family, name).run("see `nft list tables`"));
+            attempt(
+                format!("remove nftables table {table}"),
+                cmd!("nft", "delete", "table", family, name).run("see `nft list tables`"),
+            );
         }
     }
     if link_exists(bridge) {
@@ -248,7 +251,9 @@ fn remove_chains(family: &str, table: &str) -> anyhow::Result<()> {
         let words: Vec<&str> = line.split_whitespace().collect();
         match words.as_slice() {
             ["-N", chain] if ours(chain) => chains.push(chain.to_string()),
-            ["-A", chain, rest @ ..] if !ours(chain) && rest.windows(2).any(|pair| pair[0] == "-j" && ours(pair[1])) => {
+            ["-A", chain, rest @ ..]
+                if !ours(chain) && rest.windows(2).any(|pair| pair[0] == "-j" && ours(pair[1])) =>
+            {
                 cmd!(program, "-t", table, "-D", chain).args(rest.iter()).run("see `iptables-save`")?;
             }
             _ => {}

@@ -165,8 +165,10 @@ impl Work {
                 ]
             }
             Work::WriteImage(name) => {
-                let file = images::find(name).and_then(|image| image.file(&layout.images()));
-                vec![format!("write the image {name} (OCI layout) to {}", file.map(|file| file.display().to_string()).unwrap_or_default())]
+                let Ok(image) = images::find(name) else { return vec![format!("no image named {name}")] };
+                let file = image.file(&layout.images()).map(|file| file.display().to_string()).unwrap_or_default();
+                let stands_in_for = image.stands_in_for.split_whitespace().collect::<Vec<_>>().join(" ");
+                vec![format!("write the image {name} (OCI layout) to {file}"), format!("  in place of {stands_in_for}")]
             }
             Work::WaitForNode => vec![format!("wait until node {NODE_NAME} is Ready")],
             Work::RemoveContainers => vec![
@@ -199,9 +201,9 @@ impl Work {
             }
             Work::Start(component) => start(layout, *component),
             Work::WriteImage(name) => images::find(name)?.write(&layout.images()).map(drop),
-            Work::WaitForNode => wait_for(Duration::from_secs(120), &format!("node {NODE_NAME} to be Ready"), || {
-                Ok(node_ready(layout))
-            }),
+            Work::WaitForNode => {
+                wait_for(Duration::from_secs(120), &format!("node {NODE_NAME} to be Ready"), || Ok(node_ready(layout)))
+            }
             Work::RemoveContainers => remove_containers(layout),
             Work::Stop(component) => {
                 daemon::stop(&layout.daemon(*component).pid_file, &component.program().display().to_string()).map(drop)
@@ -263,7 +265,8 @@ fn certificates(layout: &Layout) -> anyhow::Result<()> {
     std::fs::create_dir_all(layout.root.join("kubeconfigs"))?;
     for identity in pki::Identity::ALL {
         let text = components::kubeconfig(layout, identity, CONTEXT)?;
-        let path = if identity == pki::Identity::Admin { layout.kubeconfig() } else { layout.component_kubeconfig(identity) };
+        let path =
+            if identity == pki::Identity::Admin { layout.kubeconfig() } else { layout.component_kubeconfig(identity) };
         crate::certs::write_private(&path, &text)?;
     }
     Ok(())
@@ -290,8 +293,12 @@ fn start(layout: &Layout, component: Component) -> anyhow::Result<()> {
             Component::Etcd => reqwest::blocking::get(format!("{}/health", components::ETCD_URL))
                 .and_then(|response| response.text())
                 .is_ok_and(|body| body.contains(r#""health":"true""#)),
-            Component::ApiServer => kubectl(layout).args(["get", "--raw", "/readyz"]).read().is_some_and(|out| out.trim() == "ok"),
-            Component::Containerd => cmd!("ctr", "--address", layout.containerd_socket().display(), "version").read().is_some(),
+            Component::ApiServer => {
+                kubectl(layout).args(["get", "--raw", "/readyz"]).read().is_some_and(|out| out.trim() == "ok")
+            }
+            Component::Containerd => {
+                cmd!("ctr", "--address", layout.containerd_socket().display(), "version").read().is_some()
+            }
             _ => started.elapsed() > Duration::from_secs(2),
         };
         if ready {
@@ -307,7 +314,10 @@ fn start(layout: &Layout, component: Component) -> anyhow::Result<()> {
 fn wait_for(timeout: Duration, what: &str, mut ready: impl FnMut() -> anyhow::Result<bool>) -> anyhow::Result<()> {
     let started = Instant::now();
     while !ready()? {
-        anyhow::ensure!(started.elapsed() < timeout, "waited {timeout:?} for {what}: see `cargo xtask status --provider bare`");
+        anyhow::ensure!(
+            started.elapsed() < timeout,
+            "waited {timeout:?} for {what}: see `cargo xtask status --provider bare`"
+        );
         std::thread::sleep(Duration::from_millis(500));
     }
     Ok(())
@@ -405,12 +415,12 @@ impl Observed {
 
 /// The steps that bring the bare cluster up (and find it up on a second run).
 pub fn up_steps(layout: &Layout, observed: &Observed) -> anyhow::Result<Vec<Step>> {
-    let running = |component: Component| {
-        observed.running.iter().find(|(running, _)| *running == component).map(|(_, pid)| *pid)
-    };
+    let running =
+        |component: Component| observed.running.iter().find(|(running, _)| *running == component).map(|(_, pid)| *pid);
     let bare = |work: Work| Internal::Bare(work);
     let mut steps = vec![
-        Step::new("Check this machine for the bare provider", "see `cargo xtask doctor`").internal(bare(Work::Preflight)),
+        Step::new("Check this machine for the bare provider", "see `cargo xtask doctor`")
+            .internal(bare(Work::Preflight)),
         Step::new("Record how the host is, for `down`", "the state folder must be writable")
             .internal(bare(Work::RecordHost))
             .done_if(observed.host_recorded.then(|| "recorded by an earlier `up`".into())),
@@ -420,12 +430,20 @@ pub fn up_steps(layout: &Layout, observed: &Observed) -> anyhow::Result<Vec<Step
         Step::new("The cluster's certificates and kubeconfigs", "the state folder must be writable")
             .internal(bare(Work::Certificates))
             .done_if(observed.certificates.then(|| "kept from an earlier run".into())),
-        Step::new("Configuration of containerd, the CNI bridge, the kubelet and kube-proxy", "the state folder must be writable")
-            .internal(bare(Work::WriteConfig))
-            .done_if(observed.config_current.then(|| "written, unchanged".into())),
+        Step::new(
+            "Configuration of containerd, the CNI bridge, the kubelet and kube-proxy",
+            "the state folder must be writable",
+        )
+        .internal(bare(Work::WriteConfig))
+        .done_if(observed.config_current.then(|| "written, unchanged".into())),
     ];
-    for component in [Component::Etcd, Component::ApiServer, Component::ControllerManager, Component::Scheduler, Component::Containerd]
-    {
+    for component in [
+        Component::Etcd,
+        Component::ApiServer,
+        Component::ControllerManager,
+        Component::Scheduler,
+        Component::Containerd,
+    ] {
         steps.push(start_step(layout, component, running(component)));
     }
     let socket = layout.containerd_socket();
@@ -447,10 +465,20 @@ pub fn up_steps(layout: &Layout, observed: &Observed) -> anyhow::Result<Vec<Step
     steps.push(start_step(layout, Component::KubeProxy, running(Component::KubeProxy)));
     let coredns = images::find(images::COREDNS)?.reference()?;
     steps.push(
-        Step::new(format!("CoreDNS ({coredns}) answers for {CLUSTER_DOMAIN}"), "see `kubectl --namespace kube-system describe pods`")
-            .command(kubectl(layout).args(["apply", "--filename", COREDNS_MANIFEST]))
-            .command(kubectl(layout).args(["--namespace", "kube-system", "rollout", "status", "deployment/coredns", "--timeout=3m"]))
-            .done_if(observed.coredns_ready.then(|| "CoreDNS runs".into())),
+        Step::new(
+            format!("CoreDNS ({coredns}) answers for {CLUSTER_DOMAIN}"),
+            "see `kubectl --namespace kube-system describe pods`",
+        )
+        .command(kubectl(layout).args(["apply", "--filename", COREDNS_MANIFEST]))
+        .command(kubectl(layout).args([
+            "--namespace",
+            "kube-system",
+            "rollout",
+            "status",
+            "deployment/coredns",
+            "--timeout=3m",
+        ]))
+        .done_if(observed.coredns_ready.then(|| "CoreDNS runs".into())),
     );
     Ok(steps)
 }
@@ -470,17 +498,24 @@ pub fn down_steps(delete: bool, layout: &Layout, observed: &Observed) -> Vec<Ste
             .done_if((!observed.running.iter().any(|(running, _)| *running == component)).then(|| "not running".into()))
     };
     let mut steps: Vec<Step> =
-        [Component::KubeProxy, Component::Kubelet, Component::Scheduler, Component::ControllerManager].into_iter().map(stop).collect();
+        [Component::KubeProxy, Component::Kubelet, Component::Scheduler, Component::ControllerManager]
+            .into_iter()
+            .map(stop)
+            .collect();
     steps.push(
         Step::new("Remove the Pods' containers", "see `ctr --namespace k8s.io containers list`")
             .internal(Internal::Bare(Work::RemoveContainers)),
     );
     steps.extend([Component::Containerd, Component::ApiServer, Component::Etcd].into_iter().map(stop));
-    steps.push(Step::new("Put the host back as it was", "see the lines above").internal(Internal::Bare(Work::RestoreHost)));
+    steps.push(
+        Step::new("Put the host back as it was", "see the lines above").internal(Internal::Bare(Work::RestoreHost)),
+    );
     if delete {
-        steps.push(
-            Step::new(format!("Delete {}", layout.root.display()), "").command(cmd!("rm", "-rf", layout.root.display())),
-        );
+        steps.push(Step::new(format!("Delete {}", layout.root.display()), "").command(cmd!(
+            "rm",
+            "-rf",
+            layout.root.display()
+        )));
     }
     steps
 }

@@ -99,8 +99,14 @@ impl Pki {
     }
 
     fn all(&self) -> Vec<PathBuf> {
-        let mut files = vec![self.ca(), self.ca_key(), self.apiserver().0, self.apiserver().1, self.service_account_key(),
-            self.service_account_public_key()];
+        let mut files = vec![
+            self.ca(),
+            self.ca_key(),
+            self.apiserver().0,
+            self.apiserver().1,
+            self.service_account_key(),
+            self.service_account_public_key(),
+        ];
         for identity in Identity::ALL {
             let (certificate, key) = self.client(identity);
             files.extend([certificate, key]);
@@ -136,7 +142,8 @@ impl Pki {
             SanType::IpAddress(API_SERVICE_IP.into()),
             SanType::IpAddress(std::net::Ipv4Addr::LOCALHOST.into()),
         ];
-        for name in ["kubernetes", "kubernetes.default", "kubernetes.default.svc", "kubernetes.default.svc.cluster.local"]
+        for name in
+            ["kubernetes", "kubernetes.default", "kubernetes.default.svc", "kubernetes.default.svc.cluster.local"]
         {
             serving.subject_alt_names.push(SanType::DnsName(name.try_into()?));
         }
@@ -172,7 +179,12 @@ fn params(common_name: &str, organisation: &str, now: OffsetDateTime) -> Certifi
     params
 }
 
-fn sign(params: CertificateParams, ca: &CertifiedIssuer<'_, KeyPair>, certificate: &Path, key: &Path) -> anyhow::Result<()> {
+fn sign(
+    params: CertificateParams,
+    ca: &CertifiedIssuer<'_, KeyPair>,
+    certificate: &Path,
+    key: &Path,
+) -> anyhow::Result<()> {
     let key_pair = KeyPair::generate()?;
     let signed = params.signed_by(&key_pair, ca)?;
     std::fs::write(certificate, signed.pem()).with_context(|| format!("cannot write {}", certificate.display()))?;

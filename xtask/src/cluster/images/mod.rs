@@ -148,6 +148,20 @@ impl Image {
 const PASSWD: &str = "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n";
 const GROUP: &str = "root:x:0:\nnogroup:x:65534:\n";
 
+/// The README's table of the images xtask writes (a test keeps both in step).
+#[cfg(test)]
+pub fn markdown_table() -> String {
+    let mut table = String::from("| image | stands in for |\n| --- | --- |\n");
+    for image in &CATALOG {
+        table.push_str(&format!(
+            "| `{REGISTRY}/{}` | {} |\n",
+            image.name,
+            image.stands_in_for.split_whitespace().collect::<Vec<_>>().join(" ")
+        ));
+    }
+    table
+}
+
 pub fn find(name: &str) -> anyhow::Result<&'static Image> {
     CATALOG.iter().find(|image| image.name == name).with_context(|| format!("no image named {name}"))
 }
@@ -200,6 +214,13 @@ pub fn imported(socket: &Path) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_readme_shows_the_images() {
+        let readme = std::fs::read_to_string(crate::project::root().join("README.md")).unwrap();
+        let table = markdown_table();
+        assert!(readme.contains(&table), "README.md must show the images xtask writes:\n{table}");
+    }
 
     #[test]
     fn reads_the_libraries_from_ldd() {
