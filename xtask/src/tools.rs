@@ -41,11 +41,9 @@ enum Command {
 /// How a tool is made.
 #[derive(Clone, Copy)]
 enum Recipe {
-    /// `go build` of the program that `tools/<dir>/go.mod` names in its `tool` line.
-    GoProgram { dir: &'static str, package: &'static str },
-    /// `go build` of several programs of one release (`tools/<dir>/go.mod`, one `tool` line
-    /// each), stamped with `ldflags`.
-    GoPrograms { dir: &'static str, packages: &'static [&'static str], ldflags: Ldflags },
+    /// `go build` of the programs that `tools/<dir>/go.mod` names in its `tool` lines (several:
+    /// one release, each program under its own name), linked with `ldflags`.
+    GoBuild { dir: &'static str, packages: &'static [&'static str], ldflags: Ldflags },
     /// The OpenTelemetry Collector builder of `tools/otelcol/go.mod`, with its `builder-config.yaml`.
     CollectorBuilder,
     /// A Python program installed with pip into its own virtual environment.
@@ -58,8 +56,10 @@ enum Recipe {
 /// The `-ldflags` of a build, from the pinned version.
 #[derive(Clone, Copy)]
 enum Ldflags {
-    /// Strip only.
+    /// Go's defaults.
     None,
+    /// Strip the symbol table and debug information.
+    Strip,
     /// Kubernetes stamps its version at link time; unstamped, `/version` answers
     /// `v0.0.0-master+$Format:%H$` and charts with a `kubeVersion` refuse the cluster.
     Kubernetes,
@@ -68,7 +68,8 @@ enum Ldflags {
 impl Ldflags {
     fn render(self, version: &str) -> anyhow::Result<String> {
         Ok(match self {
-            Ldflags::None => "-s -w".into(),
+            Ldflags::None => String::new(),
+            Ldflags::Strip => "-s -w".into(),
             Ldflags::Kubernetes => {
                 let mut parts = version.trim_start_matches('v').split('.');
                 let (major, minor) = (parts.next().unwrap_or_default(), parts.next().unwrap_or_default());
@@ -90,8 +91,6 @@ impl Ldflags {
 pub struct Tool {
     /// The file name in `.state/tools/bin/`.
     pub name: &'static str,
-    /// The files it puts into `.state/tools/bin/` (empty: one, named `name`).
-    programs: &'static [&'static str],
     pub what: &'static str,
     /// Whose pinned version it is: a module of its `go.mod`, a package of `tools/requirements.txt`.
     pin: &'static str,
@@ -125,17 +124,19 @@ pub const KUBECTL: &str = "kubectl";
 pub const TOOLS: [Tool; 10] = [
     Tool {
         name: JAEGER,
-        programs: &[],
         what: "Jaeger v2, all-in-one (OTLP in, in-memory storage, query API v3)",
         pin: "github.com/jaegertracing/jaeger",
         pin_files: &["jaeger/go.mod", "jaeger/go.sum"],
-        recipe: Recipe::GoProgram { dir: "jaeger", package: "github.com/jaegertracing/jaeger/cmd/jaeger" },
+        recipe: Recipe::GoBuild {
+            dir: "jaeger",
+            packages: &["github.com/jaegertracing/jaeger/cmd/jaeger"],
+            ldflags: Ldflags::None,
+        },
         elsewhere: "https://github.com/jaegertracing/jaeger/releases (the jaeger binary of the same v2 release), \
                     or the image jaegertracing/jaeger",
     },
     Tool {
         name: COLLECTOR,
-        programs: &[],
         what: "OpenTelemetry Collector, built by the official builder from tools/otelcol/builder-config.yaml",
         pin: "go.opentelemetry.io/collector/cmd/builder",
         pin_files: &["otelcol/go.mod", "otelcol/go.sum", "otelcol/builder-config.yaml"],
@@ -146,25 +147,22 @@ pub const TOOLS: [Tool; 10] = [
     },
     Tool {
         name: HELM3,
-        programs: &[],
         what: "Helm 3",
         pin: "helm.sh/helm/v3",
         pin_files: &["helm3/go.mod", "helm3/go.sum"],
-        recipe: Recipe::GoProgram { dir: "helm3", package: "helm.sh/helm/v3/cmd/helm" },
+        recipe: Recipe::GoBuild { dir: "helm3", packages: &["helm.sh/helm/v3/cmd/helm"], ldflags: Ldflags::Strip },
         elsewhere: "https://github.com/helm/helm/releases (helm-v3.*-<os>-<arch>.tar.gz)",
     },
     Tool {
         name: HELM4,
-        programs: &[],
         what: "Helm 4",
         pin: "helm.sh/helm/v4",
         pin_files: &["helm4/go.mod", "helm4/go.sum"],
-        recipe: Recipe::GoProgram { dir: "helm4", package: "helm.sh/helm/v4/cmd/helm" },
+        recipe: Recipe::GoBuild { dir: "helm4", packages: &["helm.sh/helm/v4/cmd/helm"], ldflags: Ldflags::Strip },
         elsewhere: "https://github.com/helm/helm/releases (helm-v4.*-<os>-<arch>.tar.gz)",
     },
     Tool {
         name: KUBERNETES_VALIDATE,
-        programs: &[],
         what: "Kubernetes schema validation, offline (PyPI)",
         pin: "kubernetes-validate",
         pin_files: &["requirements.txt"],
@@ -173,7 +171,6 @@ pub const TOOLS: [Tool; 10] = [
     },
     Tool {
         name: TRAEFIK_CHART,
-        programs: &[],
         what: "the Traefik Helm chart (a folder, not a program), rendered by the tests with config/traefik.yaml",
         pin: "github.com/traefik/traefik-helm-chart",
         pin_files: &["traefik-chart/go.mod", "traefik-chart/go.sum"],
@@ -187,11 +184,10 @@ pub const TOOLS: [Tool; 10] = [
     },
     Tool {
         name: KUBERNETES,
-        programs: &[KUBE_APISERVER, KUBE_CONTROLLER_MANAGER, KUBE_SCHEDULER, KUBELET, KUBE_PROXY, KUBECTL],
         what: "Kubernetes, one release: the control plane, the kubelet, kube-proxy and kubectl (the bare provider)",
         pin: "k8s.io/kubernetes",
         pin_files: &["kubernetes/go.mod", "kubernetes/go.sum"],
-        recipe: Recipe::GoPrograms {
+        recipe: Recipe::GoBuild {
             dir: "kubernetes",
             packages: &[
                 "k8s.io/kubernetes/cmd/kube-apiserver",
@@ -207,33 +203,26 @@ pub const TOOLS: [Tool; 10] = [
     },
     Tool {
         name: ETCD,
-        programs: &[],
         what: "etcd, the control plane's store (the bare provider)",
         pin: "go.etcd.io/etcd/server/v3",
         pin_files: &["etcd/go.mod", "etcd/go.sum"],
-        recipe: Recipe::GoPrograms { dir: "etcd", packages: &["go.etcd.io/etcd/server/v3"], ldflags: Ldflags::None },
+        recipe: Recipe::GoBuild { dir: "etcd", packages: &["go.etcd.io/etcd/server/v3"], ldflags: Ldflags::Strip },
         elsewhere: "https://github.com/etcd-io/etcd/releases (etcd-v3.*-linux-amd64.tar.gz, the etcd binary)",
     },
     Tool {
         name: COREDNS,
-        programs: &[],
         what: "CoreDNS, the bare cluster's DNS (in an image xtask writes)",
         pin: "github.com/coredns/coredns",
         pin_files: &["coredns/go.mod", "coredns/go.sum"],
-        recipe: Recipe::GoPrograms {
-            dir: "coredns",
-            packages: &["github.com/coredns/coredns"],
-            ldflags: Ldflags::None,
-        },
+        recipe: Recipe::GoBuild { dir: "coredns", packages: &["github.com/coredns/coredns"], ldflags: Ldflags::None },
         elsewhere: "https://github.com/coredns/coredns/releases (coredns_*_linux_amd64.tgz)",
     },
     Tool {
         name: PAUSE,
-        programs: &[],
         what: "the Pods' sandbox program, our own (tools/pause/main.go), in an image xtask writes",
         pin: "workshop/tools/pause",
         pin_files: &["pause/go.mod", "pause/main.go"],
-        recipe: Recipe::GoPrograms { dir: "pause", packages: &["."], ldflags: Ldflags::None },
+        recipe: Recipe::GoBuild { dir: "pause", packages: &["."], ldflags: Ldflags::Strip },
         elsewhere: "CGO_ENABLED=0 go build -o .state/tools/bin/pause ./tools/pause (Go is needed; it is our own program)",
     },
 ];
@@ -243,9 +232,22 @@ pub fn bin_dir() -> PathBuf {
     project::root().join(".state/tools/bin")
 }
 
+impl Tool {
+    /// The programs it puts into `.state/tools/bin/` when it builds several (`go build -o DIR`
+    /// names each after its package's last element); empty when it makes one file, `name`.
+    fn programs(&self) -> Vec<&'static str> {
+        match self.recipe {
+            Recipe::GoBuild { packages, .. } if packages.len() > 1 => {
+                packages.iter().map(|package| package.rsplit('/').next().unwrap_or(package)).collect()
+            }
+            _ => Vec::new(),
+        }
+    }
+}
+
 /// The installed tool (or chart folder), if it is: for a tool of several programs, all of them.
 pub fn installed(name: &str) -> Option<PathBuf> {
-    let programs = TOOLS.iter().find(|tool| tool.name == name).map_or(&[][..], |tool| tool.programs);
+    let programs = TOOLS.iter().find(|tool| tool.name == name).map(Tool::programs).unwrap_or_default();
     if programs.iter().any(|program| !bin_dir().join(program).is_file()) {
         return None;
     }
@@ -344,7 +346,7 @@ fn install(names: &[String]) -> anyhow::Result<()> {
         }
         println!("… {progress}: building (minutes the first time; Go caches the rest)");
         let started = std::time::Instant::now();
-        build(tool).with_context(|| format!("building {} failed (see the output above)", tool.name))?;
+        build(tool, &pins).with_context(|| format!("building {} failed (see the output above)", tool.name))?;
         stamp.write()?;
         println!("✓ {progress}: built in {:.0?} → {}", started.elapsed(), bin_dir().join(tool.name).display());
     }
@@ -366,35 +368,25 @@ fn without_runtimes(tools: &[&Tool]) -> String {
     advice
 }
 
-fn build(tool: &Tool) -> anyhow::Result<()> {
+fn build(tool: &Tool, pins: &Pins) -> anyhow::Result<()> {
     let root = project::root();
     let output = bin_dir().join(tool.name);
     match tool.recipe {
-        Recipe::GoPrograms { dir, packages, ldflags } => {
-            let pins = Pins::read()?;
+        Recipe::GoBuild { dir, packages, ldflags } => {
             let ldflags = ldflags.render(pins.version(tool)?)?;
             // Several packages with -o DIR put each program there under its own name.
             let target =
                 if packages.len() > 1 { format!("{}/", bin_dir().display()) } else { output.display().to_string() };
-            println!(
-                "$ (cd tools/{dir} && go build -trimpath -ldflags '{ldflags}' -o {target} {})",
-                packages.join(" ")
-            );
-            duct::cmd(
-                "go",
-                ["build", "-trimpath", "-ldflags", &ldflags, "-o", &target].into_iter().chain(packages.iter().copied()),
-            )
-            .dir(root.join("tools").join(dir))
-            .run()?;
-            if !tool.programs.is_empty() {
+            let linking = if ldflags.is_empty() { vec![] } else { vec!["-ldflags".to_owned(), ldflags] };
+            let go = crate::cmd!("go", "build", "-trimpath").args(linking).args(["-o", &target]).args(packages.iter());
+            println!("$ (cd tools/{dir} && {})", go.shell());
+            duct::cmd(&go.program, &go.args).dir(root.join("tools").join(dir)).run()?;
+            let programs = tool.programs();
+            if !programs.is_empty() {
                 // The tool's own name marks the whole release as built.
-                std::fs::write(&output, format!("{}\n", tool.programs.join("\n")))
+                std::fs::write(&output, format!("{}\n", programs.join("\n")))
                     .with_context(|| format!("cannot write {}", output.display()))?;
             }
-        }
-        Recipe::GoProgram { dir, package } => {
-            println!("$ (cd tools/{dir} && go build -trimpath -o {} {package})", output.display());
-            duct::cmd!("go", "build", "-trimpath", "-o", &output, package).dir(root.join("tools").join(dir)).run()?;
         }
         Recipe::CollectorBuilder => {
             // The builder writes a Go module for the distribution and builds it (output_path in
@@ -457,7 +449,7 @@ impl Pins {
         let first = &self.files[tool.pin_files[0]];
         match tool.recipe {
             // Our own program: its version is ours too (the tag of its image).
-            Recipe::GoPrograms { dir: "pause", .. } => Ok("v1"),
+            Recipe::GoBuild { dir: "pause", .. } => Ok("v1"),
             Recipe::Pip { .. } => first
                 .lines()
                 .find_map(|line| line.trim().strip_prefix(tool.pin)?.strip_prefix("=="))
@@ -564,6 +556,17 @@ mod tests {
             assert!(advice.contains(&format!("\n  {:<20} {}", tool.name, tool.elsewhere)), "{advice}");
         }
         assert!(advice.contains("jaegertracing/jaeger/releases") && advice.contains("helm/helm/releases"), "{advice}");
+    }
+
+    /// The bare provider runs the Kubernetes programs by these names: `go build -o DIR` must
+    /// give them.
+    #[test]
+    fn the_kubernetes_release_builds_the_programs_the_bare_provider_runs() {
+        assert_eq!(
+            tool(KUBERNETES).unwrap().programs(),
+            [KUBE_APISERVER, KUBE_CONTROLLER_MANAGER, KUBE_SCHEDULER, KUBELET, KUBE_PROXY, KUBECTL]
+        );
+        assert!(tool(ETCD).unwrap().programs().is_empty(), "one program, named after the tool");
     }
 
     #[test]
