@@ -177,10 +177,11 @@ pub fn bare_checks(path: &[PathBuf]) -> Vec<Check> {
         });
     }
     for plugin in bare::CNI_PLUGINS {
+        let found = std::path::Path::new(plugin).is_file();
         checks.push(Check {
             name: plugin.into(),
-            ok: std::path::Path::new(plugin).is_file(),
-            found: if std::path::Path::new(plugin).is_file() { "found".into() } else { "not found".into() },
+            ok: found,
+            found: if found { "found".into() } else { "not found".into() },
             fix: "apt-get install containernetworking-plugins".into(),
         });
     }

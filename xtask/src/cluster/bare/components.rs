@@ -116,32 +116,13 @@ impl Component {
                     "--allow-privileged=true"
                 )
             }
-            Component::ControllerManager => {
-                let kubeconfig = path(layout.component_kubeconfig(Identity::ControllerManager));
-                cmd!(
-                    program,
-                    format!("--kubeconfig={kubeconfig}"),
-                    format!("--authentication-kubeconfig={kubeconfig}"),
-                    format!("--authorization-kubeconfig={kubeconfig}"),
-                    "--bind-address=127.0.0.1",
-                    "--leader-elect=false",
-                    "--use-service-account-credentials=true",
-                    format!("--service-account-private-key-file={}", path(pki.service_account_key())),
-                    format!("--root-ca-file={}", path(pki.ca())),
-                    format!("--service-cluster-ip-range={SERVICE_CIDR}")
-                )
-            }
-            Component::Scheduler => {
-                let kubeconfig = path(layout.component_kubeconfig(Identity::Scheduler));
-                cmd!(
-                    program,
-                    format!("--kubeconfig={kubeconfig}"),
-                    format!("--authentication-kubeconfig={kubeconfig}"),
-                    format!("--authorization-kubeconfig={kubeconfig}"),
-                    "--bind-address=127.0.0.1",
-                    "--leader-elect=false"
-                )
-            }
+            Component::ControllerManager => control_plane_client(program, layout, Identity::ControllerManager).args([
+                "--use-service-account-credentials=true".to_owned(),
+                format!("--service-account-private-key-file={}", path(pki.service_account_key())),
+                format!("--root-ca-file={}", path(pki.ca())),
+                format!("--service-cluster-ip-range={SERVICE_CIDR}"),
+            ]),
+            Component::Scheduler => control_plane_client(program, layout, Identity::Scheduler),
             Component::Containerd => cmd!(program, "--config", path(layout.containerd_config())),
             Component::Kubelet => cmd!(
                 program,
@@ -155,6 +136,20 @@ impl Component {
             Component::KubeProxy => cmd!(program, format!("--config={}", path(layout.kube_proxy_config()))),
         }
     }
+}
+
+/// The controller manager and the scheduler alike: one kubeconfig for the API and for checking
+/// who calls their own endpoints, those on loopback only, and no leader election on one node.
+fn control_plane_client(program: String, layout: &Layout, identity: Identity) -> Cmd {
+    let kubeconfig = layout.component_kubeconfig(identity).display().to_string();
+    cmd!(
+        program,
+        format!("--kubeconfig={kubeconfig}"),
+        format!("--authentication-kubeconfig={kubeconfig}"),
+        format!("--authorization-kubeconfig={kubeconfig}"),
+        "--bind-address=127.0.0.1",
+        "--leader-elect=false"
+    )
 }
 
 pub const ETCD_URL: &str = "http://127.0.0.1:2379";

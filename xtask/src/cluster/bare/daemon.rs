@@ -65,32 +65,32 @@ impl Daemon {
         Ok(pid)
     }
 
+    /// Stops it (SIGTERM, then SIGKILL after a grace period) and removes its pid file. Returns
+    /// whether it was running.
+    pub fn stop(&self) -> anyhow::Result<bool> {
+        let Some(pid) = self.running() else {
+            let _ = std::fs::remove_file(&self.pid_file);
+            return Ok(false);
+        };
+        let pid = Pid::from_raw(pid);
+        let _ = nix::sys::signal::kill(pid, Signal::SIGTERM);
+        let started = Instant::now();
+        while alive(pid) {
+            if started.elapsed() > STOP_GRACE {
+                let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        std::fs::remove_file(&self.pid_file).with_context(|| format!("cannot remove {}", self.pid_file.display()))?;
+        Ok(true)
+    }
+
     /// The end of its log, to show when it failed.
     pub fn log_tail(&self, lines: usize) -> String {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();
         let all: Vec<&str> = text.lines().collect();
         all[all.len().saturating_sub(lines)..].join("\n")
     }
-}
-
-/// Stops the program of `pid_file` (SIGTERM, then SIGKILL after a grace period) and removes the
-/// file. Returns whether it was running.
-pub fn stop(pid_file: &Path, program: &str) -> anyhow::Result<bool> {
-    let Some(pid) = running(pid_file, program) else {
-        let _ = std::fs::remove_file(pid_file);
-        return Ok(false);
-    };
-    let pid = Pid::from_raw(pid);
-    let _ = nix::sys::signal::kill(pid, Signal::SIGTERM);
-    let started = Instant::now();
-    while alive(pid) {
-        if started.elapsed() > STOP_GRACE {
-            let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    std::fs::remove_file(pid_file).with_context(|| format!("cannot remove {}", pid_file.display()))?;
-    Ok(true)
 }
 
 fn running(pid_file: &Path, program: &str) -> Option<i32> {
@@ -134,10 +134,11 @@ mod tests {
         assert_eq!(daemon.running(), Some(pid));
         assert_eq!(daemon.start().unwrap(), pid, "a second start finds it running");
         // A pid file naming another program is not ours to stop.
-        assert!(!stop(&daemon.pid_file, "etcd").unwrap());
+        let etcd = Daemon { command: cmd!("etcd"), ..daemon.clone() };
+        assert!(!etcd.stop().unwrap());
         assert!(!daemon.pid_file.exists());
         std::fs::write(&daemon.pid_file, format!("{pid}\n")).unwrap();
-        assert!(stop(&daemon.pid_file, "sleep").unwrap());
+        assert!(daemon.stop().unwrap());
         assert_eq!(daemon.running(), None);
         assert!(!alive(Pid::from_raw(pid)));
     }

@@ -205,9 +205,7 @@ impl Work {
                 wait_for(Duration::from_secs(120), &format!("node {NODE_NAME} to be Ready"), || Ok(node_ready(layout)))
             }
             Work::RemoveContainers => remove_containers(layout),
-            Work::Stop(component) => {
-                daemon::stop(&layout.daemon(*component).pid_file, &component.program().display().to_string()).map(drop)
-            }
+            Work::Stop(component) => layout.daemon(*component).stop().map(drop),
             Work::RestoreHost => restore_host(layout),
         }
     }
@@ -336,7 +334,7 @@ fn remove_containers(layout: &Layout) -> anyhow::Result<()> {
     if layout.daemon(Component::Containerd).running().is_none() {
         return Ok(());
     }
-    let ctr = || cmd!("ctr", "--address", layout.containerd_socket().display(), "--namespace", "k8s.io");
+    let ctr = || images::ctr(&layout.containerd_socket());
     let containers = ctr().args(["containers", "list", "--quiet"]).read().unwrap_or_default();
     for id in containers.lines().filter(|id| !id.trim().is_empty()) {
         let _ = ctr().args(["tasks", "kill", "--signal", "SIGKILL", id]).run("");

@@ -196,19 +196,19 @@ pub fn libraries(ldd_output: &str) -> Vec<PathBuf> {
         .collect()
 }
 
-/// `ctr images import` into the node's containerd, in the namespace the kubelet uses.
+/// `ctr` against the node's containerd (its socket), in the namespace the kubelet uses.
+pub fn ctr(socket: &Path) -> Cmd {
+    cmd!("ctr", "--address", socket.display(), "--namespace", "k8s.io")
+}
+
+/// `ctr images import` into the node's containerd.
 pub fn import(socket: &Path, file: &Path) -> Cmd {
-    cmd!("ctr", "--address", socket.display(), "--namespace", "k8s.io", "images", "import", file.display())
+    ctr(socket).args(["images", "import"]).args([file.display()])
 }
 
 /// The images in the node's containerd.
 pub fn imported(socket: &Path) -> Vec<String> {
-    cmd!("ctr", "--address", socket.display(), "--namespace", "k8s.io", "images", "list", "--quiet")
-        .read()
-        .unwrap_or_default()
-        .lines()
-        .map(str::to_owned)
-        .collect()
+    ctr(socket).args(["images", "list", "--quiet"]).read().unwrap_or_default().lines().map(str::to_owned).collect()
 }
 
 #[cfg(test)]
