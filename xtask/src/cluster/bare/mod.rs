@@ -14,7 +14,7 @@ pub mod pki;
 
 use std::{
     net::Ipv4Addr,
-    path::{Path, PathBuf},
+    path::PathBuf,
     time::{Duration, Instant},
 };
 
@@ -220,32 +220,18 @@ fn readiness(component: Component) -> &'static str {
     }
 }
 
+/// `doctor`'s checks of the bare provider (root, Debian's programs, the CNI plugins, the tools),
+/// printed when one fails; then the socket's path.
 fn preflight() -> anyhow::Result<()> {
-    anyhow::ensure!(
-        nix::unistd::geteuid().is_root(),
-        "the bare provider runs Kubernetes itself (mounts, network namespaces, iptables): it needs root. \
-         Run it as root (sudo -E cargo xtask up --provider bare), or use minikube: cargo xtask up"
-    );
-    let path = crate::doctor::search_path();
-    let mut missing: Vec<String> = HOST_PROGRAMS
-        .iter()
-        .filter(|(program, _)| crate::doctor::find(program, &path).is_none())
-        .map(|(program, package)| format!("{program} (Debian package {package})"))
-        .collect();
-    missing.extend(
-        CNI_PLUGINS
-            .iter()
-            .filter(|plugin| !Path::new(plugin).is_file())
-            .map(|plugin| format!("{plugin} (Debian package containernetworking-plugins)")),
-    );
-    anyhow::ensure!(
-        missing.is_empty(),
-        "missing on this machine: {}.\nInstall them: apt-get install containerd runc containernetworking-plugins \
-         iptables conntrack nftables iproute2",
-        missing.join(", ")
-    );
-    for tool in [tools::KUBERNETES, tools::ETCD, tools::COREDNS, tools::PAUSE] {
-        tools::require(tool)?;
+    let checks = crate::doctor::bare_checks(&crate::doctor::search_path());
+    let missing = crate::doctor::missing(&checks);
+    if !missing.is_empty() {
+        crate::doctor::print(&checks);
+        anyhow::bail!(
+            "the bare provider cannot start here: fix {} (see above). It runs Kubernetes itself (mounts, \
+             network namespaces, iptables) as root; without that, use minikube: cargo xtask up",
+            missing.join(", ")
+        );
     }
     // A unix socket's path has room for 107 bytes.
     let socket = Layout::new().containerd_socket();
