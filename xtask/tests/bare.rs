@@ -1,8 +1,8 @@
 //! The bare provider for real: `cargo xtask up --provider bare --cluster-only` brings a node to
 //! Ready on this machine, CoreDNS runs from the image xtask wrote, a Pod from another image
-//! xtask wrote reaches it through a Service by its DNS name, a second `up` changes nothing, and
+//! xtask wrote reaches it through a Service by its DNS name, a second `up` changes nothing,
 //! `down` leaves the host as it found it (processes, mounts, nftables, links, addresses,
-//! cgroups, sysctls, folders).
+//! cgroups, sysctls, folders), and an `up` over the data a plain `down` kept works again.
 //!
 //! Needs root, the Kubernetes tools (`cargo xtask tools install`) and Debian's containerd, runc,
 //! CNI plugins, iptables, conntrack and nftables: skipped loudly without them, required in CI.
@@ -97,10 +97,18 @@ impl Host {
                 .lines()
                 .map(|line| line.split_whitespace().take(4).collect::<Vec<_>>().join(" "))
                 .collect(),
-            sysctls: ["vm/overcommit_memory", "kernel/panic", "kernel/panic_on_oops", "net/ipv4/ip_forward"]
-                .iter()
-                .map(|name| (name.to_string(), std::fs::read_to_string(Path::new("/proc/sys").join(name)).unwrap()))
-                .collect(),
+            sysctls: [
+                "vm/overcommit_memory",
+                "kernel/panic",
+                "kernel/panic_on_oops",
+                "net/ipv4/ip_forward",
+                "net/bridge/bridge-nf-call-iptables",
+            ]
+            .iter()
+            .map(|name| {
+                (name.to_string(), std::fs::read_to_string(Path::new("/proc/sys").join(name)).unwrap_or_default())
+            })
+            .collect(),
             folders: [
                 "/run/containerd",
                 "/run/netns",
@@ -140,12 +148,73 @@ impl Drop for Down {
     }
 }
 
-fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
+/// Waits for `done`; on a timeout, fails with what `explain` finds.
+fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool, explain: impl Fn() -> String) {
     let started = Instant::now();
     while !done() {
-        assert!(started.elapsed() < timeout, "waited {timeout:?} for {what}");
+        assert!(started.elapsed() < timeout, "waited {timeout:?} for {what}\n{}", explain());
         std::thread::sleep(Duration::from_millis(500));
     }
+}
+
+/// What the client Pod, CoreDNS and the host's bridge settings say, for a failure's message.
+fn explain_client() -> String {
+    let describe = |namespace: &str, what: &str| text(&kubectl(&["--namespace", namespace, "describe", what]));
+    format!(
+        "client's log:\n{}\n{}\n{}\nCoreDNS's log:\n{}\nbridge-nf-call-iptables: {:?}",
+        text(&kubectl(&["logs", "ask-dns-health"])),
+        describe("default", "pod/ask-dns-health"),
+        describe("kube-system", "endpoints/dns-health"),
+        text(&kubectl(&["--namespace", "kube-system", "logs", "deployment/coredns"])),
+        std::fs::read_to_string("/proc/sys/net/bridge/bridge-nf-call-iptables"),
+    )
+}
+
+/// A Pod from the curl image xtask wrote asks CoreDNS's health endpoint through a Service, by
+/// its DNS name: DNS, kube-proxy's ClusterIP, bridged traffic and both images at work.
+fn a_pod_reaches_coredns_through_a_service_by_its_name() {
+    let curl_image = text(&Command::new("curl").arg("--version").output().unwrap());
+    let curl_image = format!("workshop.local/curl:{}", curl_image.split_whitespace().nth(1).unwrap());
+    let manifest = format!(
+        r#"apiVersion: v1
+kind: Service
+metadata: {{ name: dns-health, namespace: kube-system }}
+spec:
+  selector: {{ k8s-app: kube-dns }}
+  ports: [{{ port: 8080, targetPort: 8080 }}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {{ name: ask-dns-health, namespace: default }}
+spec:
+  restartPolicy: Never
+  containers:
+    - name: curl
+      image: {curl_image}
+      imagePullPolicy: Never
+      command: ["curl", "--silent", "--show-error", "--fail", "--retry", "20", "--retry-all-errors", "--retry-delay", "1",
+                "--connect-timeout", "2", "--max-time", "4", "http://dns-health.kube-system.svc.cluster.local:8080/health"]
+"#
+    );
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), manifest).unwrap();
+    // A Pod left by an earlier run that failed would keep its phase: start afresh.
+    let _ = kubectl(&["delete", "pod", "ask-dns-health", "--ignore-not-found", "--wait=true"]);
+    let applied = kubectl(&["apply", "--filename", file.path().to_str().unwrap()]);
+    assert!(applied.status.success(), "{}", String::from_utf8_lossy(&applied.stderr));
+    wait_until(
+        "the client Pod to finish",
+        Duration::from_secs(150),
+        || {
+            let phase = text(&kubectl(&["get", "pod", "ask-dns-health", "--output", "jsonpath={.status.phase}"]));
+            assert_ne!(phase, "Failed", "{}", explain_client());
+            phase == "Succeeded"
+        },
+        explain_client,
+    );
+    // curl retries while the new Service reaches CoreDNS; its last word is the answer.
+    let answer = text(&kubectl(&["logs", "ask-dns-health"]));
+    assert_eq!(answer.lines().last(), Some("OK"), "{answer}");
 }
 
 #[test]
@@ -158,7 +227,7 @@ fn a_bare_cluster_runs_pods_from_our_images_and_down_leaves_the_host_as_it_was()
     if !(tools & programs & testkit::real::root(TEST)) {
         return;
     }
-    // From a fresh cluster: an `up` over data an earlier `down` kept is not yet reliable (README).
+    // The first `up` starts from nothing.
     if testkit::real::workspace_root().join(".state/bare").exists() {
         assert!(xtask(&["down", "--provider", "bare", "--delete-cluster", "--yes"]).status.success());
     }
@@ -183,51 +252,7 @@ fn a_bare_cluster_runs_pods_from_our_images_and_down_leaves_the_host_as_it_was()
         "{pods}"
     );
 
-    // A Pod from the curl image xtask wrote asks CoreDNS's health endpoint through a Service,
-    // by its DNS name: DNS, kube-proxy's ClusterIP and both images at work.
-    let curl_image = text(&Command::new("curl").arg("--version").output().unwrap());
-    let curl_image = format!("workshop.local/curl:{}", curl_image.split_whitespace().nth(1).unwrap());
-    let manifest = format!(
-        r#"apiVersion: v1
-kind: Service
-metadata: {{ name: dns-health, namespace: kube-system }}
-spec:
-  selector: {{ k8s-app: kube-dns }}
-  ports: [{{ port: 8080, targetPort: 8080 }}]
----
-apiVersion: v1
-kind: Pod
-metadata: {{ name: ask-dns-health, namespace: default }}
-spec:
-  restartPolicy: Never
-  containers:
-    - name: curl
-      image: {curl_image}
-      imagePullPolicy: Never
-      command: ["curl", "--silent", "--show-error", "--fail", "--retry", "10", "--retry-all-errors", "--retry-delay", "1",
-                "http://dns-health.kube-system.svc.cluster.local:8080/health"]
-"#
-    );
-    let file = tempfile::NamedTempFile::new().unwrap();
-    std::fs::write(file.path(), manifest).unwrap();
-    // A Pod left by an earlier run that failed would keep its phase: start afresh.
-    let _ = kubectl(&["delete", "pod", "ask-dns-health", "--ignore-not-found", "--wait=true"]);
-    let applied = kubectl(&["apply", "--filename", file.path().to_str().unwrap()]);
-    assert!(applied.status.success(), "{}", String::from_utf8_lossy(&applied.stderr));
-    wait_until("the client Pod to finish", Duration::from_secs(120), || {
-        let phase = text(&kubectl(&["get", "pod", "ask-dns-health", "--output", "jsonpath={.status.phase}"]));
-        assert_ne!(
-            phase,
-            "Failed",
-            "{}\n{}",
-            text(&kubectl(&["logs", "ask-dns-health"])),
-            text(&kubectl(&["describe", "pod", "ask-dns-health"]))
-        );
-        phase == "Succeeded"
-    });
-    // curl retries while the new Service reaches CoreDNS; its last word is the answer.
-    let answer = text(&kubectl(&["logs", "ask-dns-health"]));
-    assert_eq!(answer.lines().last(), Some("OK"), "{answer}");
+    a_pod_reaches_coredns_through_a_service_by_its_name();
 
     // A second `up` finds everything running and changes nothing.
     let again = xtask(&["up", "--provider", "bare", "--cluster-only"]);
@@ -245,6 +270,13 @@ spec:
             && status.contains(".state/bare/logs/kubelet.log"),
         "{status}"
     );
+
+    // A plain `down` puts the host back and keeps the data; the next `up` runs on it.
+    assert!(xtask(&["down", "--provider", "bare"]).status.success(), "down failed");
+    assert_eq!(before, Host::now(), "down (keeping the data) left the host changed");
+    assert!(testkit::real::workspace_root().join(".state/bare/etcd").is_dir(), "a plain down keeps the data");
+    assert!(xtask(&["up", "--provider", "bare", "--cluster-only"]).status.success(), "up over kept data failed");
+    a_pod_reaches_coredns_through_a_service_by_its_name();
 
     let stopped = xtask(&["down", "--provider", "bare", "--delete-cluster", "--yes"]);
     assert!(stopped.status.success(), "down failed");

@@ -314,6 +314,7 @@ mod tests {
         let everything = bare::Observed {
             host_recorded: true,
             node_address: true,
+            bridged_traffic_through_iptables: true,
             certificates: true,
             config_current: true,
             running: bare::Component::ALL.into_iter().zip(100..).collect(),

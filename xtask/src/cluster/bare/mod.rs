@@ -128,6 +128,7 @@ pub fn kubectl(layout: &Layout) -> Cmd {
 pub enum Work {
     Preflight,
     RecordHost,
+    BridgedTrafficThroughIptables,
     Certificates,
     WriteConfig,
     Start(Component),
@@ -148,6 +149,10 @@ impl Work {
                     .into(),
             ],
             Work::RecordHost => vec![format!("record sysctls, nftables tables, netns, cgroups in {}", layout.host_before().display())],
+            Work::BridgedTrafficThroughIptables => vec![
+                format!("modprobe br_netfilter, unless /proc/sys/{BRIDGE_NETFILTER} is there"),
+                format!("write 1 to /proc/sys/{BRIDGE_NETFILTER} (`down` puts back the value recorded)"),
+            ],
             Work::Certificates => vec![format!(
                 "make a CA, the API server's certificate, one client certificate per component and the service \
                  account key with rcgen, in {}; kubeconfigs embedding them",
@@ -191,6 +196,7 @@ impl Work {
         match self {
             Work::Preflight => preflight(),
             Work::RecordHost => host::Before::record_once(&layout.host_before(), &NODE_IP.to_string()).map(drop),
+            Work::BridgedTrafficThroughIptables => bridged_traffic_through_iptables(),
             Work::Certificates => certificates(layout),
             Work::WriteConfig => {
                 for (path, contents) in components::config_files(layout) {
@@ -209,6 +215,25 @@ impl Work {
             Work::RestoreHost => restore_host(layout),
         }
     }
+}
+
+/// Pod to Service to Pod on one bridge: the request leaves the client's Pod, is rewritten by
+/// kube-proxy's DNAT (ClusterIP to the server Pod's IP) as it is routed, and reaches the server
+/// on the same bridge. The answer goes back over the bridge, switched, not routed: unless bridged
+/// frames pass through iptables, conntrack never rewrites its source back to the ClusterIP and
+/// the client drops it. DNS from a Pod to CoreDNS is the first to hang. kube-proxy only warns
+/// about it (pkg/proxy/iptables/proxier.go, "Missing br-netfilter module or unset sysctl");
+/// kubeadm's preflight requires it (cmd/kubeadm/app/preflight/checks.go, bridge-nf-call-iptables).
+const BRIDGE_NETFILTER: &str = "net/bridge/bridge-nf-call-iptables";
+
+fn bridged_traffic_through_iptables() -> anyhow::Result<()> {
+    if host::read_sysctl(BRIDGE_NETFILTER).is_none() {
+        cmd!("modprobe", "br_netfilter").run(
+            "the kernel's br_netfilter is not loaded and could not be: without it Pods cannot reach each other \
+             through Services. Load it yourself, or use minikube: cargo xtask up",
+        )?;
+    }
+    host::write_sysctl(BRIDGE_NETFILTER, "1")
 }
 
 fn readiness(component: Component) -> &'static str {
@@ -363,6 +388,7 @@ fn restore_host(layout: &Layout) -> anyhow::Result<()> {
 pub struct Observed {
     pub host_recorded: bool,
     pub node_address: bool,
+    pub bridged_traffic_through_iptables: bool,
     pub certificates: bool,
     pub config_current: bool,
     /// The pid of each running component.
@@ -378,6 +404,7 @@ impl Observed {
         Ok(Self {
             host_recorded: layout.host_before().is_file(),
             node_address: host::has_address(&NODE_IP.to_string()),
+            bridged_traffic_through_iptables: host::read_sysctl(BRIDGE_NETFILTER).as_deref() == Some("1"),
             certificates: layout.pki().exists() && layout.kubeconfig().is_file(),
             config_current: components::config_files(layout)
                 .iter()
@@ -411,6 +438,12 @@ pub fn up_steps(layout: &Layout, observed: &Observed) -> anyhow::Result<Vec<Step
         Step::new(format!("The node's address {NODE_IP}/32 on lo"), "see `ip address show dev lo`")
             .command(cmd!("ip", "address", "add", format!("{NODE_IP}/32"), "dev", "lo"))
             .done_if(observed.node_address.then(|| "it is there".into())),
+        Step::new(
+            "Bridged Pod traffic through iptables, for Services between Pods",
+            "see `lsmod`, `sysctl net.bridge`",
+        )
+        .internal(bare(Work::BridgedTrafficThroughIptables))
+        .done_if(observed.bridged_traffic_through_iptables.then(|| "it is on".into())),
         Step::new("The cluster's certificates and kubeconfigs", "the state folder must be writable")
             .internal(bare(Work::Certificates))
             .done_if(observed.certificates.then(|| "kept from an earlier run".into())),
