@@ -43,7 +43,7 @@ enum Command {
     Doctor,
     /// Show what runs in the workshop's cluster.
     Status(cluster::Options),
-    /// Rebuild the app's images and roll them out (after a code change).
+    /// Rebuild the app's images and roll them out (after a code change); with --provider bare, write every image and import it into the node.
     Images(cluster::Options),
     /// Remove the workshop from the cluster (or the whole minikube profile).
     Down(cluster::DownOptions),

@@ -60,6 +60,9 @@ enum Ldflags {
     None,
     /// Strip the symbol table and debug information.
     Strip,
+    /// Stripped, with the release's version written into this string variable (`-X`), as the
+    /// upstream release build does.
+    StampVersion(&'static str),
     /// Kubernetes stamps its version at link time; unstamped, `/version` answers
     /// `v0.0.0-master+$Format:%H$` and charts with a `kubeVersion` refuse the cluster.
     Kubernetes,
@@ -70,6 +73,7 @@ impl Ldflags {
         Ok(match self {
             Ldflags::None => String::new(),
             Ldflags::Strip => "-s -w".into(),
+            Ldflags::StampVersion(variable) => format!("-s -w -X {variable}={version}"),
             Ldflags::Kubernetes => {
                 let mut parts = version.trim_start_matches('v').split('.');
                 let (major, minor) = (parts.next().unwrap_or_default(), parts.next().unwrap_or_default());
@@ -113,6 +117,7 @@ pub const KUBERNETES: &str = "kubernetes";
 pub const ETCD: &str = "etcd";
 pub const COREDNS: &str = "coredns";
 pub const PAUSE: &str = "pause";
+pub const TRAEFIK: &str = "traefik";
 /// The programs of the Kubernetes release, as `.state/tools/bin/` names them.
 pub const KUBE_APISERVER: &str = "kube-apiserver";
 pub const KUBE_CONTROLLER_MANAGER: &str = "kube-controller-manager";
@@ -121,7 +126,7 @@ pub const KUBELET: &str = "kubelet";
 pub const KUBE_PROXY: &str = "kube-proxy";
 pub const KUBECTL: &str = "kubectl";
 
-pub const TOOLS: [Tool; 10] = [
+pub const TOOLS: [Tool; 11] = [
     Tool {
         name: JAEGER,
         what: "Jaeger v2, all-in-one (OTLP in, in-memory storage, query API v3)",
@@ -224,6 +229,19 @@ pub const TOOLS: [Tool; 10] = [
         pin_files: &["pause/go.mod", "pause/main.go"],
         recipe: Recipe::GoBuild { dir: "pause", packages: &["."], ldflags: Ldflags::Strip },
         elsewhere: "CGO_ENABLED=0 go build -o .state/tools/bin/pause ./tools/pause (Go is needed; it is our own program)",
+    },
+    Tool {
+        name: TRAEFIK,
+        what: "Traefik, the ingress of cluster mode (in an image xtask writes for the bare provider)",
+        pin: "github.com/traefik/traefik/v3",
+        pin_files: &["traefik/go.mod", "traefik/go.sum", "traefik/ext/go.mod", "traefik/ext/ext.go"],
+        recipe: Recipe::GoBuild {
+            dir: "traefik",
+            packages: &["github.com/traefik/traefik/v3/cmd/traefik"],
+            // As upstream's release build (its Makefile's binary target).
+            ldflags: Ldflags::StampVersion("github.com/traefik/traefik/v3/pkg/version.Version"),
+        },
+        elsewhere: "https://github.com/traefik/traefik/releases (traefik_v3.*_linux_amd64.tar.gz), or the image traefik",
     },
 ];
 

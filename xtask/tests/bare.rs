@@ -3,6 +3,8 @@
 //! xtask wrote reaches it through a Service by its DNS name, a second `up` changes nothing,
 //! `down` leaves the host as it found it (processes, mounts, nftables, links, addresses,
 //! cgroups, sysctls, folders), and an `up` over the data a plain `down` kept works again.
+//! `xtask images --provider bare` writes the workshop's images: MariaDB's keeps the chart's
+//! contract, Traefik's is the pinned release.
 //!
 //! Needs root, the Kubernetes tools (`cargo xtask tools install`) and Debian's containerd, runc,
 //! CNI plugins, iptables, conntrack and nftables: skipped loudly without them, required in CI.
@@ -217,11 +219,139 @@ spec:
     assert_eq!(answer.lines().last(), Some("OK"), "{answer}");
 }
 
+/// Applies `manifest` (a Pod that a failed earlier run may have left is replaced).
+fn apply(pod: &str, manifest: &str) {
+    let _ = kubectl(&["delete", "pod", pod, "--ignore-not-found", "--wait=true"]);
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), manifest).unwrap();
+    let applied = kubectl(&["apply", "--filename", file.path().to_str().unwrap()]);
+    assert!(applied.status.success(), "{}", String::from_utf8_lossy(&applied.stderr));
+}
+
+/// The reference of the image `name` that `xtask images` wrote (its file is NAME-TAG.tar).
+fn image(name: &str) -> String {
+    let written = testkit::real::workspace_root().join(".state/bare/images");
+    std::fs::read_dir(&written)
+        .unwrap()
+        .flatten()
+        .find_map(|entry| {
+            let file = entry.file_name().to_string_lossy().into_owned();
+            let tag = file.strip_prefix(&format!("{name}-"))?.strip_suffix(".tar")?.to_owned();
+            Some(format!("workshop.local/{name}:{tag}"))
+        })
+        .unwrap_or_else(|| panic!("no image {name} in {}", written.display()))
+}
+
+/// The MariaDB image xtask writes, run the way helm/todo-app/templates/mariadb.yaml runs the
+/// official one: the same environment, user 999, a read-only root, its healthcheck.sh as the
+/// readiness probe; then the database's user logs in over TCP with its password.
+fn mariadb_keeps_the_charts_contract() {
+    let manifest = format!(
+        r#"apiVersion: v1
+kind: Pod
+metadata: {{ name: mariadb, namespace: default }}
+spec:
+  securityContext: {{ runAsNonRoot: true, runAsUser: 999, runAsGroup: 999, fsGroup: 999 }}
+  containers:
+    - name: mariadb
+      image: {image}
+      imagePullPolicy: Never
+      env:
+        - {{ name: MARIADB_DATABASE, value: todo }}
+        - {{ name: MARIADB_USER, value: todo }}
+        - {{ name: MARIADB_PASSWORD, value: todo-password }}
+        - {{ name: MARIADB_ROOT_PASSWORD, value: root-password }}
+      readinessProbe:
+        exec: {{ command: ["healthcheck.sh", "--connect", "--innodb_initialized"] }}
+        periodSeconds: 2
+      securityContext: {{ allowPrivilegeEscalation: false, readOnlyRootFilesystem: true }}
+      volumeMounts:
+        - {{ name: data, mountPath: /var/lib/mysql }}
+        - {{ name: run, mountPath: /run/mysqld }}
+        - {{ name: tmp, mountPath: /tmp }}
+  volumes:
+    - {{ name: data, emptyDir: {{}} }}
+    - {{ name: run, emptyDir: {{}} }}
+    - {{ name: tmp, emptyDir: {{}} }}
+"#,
+        image = image("mariadb")
+    );
+    apply("mariadb", &manifest);
+    let explain =
+        || format!("{}\n{}", text(&kubectl(&["logs", "mariadb"])), text(&kubectl(&["describe", "pod", "mariadb"])));
+    wait_until(
+        "MariaDB to be Ready",
+        Duration::from_secs(120),
+        || {
+            text(&kubectl(&["get", "pod", "mariadb", "--output", "jsonpath={.status.containerStatuses[0].ready}"]))
+                == "true"
+        },
+        explain,
+    );
+    let who = kubectl(&[
+        "exec",
+        "mariadb",
+        "--",
+        "mariadb",
+        "--no-defaults",
+        "--host=127.0.0.1",
+        "--user=todo",
+        "--password=todo-password",
+        "--batch",
+        "--skip-column-names",
+        "todo",
+        "--execute=SELECT CURRENT_USER()",
+    ]);
+    assert_eq!(text(&who).trim(), "todo@%", "{}\n{}", String::from_utf8_lossy(&who.stderr), explain());
+    let wrong = kubectl(&[
+        "exec",
+        "mariadb",
+        "--",
+        "mariadb",
+        "--no-defaults",
+        "--host=127.0.0.1",
+        "--user=todo",
+        "--password=wrong",
+        "todo",
+        "--execute=SELECT 1",
+    ]);
+    assert!(String::from_utf8_lossy(&wrong.stderr).contains("Access denied"), "a wrong password is refused");
+    let _ = kubectl(&["delete", "pod", "mariadb", "--wait=false"]);
+}
+
+/// The Traefik image xtask built runs and is the release config/versions.toml pins.
+fn traefik_is_the_pinned_release() {
+    let manifest = format!(
+        r#"apiVersion: v1
+kind: Pod
+metadata: {{ name: traefik-version, namespace: default }}
+spec:
+  restartPolicy: Never
+  securityContext: {{ runAsNonRoot: true, runAsUser: 65532 }}
+  containers:
+    - {{ name: traefik, image: {image}, imagePullPolicy: Never, args: ["version"] }}
+"#,
+        image = image("traefik")
+    );
+    apply("traefik-version", &manifest);
+    wait_until(
+        "traefik version to finish",
+        Duration::from_secs(60),
+        || text(&kubectl(&["get", "pod", "traefik-version", "--output", "jsonpath={.status.phase}"])) == "Succeeded",
+        || text(&kubectl(&["describe", "pod", "traefik-version"])),
+    );
+    let versions = std::fs::read_to_string(testkit::real::workspace_root().join("config/versions.toml")).unwrap();
+    let pinned = versions.split("[images.traefik]").nth(1).and_then(|rest| rest.split("tag = \"").nth(1)).unwrap();
+    let pinned = pinned.split('"').next().unwrap();
+    let said = text(&kubectl(&["logs", "traefik-version"]));
+    assert!(said.lines().any(|line| line.starts_with("Version:") && line.trim_end().ends_with(pinned)), "{said}");
+}
+
 #[test]
 fn a_bare_cluster_runs_pods_from_our_images_and_down_leaves_the_host_as_it_was() {
-    let tools = testkit::real::tools(&["kubernetes", "etcd", "coredns", "pause"], TEST);
+    let tools = testkit::real::tools(&["kubernetes", "etcd", "coredns", "pause", "traefik", "jaeger", "otelcol-workshop"], TEST);
     let programs = testkit::real::host_programs(
-        &["containerd", "ctr", "runc", "iptables", "conntrack", "nft", "ip", "curl"],
+        &["containerd", "ctr", "runc", "iptables", "conntrack", "nft", "ip", "curl", "mariadbd"],
         TEST,
     );
     if !(tools & programs & testkit::real::root(TEST)) {
@@ -253,6 +383,11 @@ fn a_bare_cluster_runs_pods_from_our_images_and_down_leaves_the_host_as_it_was()
     );
 
     a_pod_reaches_coredns_through_a_service_by_its_name();
+
+    // Every image of the workshop, written and imported; MariaDB's keeps the chart's contract.
+    assert!(xtask(&["images", "--provider", "bare"]).status.success(), "images failed");
+    mariadb_keeps_the_charts_contract();
+    traefik_is_the_pinned_release();
 
     // A second `up` finds everything running and changes nothing.
     let again = xtask(&["up", "--provider", "bare", "--cluster-only"]);

@@ -134,6 +134,23 @@ fn up_bare(options: &Options) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Writes every image and imports it into the bare node (the rollout comes with the workshop's
+/// releases on the bare cluster, which `up` does not install there yet).
+fn images_bare(options: &Options) -> anyhow::Result<()> {
+    let layout = bare::Layout::new();
+    let observed = bare::Observed::look(&layout)?;
+    let plan = Plan { steps: bare::images_steps(&layout, &observed)? };
+    if options.dry_run {
+        print!("{}", plan.render());
+        return Ok(());
+    }
+    anyhow::ensure!(
+        observed.running.iter().any(|(component, _)| *component == bare::Component::Containerd),
+        "the bare node's containerd is not running: start the cluster first, cargo xtask up --provider bare --cluster-only"
+    );
+    bare::execute(&plan, &layout)
+}
+
 /// Port-forwards, verifies the cluster chapters reached, then waits for Ctrl-C.
 fn serve_and_verify(options: &Options) -> anyhow::Result<()> {
     let logs = options.state_dir().join("logs");
@@ -172,6 +189,9 @@ fn serve_and_verify(options: &Options) -> anyhow::Result<()> {
 /// `cargo xtask images`: rebuild the images and roll the app out with them.
 pub fn images(options: &Options) -> anyhow::Result<()> {
     std::env::set_current_dir(project::root())?;
+    if options.provider == Provider::Bare {
+        return images_bare(options);
+    }
     check_context(options, &kubeconfig())?;
     let state = State::observe(options, &doctor::search_path());
     let root = PathBuf::from(".");

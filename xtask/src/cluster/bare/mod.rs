@@ -463,16 +463,7 @@ pub fn up_steps(layout: &Layout, observed: &Observed) -> anyhow::Result<Vec<Step
     ] {
         steps.push(start_step(layout, component, running(component)));
     }
-    let socket = layout.containerd_socket();
-    for image in images::CATALOG.iter().filter(|image| image.cluster) {
-        let reference = image.reference()?;
-        steps.push(
-            Step::new(format!("The image {reference}, written and imported"), "see `cargo xtask tools list`")
-                .internal(bare(Work::WriteImage(image.name)))
-                .command(images::import(&socket, &image.file(&layout.images())?))
-                .done_if(observed.images.contains(&reference).then(|| "imported".into())),
-        );
-    }
+    steps.extend(image_steps(layout, observed, |image| image.cluster)?);
     steps.push(start_step(layout, Component::Kubelet, running(Component::Kubelet)));
     steps.push(
         Step::new(format!("Node {NODE_NAME} Ready"), "see the kubelet's log: cargo xtask status --provider bare")
@@ -498,6 +489,28 @@ pub fn up_steps(layout: &Layout, observed: &Observed) -> anyhow::Result<Vec<Step
         .done_if(observed.coredns_ready.then(|| "CoreDNS runs".into())),
     );
     Ok(steps)
+}
+
+/// Write each image `which` picks and import it into the node's containerd, unless it is there.
+fn image_steps(layout: &Layout, observed: &Observed, which: fn(&images::Image) -> bool) -> anyhow::Result<Vec<Step>> {
+    let socket = layout.containerd_socket();
+    let mut steps = Vec::new();
+    for image in images::CATALOG.iter().filter(|image| which(image)) {
+        let reference = image.reference()?;
+        steps.push(
+            Step::new(format!("The image {reference}, written and imported"), "see `cargo xtask tools list`")
+                .internal(Internal::Bare(Work::WriteImage(image.name)))
+                .command(images::import(&socket, &image.file(&layout.images())?))
+                .done_if(observed.images.contains(&reference).then(|| "imported".into())),
+        );
+    }
+    Ok(steps)
+}
+
+/// `cargo xtask images --provider bare`: every image of the catalog, the workshop's too (its
+/// app's from a release build), in the running node's containerd.
+pub fn images_steps(layout: &Layout, observed: &Observed) -> anyhow::Result<Vec<Step>> {
+    image_steps(layout, observed, |_| true)
 }
 
 fn start_step(layout: &Layout, component: Component, running: Option<i32>) -> Step {
