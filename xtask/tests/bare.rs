@@ -349,7 +349,10 @@ spec:
 
 #[test]
 fn a_bare_cluster_runs_pods_from_our_images_and_down_leaves_the_host_as_it_was() {
-    let tools = testkit::real::tools(&["kubernetes", "etcd", "coredns", "pause", "traefik", "jaeger", "otelcol-workshop"], TEST);
+    let tools = testkit::real::tools(
+        &["kubernetes", "etcd", "coredns", "pause", "traefik", "jaeger", "otelcol-workshop"],
+        TEST,
+    );
     let programs = testkit::real::host_programs(
         &["containerd", "ctr", "runc", "iptables", "conntrack", "nft", "ip", "curl", "mariadbd"],
         TEST,
