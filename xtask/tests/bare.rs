@@ -288,33 +288,16 @@ spec:
         },
         explain,
     );
-    let who = kubectl(&[
-        "exec",
-        "mariadb",
-        "--",
-        "mariadb",
-        "--no-defaults",
-        "--host=127.0.0.1",
-        "--user=todo",
-        "--password=todo-password",
-        "--batch",
-        "--skip-column-names",
-        "todo",
-        "--execute=SELECT CURRENT_USER()",
-    ]);
+    // The database's user, over TCP, with a password.
+    let login = |password: &str| {
+        let password = format!("--password={password}");
+        let sql = "--execute=SELECT CURRENT_USER()";
+        let client = ["mariadb", "--no-defaults", "--host=127.0.0.1", "--user=todo", &password, "--batch", sql];
+        kubectl(&[["exec", "mariadb", "--"].as_slice(), &client, &["--skip-column-names", "todo"]].concat())
+    };
+    let who = login("todo-password");
     assert_eq!(text(&who).trim(), "todo@%", "{}\n{}", String::from_utf8_lossy(&who.stderr), explain());
-    let wrong = kubectl(&[
-        "exec",
-        "mariadb",
-        "--",
-        "mariadb",
-        "--no-defaults",
-        "--host=127.0.0.1",
-        "--user=todo",
-        "--password=wrong",
-        "todo",
-        "--execute=SELECT 1",
-    ]);
+    let wrong = login("wrong");
     assert!(String::from_utf8_lossy(&wrong.stderr).contains("Access denied"), "a wrong password is refused");
     let _ = kubectl(&["delete", "pod", "mariadb", "--wait=false"]);
 }

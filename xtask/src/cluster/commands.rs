@@ -75,15 +75,7 @@ pub fn up(options: &Options) -> anyhow::Result<()> {
                 state.missing_tools.join(", ")
             );
         }
-        print!("{}", plan.render());
-        if options.cluster_only {
-            return Ok(());
-        }
-        println!("Then, until Ctrl-C:");
-        for (_, command) in port_forwards(options) {
-            println!("   $ {}", command.shell());
-        }
-        println!("   and `cargo xtask verify --mode cluster` against them.");
+        print!("{}", dry_run(options, &plan));
         return Ok(());
     }
     let checks = doctor::checks(&path);
@@ -109,6 +101,20 @@ pub fn up(options: &Options) -> anyhow::Result<()> {
 }
 
 /// `cargo xtask up --provider bare`: the cluster as processes on this machine.
+/// What `up --dry-run` prints: the plan, then the port-forwards `up` holds (unless
+/// `--cluster-only`).
+pub fn dry_run(options: &Options, plan: &Plan) -> String {
+    let mut text = plan.render();
+    if !options.cluster_only {
+        text.push_str("Then, until Ctrl-C:\n");
+        for (_, command) in port_forwards(options) {
+            text.push_str(&format!("   $ {}\n", command.shell()));
+        }
+        text.push_str("   and `cargo xtask verify --mode cluster` against them.\n");
+    }
+    text
+}
+
 fn up_bare(options: &Options) -> anyhow::Result<()> {
     anyhow::ensure!(
         options.cluster_only || options.dry_run,
@@ -161,7 +167,7 @@ fn serve_and_verify(options: &Options) -> anyhow::Result<()> {
     }
     std::thread::sleep(Duration::from_secs(2));
     services.check_running()?;
-    let host = (options.chapter() >= 6).then(|| APP_HOST.to_owned());
+    let host = options.has_edge().then(|| APP_HOST.to_owned());
     println!("\nThe workshop's cluster runs (profile {}).\n", options.profile);
     println!("  Jaeger UI    http://127.0.0.1:{JAEGER_PORT}/");
     match &host {

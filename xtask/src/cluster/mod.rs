@@ -133,6 +133,12 @@ impl Options {
         self.chapter.unwrap_or(EDGE_CHAPTER)
     }
 
+    /// Whether the ingress is installed and starts the traces (from [`EDGE_CHAPTER`] on): what
+    /// the app's port-forward goes to, and which hops the network policies must let through.
+    pub fn has_edge(&self) -> bool {
+        self.chapter() >= EDGE_CHAPTER
+    }
+
     pub fn state_dir(&self) -> PathBuf {
         PathBuf::from(".state/cluster").join(&self.profile)
     }
@@ -152,10 +158,11 @@ mod tests {
         Options::planned(chapter, ingress)
     }
 
-    /// The plan as text, with the release fingerprints masked (they follow every config edit).
+    /// What `up --dry-run` prints (the plan and the port-forwards), with the release
+    /// fingerprints masked (they follow every config edit).
     fn rendered(options: &Options, state: &State) -> String {
         let root = project::root();
-        let text = plan(options, state, "0.1.0-test", &root).unwrap().render();
+        let text = commands::dry_run(options, &plan(options, state, "0.1.0-test", &root).unwrap());
         regex::Regex::new("xtask:[0-9a-f]{16}").unwrap().replace_all(&text, "xtask:<fingerprint>").into_owned()
     }
 
@@ -173,6 +180,41 @@ mod tests {
     #[test]
     fn plan_for_a_fresh_machine() {
         golden("plan-fresh", &rendered(&options(None, Ingress::Traefik), &State::default()));
+    }
+
+    /// In every chapter, each port-forward `up` holds goes to a namespace the plan installs
+    /// into, and the app's to the edge exactly from EDGE_CHAPTER on (chapter 9 once
+    /// port-forwarded to a Traefik it did not install).
+    #[test]
+    fn every_port_forward_reaches_what_the_chapter_installs() {
+        let root = project::root();
+        for chapter in FIRST_CLUSTER_CHAPTER..=LAST_CHAPTER {
+            for ingress in [Ingress::Traefik, Ingress::Nginx] {
+                let options = options(Some(chapter), ingress);
+                let plan = plan(&options, &State::default(), "t", &root).unwrap();
+                let commands: Vec<_> = plan.steps.iter().flat_map(|step| &step.commands).collect();
+                let installs_into = |namespace: &str| {
+                    commands.iter().any(|command| {
+                        let helm = command.args.first().is_some_and(|first| first == "upgrade");
+                        let addon = command.args.starts_with(&["addons".into(), "enable".into(), "ingress".into()]);
+                        (helm && command.args.windows(2).any(|pair| pair == ["--namespace", namespace]))
+                            || (addon && namespace == NGINX_NAMESPACE)
+                    })
+                };
+                for (name, forward) in plan::port_forwards(&options) {
+                    let at = forward.args.iter().position(|arg| arg == "--namespace").unwrap();
+                    let namespace = &forward.args[at + 1];
+                    assert!(
+                        installs_into(namespace),
+                        "chapter {chapter}, {ingress:?}: {name} into {namespace}, not installed"
+                    );
+                    if name == "api port-forward" {
+                        let to_apiserver = forward.args.contains(&"service/apiserver".to_owned());
+                        assert_eq!(to_apiserver, chapter < EDGE_CHAPTER, "chapter {chapter}: {}", forward.shell());
+                    }
+                }
+            }
+        }
     }
 
     #[test]

@@ -60,7 +60,7 @@ pub fn plan(options: &Options, state: &State, image_tag: &str, root: &Path) -> a
     for release in &releases[..app] {
         steps.push(helm_install(release, context, up_to_date(release)));
     }
-    if options.chapter() >= 6 && options.ingress == Ingress::Nginx {
+    if options.has_edge() && options.ingress == Ingress::Nginx {
         steps.push(
             Step::new(
                 "minikube's ingress addon (ingress-nginx), tracing to the collector",
@@ -155,7 +155,7 @@ pub fn port_forwards(options: &Options) -> Vec<(&'static str, Cmd)> {
         format!("service/{JAEGER_RELEASE}"),
         format!("{JAEGER_PORT}:16686")
     );
-    let api = match (options.chapter() >= 6, options.ingress) {
+    let api = match (options.has_edge(), options.ingress) {
         (true, Ingress::Traefik) => cmd!(
             "kubectl",
             "--context",

@@ -212,7 +212,7 @@ fn network_policies_allow_every_hop_of_the_app_meshed_and_not() {
                     (pod("apiserver"), pod("todomanager"), 8090),
                     (pod("todomanager"), pod("mariadb"), 3306),
                 ];
-                if options.chapter() >= 6 {
+                if options.has_edge() {
                     hops.push((&controller, pod("apiserver"), 8080));
                 }
                 for (from, to, app_port) in hops {

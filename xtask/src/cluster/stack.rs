@@ -95,7 +95,7 @@ pub fn releases(options: &Options, image_tag: &str, root: &Path) -> anyhow::Resu
             "see `kubectl --namespace tracing get pods`",
         )?,
     ];
-    if chapter >= super::EDGE_CHAPTER && options.ingress == Ingress::Traefik {
+    if options.has_edge() && options.ingress == Ingress::Traefik {
         releases.push(upstream(
             &versions,
             "Traefik, the ingress, tracing over OTLP",
@@ -105,7 +105,7 @@ pub fn releases(options: &Options, image_tag: &str, root: &Path) -> anyhow::Resu
             "see `kubectl --namespace traefik logs deployment/traefik`",
         )?);
     }
-    let (ingress_enabled, class, controller_namespace) = match (chapter >= super::EDGE_CHAPTER, options.ingress) {
+    let (ingress_enabled, class, controller_namespace) = match (options.has_edge(), options.ingress) {
         (false, _) => (false, "traefik", TRAEFIK_NAMESPACE),
         (true, Ingress::Traefik) => (true, "traefik", TRAEFIK_NAMESPACE),
         (true, Ingress::Nginx) => (true, "nginx", NGINX_NAMESPACE),
