@@ -16,8 +16,18 @@ use crate::project;
 
 pub const CHART: &str = "helm/todo-app";
 
-pub fn run() -> anyhow::Result<()> {
+#[derive(clap::Args)]
+pub struct Options {
+    /// Also render the upstream charts packaged in this folder (as `up --charts` installs
+    /// them) with the plan's values. Default: ../shared/charts beside the checkout, if there.
+    #[arg(long, value_name = "DIR")]
+    pub charts: Option<std::path::PathBuf>,
+}
+
+pub fn run(options: &Options) -> anyhow::Result<()> {
     let root = project::root();
+    let shared = root.join("../shared/charts");
+    let charts = options.charts.clone().or_else(|| shared.is_dir().then_some(shared));
     let problems = static_checks(&root)?;
     for problem in &problems {
         println!("✗ {problem}");
@@ -25,7 +35,7 @@ pub fn run() -> anyhow::Result<()> {
     if problems.is_empty() {
         println!("✓ static checks: YAML, chart values, security contexts, probes, Dockerfile, collector address");
     }
-    let real = crate::render::check(&root, &root.join(CHART))?;
+    let real = crate::render::check(&root, &root.join(CHART), charts.as_deref())?;
     for checked in &real.checked {
         println!("✓ {checked}");
     }

@@ -68,7 +68,7 @@ enum Command {
     /// Render the chapters as an HTML book (needs mdbook).
     Book,
     /// Check the cluster packaging: Dockerfile, Helm chart, config/ (with the real tools where installed).
-    Lint,
+    Lint(lint::Options),
     /// Build the real Jaeger, OpenTelemetry Collector and Helm 3 and 4 from their Go modules.
     Tools(tools::Options),
     /// The chart and image versions cluster mode installs (from config/versions.toml).
@@ -114,7 +114,7 @@ fn run(command: Command) -> anyhow::Result<()> {
         Command::Search(options) => search::run(&options),
         Command::Logs(options) => logs::run(&options),
         Command::Answer(options) => answer::run(&options),
-        Command::Lint => lint::run(),
+        Command::Lint(options) => lint::run(&options),
         Command::Tools(options) => tools::run(&options),
         Command::Service(options) => service::run(&options),
         Command::Chapters => progress::run(),

@@ -25,8 +25,10 @@ pub struct Report {
     pub problems: Vec<String>,
 }
 
-/// Runs every check whose tool is installed; the others are listed as skipped.
-pub fn check(root: &Path, chart: &Path) -> anyhow::Result<Report> {
+/// Runs every check whose tool is installed; the others are listed as skipped. With `charts`
+/// (a folder of the packaged upstream charts, as `up --charts` takes), those are rendered with
+/// the plan's values too.
+pub fn check(root: &Path, chart: &Path, charts: Option<&Path>) -> anyhow::Result<Report> {
     let mut report = Report::default();
     let out = tempfile::tempdir().context("cannot create a temporary folder")?;
     // Rendered for each Kubernetes version with --kube-version: without it Helm assumes the
@@ -74,6 +76,10 @@ pub fn check(root: &Path, chart: &Path) -> anyhow::Result<Report> {
             report.skipped.push(format!("{}: the Traefik chart with our values (not installed)", tools::TRAEFIK_CHART))
         }
     }
+    match charts {
+        Some(dir) => rendered.extend(upstream_charts(dir, out.path(), &mut report)?),
+        None => report.skipped.push("the upstream charts (no folder of packaged charts: lint --charts DIR)".into()),
+    }
     match tools::installed(tools::KUBERNETES_VALIDATE) {
         Some(validator) if !rendered.is_empty() => {
             for version in KUBERNETES_VERSIONS {
@@ -98,6 +104,64 @@ pub fn check(root: &Path, chart: &Path) -> anyhow::Result<Report> {
         None => report.skipped.push(format!("{}: validate (not installed)", tools::COLLECTOR)),
     }
     Ok(report)
+}
+
+/// The upstream charts of the last chapter's plan from the folder `dir`, rendered with the
+/// values the plan installs them with, by Helm 3 and 4 for each Kubernetes version; the files
+/// go to `out` for the schema validation. Traefik's is checked above, from its Go module.
+fn upstream_charts(dir: &Path, out: &Path, report: &mut Report) -> anyhow::Result<Vec<(&'static str, PathBuf)>> {
+    let root = crate::project::root();
+    let options = cluster::Options {
+        charts: Some(dir.to_owned()),
+        ..cluster::Options::planned(Some(cluster::LAST_CHAPTER), cluster::Ingress::Traefik)
+    };
+    let releases = match cluster::stack::releases(&options, "lint", &root) {
+        Ok(releases) => releases,
+        Err(error) => {
+            report.problems.push(format!("the charts in {}: {error:#}", dir.display()));
+            return Ok(Vec::new());
+        }
+    };
+    // Linkerd's control plane reads its certificates with --set-file: made for the rendering.
+    let planned = options.certificates();
+    let made = crate::certs::Files::in_dir(out);
+    crate::certs::ensure(&made)?;
+    let swap = |arg: &String| {
+        let mut arg = arg.clone();
+        for (from, to) in [
+            (&planned.trust_anchor, &made.trust_anchor),
+            (&planned.issuer_certificate, &made.issuer_certificate),
+            (&planned.issuer_key, &made.issuer_key),
+        ] {
+            arg = arg.replace(&from.display().to_string(), &to.display().to_string());
+        }
+        arg
+    };
+    let mut rendered = Vec::new();
+    for release in releases.iter().filter(|release| release.version.is_some() && release.name != "traefik") {
+        let values: Vec<String> = cluster::stack::values(release).iter().map(swap).collect();
+        for helm in [tools::HELM3, tools::HELM4] {
+            let Some(binary) = tools::installed(helm) else { continue };
+            for version in KUBERNETES_VERSIONS {
+                let chart = Path::new(&release.chart);
+                match template(&binary, chart, release.name, release.namespace, version, &values) {
+                    Ok(text) => {
+                        let file = out.join(format!("{helm}-{version}-{}.yaml", release.name));
+                        std::fs::write(&file, text).with_context(|| format!("cannot write {}", file.display()))?;
+                        rendered.push((version, file));
+                        report.checked.push(format!(
+                            "{helm} template, Kubernetes {version}: {} with the plan's values",
+                            chart.file_name().unwrap_or_default().to_string_lossy()
+                        ));
+                    }
+                    Err(error) => {
+                        report.problems.push(format!("{helm}, Kubernetes {version}, {}: {error:#}", release.name))
+                    }
+                }
+            }
+        }
+    }
+    Ok(rendered)
 }
 
 fn lint_and_render(helm: &Path, chart: &Path, kubernetes: &str, values: &[String], file: &Path) -> anyhow::Result<()> {
@@ -187,7 +251,7 @@ mod tests {
         let chart = tempfile::tempdir().unwrap();
         copy_dir(&root.join(crate::lint::CHART), chart.path());
         std::fs::write(chart.path().join("templates").join(name), text).unwrap();
-        check(&root, chart.path()).unwrap()
+        check(&root, chart.path(), None).unwrap()
     }
 
     /// A label written twice (two includes that both add `app.kubernetes.io/instance`, say)
@@ -209,6 +273,43 @@ mod tests {
         for problem in helm_problems {
             assert!(problem.contains("not valid YAML"), "{problem}");
         }
+    }
+
+    /// The packaged upstream charts render with the plan's values, by both Helms for both
+    /// Kubernetes versions; a folder whose chart is another version is a problem that says so.
+    #[test]
+    fn the_upstream_charts_render_from_their_folder() {
+        let test = "lint renders the packaged upstream charts";
+        let Some(shared) = testkit::real::shared("charts", test) else { return };
+        if !testkit::real::tools(&[tools::HELM3, tools::HELM4], test) {
+            return;
+        }
+        let out = tempfile::tempdir().unwrap();
+        let mut report = Report::default();
+        let rendered = upstream_charts(&shared, out.path(), &mut report).unwrap();
+        assert!(report.problems.is_empty(), "{:#?}", report.problems);
+        // Linkerd's CRDs and control plane, the collector, Jaeger.
+        assert_eq!(rendered.len(), 4 * 2 * KUBERNETES_VERSIONS.len());
+        let jaeger = std::fs::read_to_string(
+            &rendered.iter().find(|(_, file)| file.ends_with("helm4-1.31.0-jaeger.yaml")).unwrap().1,
+        )
+        .unwrap();
+        assert!(jaeger.contains("kind: Deployment") && jaeger.contains("jaegertracing/jaeger:2.19.0"), "{jaeger}");
+
+        let other = tempfile::tempdir().unwrap();
+        for entry in std::fs::read_dir(&shared).unwrap().flatten() {
+            let name = entry.file_name().to_string_lossy().replace("jaeger-4.11.1", "jaeger-4.10.0");
+            std::fs::copy(entry.path(), other.path().join(name)).unwrap();
+        }
+        let mut report = Report::default();
+        assert!(upstream_charts(other.path(), out.path(), &mut report).unwrap().is_empty());
+        assert_eq!(report.problems.len(), 1, "{:#?}", report.problems);
+        assert!(
+            report.problems[0].contains("has no chart jaeger 4.11.1")
+                && report.problems[0].contains("jaeger-4.10.0.tgz"),
+            "{}",
+            report.problems[0]
+        );
     }
 
     /// A field that Kubernetes does not know passes Helm (which does not check schemas) and is

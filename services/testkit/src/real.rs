@@ -123,11 +123,17 @@ impl Drop for Jaeger {
 /// fixtures), or `None` after saying on the terminal that `test` is skipped: a user's plain
 /// clone has no `../shared/`. CI has it, and with `WORKSHOP_REQUIRE_REAL_TOOLS` set it must.
 pub fn shared_fixtures(test: &str) -> Option<PathBuf> {
-    let dir = workspace_root().join("../shared/fixtures");
+    shared("fixtures", test)
+}
+
+/// `../shared/FOLDER` next to the checkout (`charts`: the upstream charts, packaged), or `None`
+/// after saying that `test` is skipped, as [`shared_fixtures`].
+pub fn shared(folder: &str, test: &str) -> Option<PathBuf> {
+    let dir = workspace_root().join("../shared").join(folder);
     if dir.is_dir() {
         return Some(dir);
     }
-    skip("../shared/fixtures", test, &dir)
+    skip(&format!("../shared/{folder}"), test, &dir)
 }
 
 /// Whether this process runs as root; if not, `test` is said to be skipped (a failure where CI

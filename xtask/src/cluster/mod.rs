@@ -9,6 +9,7 @@
 //! already there; [`plan`] turns both into the steps of `up`; [`commands`] carries them out.
 
 pub mod bare;
+pub mod charts;
 mod commands;
 pub mod images;
 mod plan;
@@ -105,6 +106,12 @@ pub struct Options {
     #[arg(long, value_enum, default_value = "traefik")]
     pub ingress: Ingress,
 
+    /// Install the upstream charts from this folder of packaged charts (NAME-VERSION.tgz, as
+    /// `helm pull` and `helm package` name them, or unpacked folders NAME) instead of the chart
+    /// repositories: an air-gapped mirror. Each must be the version config/versions.toml pins.
+    #[arg(long, value_name = "DIR")]
+    pub charts: Option<PathBuf>,
+
     /// Print the plan (every command) and change nothing.
     #[arg(long)]
     pub dry_run: bool,
@@ -121,6 +128,7 @@ impl Options {
             context: None,
             chapter,
             ingress,
+            charts: None,
             dry_run: true,
         }
     }
@@ -215,6 +223,29 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// With `--charts DIR` the upstream releases install from the folder, and no repository is
+    /// added.
+    #[test]
+    fn charts_from_a_folder() {
+        let Some(shared) = testkit::real::shared("charts", "the plan with --charts ../shared/charts") else { return };
+        let options = Options { charts: Some(shared.clone()), ..options(Some(9), Ingress::Traefik) };
+        let plan = plan(&options, &State::default(), "t", &project::root()).unwrap();
+        let repositories = plan.steps.iter().find(|step| step.title == "Helm chart repositories").unwrap();
+        assert!(repositories.done.is_some(), "no `helm repo add` with --charts");
+        let charts: Vec<&String> = plan
+            .steps
+            .iter()
+            .flat_map(|step| &step.commands)
+            .filter(|command| command.args.starts_with(&["upgrade".to_owned(), "--install".to_owned()]))
+            .map(|command| &command.args[3])
+            .collect();
+        assert_eq!(charts.len(), 5, "{charts:?}");
+        for chart in &charts[..4] {
+            assert!(chart.starts_with(shared.to_str().unwrap()) && chart.ends_with(".tgz"), "{chart}");
+        }
+        assert_eq!(charts[4], stack::APP_CHART);
     }
 
     #[test]

@@ -49,10 +49,11 @@ pub fn plan(options: &Options, state: &State, image_tag: &str, root: &Path) -> a
         repositories = repositories.command(cmd!("helm", "repo", "add", name, url, "--force-update"));
     }
     let everything_current = releases.iter().all(up_to_date);
+    let from_folder = options.charts.as_ref().map(|dir| format!("the charts come from {}", dir.display()));
     steps.push(
         repositories
             .command(cmd!("helm", "repo", "update"))
-            .done_if(everything_current.then(|| "every release is up to date".into())),
+            .done_if(from_folder.or_else(|| everything_current.then(|| "every release is up to date".into()))),
     );
 
     let app =

@@ -30,6 +30,7 @@ pub struct Release {
 
 /// A third-party release: its chart and version from the table, its image tags, its values.
 fn upstream(
+    options: &Options,
     versions: &Versions,
     title: &'static str,
     name: &'static str,
@@ -40,7 +41,14 @@ fn upstream(
     let chart = versions.chart(name)?;
     let mut args: Vec<String> = values.iter().map(|arg| (*arg).to_owned()).collect();
     args.extend(versions.image_sets(name));
-    Ok(Release { title, name, namespace, chart: chart.chart.clone(), version: Some(chart.version.clone()), args, hint })
+    // With a chart from the folder, Helm ignores `--version` (it is a file: pkg/action's
+    // LocateChart returns a path that exists before it looks at the version); the check is
+    // ours, in `charts::locate`.
+    let source = match &options.charts {
+        Some(dir) => super::charts::locate(dir, &chart.chart, &chart.version)?.display().to_string(),
+        None => chart.chart.clone(),
+    };
+    Ok(Release { title, name, namespace, chart: source, version: Some(chart.version.clone()), args, hint })
 }
 
 /// Every release of the stack for `options`, in install order. `image_tag` and the folder they
@@ -54,6 +62,7 @@ pub fn releases(options: &Options, image_tag: &str, root: &Path) -> anyhow::Resu
     let issuer_key = format!("identity.issuer.tls.keyPEM={}", certificates.issuer_key.display());
     let mut releases = vec![
         upstream(
+            options,
             &versions,
             "Linkerd's CRDs (with the Gateway API CRDs it needs)",
             "linkerd-crds",
@@ -62,6 +71,7 @@ pub fn releases(options: &Options, image_tag: &str, root: &Path) -> anyhow::Resu
             "see `kubectl get crds`; Linkerd needs Kubernetes 1.31 or newer",
         )?,
         upstream(
+            options,
             &versions,
             "Linkerd's control plane, with proxy tracing to the collector",
             "linkerd-control-plane",
@@ -79,6 +89,7 @@ pub fn releases(options: &Options, image_tag: &str, root: &Path) -> anyhow::Resu
             "see `kubectl --namespace linkerd get pods`; the certificates are in the state folder",
         )?,
         upstream(
+            options,
             &versions,
             "the OpenTelemetry Collector, meshed",
             super::COLLECTOR_RELEASE,
@@ -87,6 +98,7 @@ pub fn releases(options: &Options, image_tag: &str, root: &Path) -> anyhow::Resu
             "see `kubectl --namespace tracing logs deployment/otel-collector`",
         )?,
         upstream(
+            options,
             &versions,
             "Jaeger v2, in memory",
             super::JAEGER_RELEASE,
@@ -97,6 +109,7 @@ pub fn releases(options: &Options, image_tag: &str, root: &Path) -> anyhow::Resu
     ];
     if options.has_edge() && options.ingress == Ingress::Traefik {
         releases.push(upstream(
+            options,
             &versions,
             "Traefik, the ingress, tracing over OTLP",
             "traefik",
