@@ -32,6 +32,11 @@
 //! name = "db-create"
 //! ancestor = "api"                      # anywhere below `api` (proxies may sit between)
 //!
+//! [[request]]                           # cluster mode: only with Linkerd (`on`) or
+//! mesh = "off"                          # without it (`up --mesh off`); unset: both
+//! path = "/v1/todo"
+//! status = 200
+//!
 //! [[request]]                             # a caller that sends its own trace context:
 //! path = "/v1/todo"
 //! headers = { traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01" }
@@ -101,6 +106,8 @@ pub struct Request {
     pub status: u16,
     /// The trace the answer must name in `X-Trace-Id`: the caller's, when it sent a context.
     pub trace_id: Option<String>,
+    /// The shape of the cluster whose traces this describes: with the mesh, without, or both.
+    pub mesh: Option<crate::cluster::Mesh>,
     #[serde(default)]
     pub span: Vec<ExpectedSpan>,
     /// Log lines the request's trace must have (local mode, where xtask can read the logs).
@@ -176,6 +183,13 @@ pub struct Tracez {
     pub name: String,
 }
 
+impl Chapter {
+    /// The requests whose expectations hold in a cluster with (or without) the mesh.
+    pub fn requests_for(&self, mesh: crate::cluster::Mesh) -> Vec<&Request> {
+        self.request.iter().filter(|request| request.mesh.is_none_or(|shape| shape == mesh)).collect()
+    }
+}
+
 /// Every chapter under `chapters/` that has an `expect.toml`, in order.
 pub fn load_all(chapters_dir: &Path) -> anyhow::Result<Vec<Chapter>> {
     let mut chapters = Vec::new();
@@ -248,6 +262,28 @@ mod tests {
     fn every_chapter_file_is_valid() {
         let chapters = load_all(&crate::project::root().join("chapters")).unwrap();
         assert!(!chapters.is_empty());
+    }
+
+    /// The edge's chapter describes both shapes: behind Linkerd's proxies, and without them
+    /// (apiserver straight below Traefik); chapter 9, the mesh's own, has nothing without it.
+    #[test]
+    fn each_cluster_shape_has_its_expectations() {
+        use crate::cluster::{EDGE_CHAPTER, FIRST_CLUSTER_CHAPTER, Mesh};
+        let chapters = load_all(&crate::project::root().join("chapters")).unwrap();
+        let chapter = |number| chapters.iter().find(|chapter| chapter.number == number).unwrap();
+        let services = |request: &Request| request.span.iter().map(|span| span.service.clone()).collect::<Vec<_>>();
+        let meshed = chapter(EDGE_CHAPTER).requests_for(Mesh::On);
+        assert_eq!(meshed.len(), 1);
+        assert!(services(meshed[0]).contains(&"apiserver-linkerd-proxy".to_owned()));
+        let bare = chapter(EDGE_CHAPTER).requests_for(Mesh::Off);
+        assert_eq!(bare.len(), 1);
+        assert!(services(bare[0]).iter().all(|service| !service.contains("linkerd")), "{:?}", services(bare[0]));
+        let api = bare[0].span.iter().find(|span| span.service == "apiserver").unwrap();
+        assert_eq!(api.parent.as_deref(), Some("edge-client"), "apiserver's span is the edge's child");
+        assert!(chapter(FIRST_CLUSTER_CHAPTER).requests_for(Mesh::Off).is_empty());
+        for request in chapter(FIRST_CLUSTER_CHAPTER).requests_for(Mesh::On) {
+            assert!(services(request).iter().any(|service| service.ends_with("-linkerd-proxy")));
+        }
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::{
 };
 
 use super::{
-    APP_HOST, INGRESS_PORT, JAEGER_PORT, Options, Provider, bare,
+    APP_HOST, INGRESS_PORT, Ingress, JAEGER_PORT, Options, Provider, bare,
     plan::{plan, port_forwards},
     stack,
     state::State,
@@ -58,6 +58,17 @@ fn kubeconfig() -> String {
 /// `cargo xtask up`.
 pub fn up(options: &Options) -> anyhow::Result<()> {
     std::env::set_current_dir(project::root())?;
+    anyhow::ensure!(
+        options.meshed() || options.has_edge(),
+        "chapter {} is about Linkerd's proxies, which --mesh off leaves out: without the mesh, start at chapter {}",
+        options.chapter(),
+        super::EDGE_CHAPTER
+    );
+    anyhow::ensure!(
+        options.meshed() || options.ingress == Ingress::Traefik,
+        "--mesh off is described for Traefik, the default ingress (chapters/10-the-edge/expect.toml): leave out \
+         --ingress nginx"
+    );
     if options.provider == Provider::Bare {
         return up_bare(options);
     }
@@ -185,6 +196,7 @@ fn serve_and_verify(options: &Options) -> anyhow::Result<()> {
         jaeger: format!("http://127.0.0.1:{JAEGER_PORT}"),
         timeout: Duration::from_secs(60),
         logs: None,
+        mesh: options.mesh,
     };
     let Some(verified) = verify::while_watching(|| services.check_running(), verification)? else {
         return Ok(()); // Ctrl-C during the verification

@@ -67,6 +67,16 @@ pub enum Ingress {
     Nginx,
 }
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mesh {
+    /// Linkerd's proxies beside every Pod of the app, the collector and the ingress (the default).
+    On,
+    /// No Linkerd: the ingress, the app, the collector and Jaeger, for a machine that cannot run
+    /// the mesh (from chapter 10 on; chapter 9 is the mesh's own).
+    Off,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Provider {
     /// A minikube profile of its own (the default: what a learner's laptop runs).
@@ -106,6 +116,10 @@ pub struct Options {
     #[arg(long, value_enum, default_value = "traefik")]
     pub ingress: Ingress,
 
+    /// Linkerd's service mesh.
+    #[arg(long, value_enum, default_value = "on")]
+    pub mesh: Mesh,
+
     /// Install the upstream charts from this folder of packaged charts (NAME-VERSION.tgz, as
     /// `helm pull` and `helm package` name them, or unpacked folders NAME) instead of the chart
     /// repositories: an air-gapped mirror. Each must be the version config/versions.toml pins.
@@ -128,6 +142,7 @@ impl Options {
             context: None,
             chapter,
             ingress,
+            mesh: Mesh::On,
             charts: None,
             dry_run: true,
         }
@@ -139,6 +154,10 @@ impl Options {
 
     pub fn chapter(&self) -> u32 {
         self.chapter.unwrap_or(EDGE_CHAPTER)
+    }
+
+    pub fn meshed(&self) -> bool {
+        self.mesh == Mesh::On
     }
 
     /// Whether the ingress is installed and starts the traces (from [`EDGE_CHAPTER`] on): what
@@ -253,6 +272,8 @@ mod tests {
         golden("plan-chapter-9", &rendered(&options(Some(9), Ingress::Traefik), &State::default()));
         golden("plan-chapter-11", &rendered(&options(Some(11), Ingress::Traefik), &State::default()));
         golden("plan-nginx", &rendered(&options(None, Ingress::Nginx), &State::default()));
+        let without_mesh = Options { mesh: Mesh::Off, ..options(None, Ingress::Traefik) };
+        golden("plan-mesh-off", &rendered(&without_mesh, &State::default()));
     }
 
     /// Everything there as asked: the second `up` runs nothing but the readiness wait.

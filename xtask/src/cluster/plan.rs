@@ -40,12 +40,18 @@ pub fn plan(options: &Options, state: &State, image_tag: &str, root: &Path) -> a
                 format!("Linkerd's trust anchor and issuer, in {}", options.state_dir().join("linkerd").display()),
                 "the state folder must be writable",
             )
-            .done_if(state.certificates.then(|| "kept from an earlier run".into()))
+            .done_if(if options.meshed() {
+                state.certificates.then(|| "kept from an earlier run".into())
+            } else {
+                Some("no mesh (--mesh off)".into())
+            })
         },
     ];
     let mut repositories =
         Step::new("Helm chart repositories", "check your network; `helm repo list` shows what is there");
-    for (name, url) in REPOSITORIES {
+    // Only the repositories of the charts this plan installs (none of Linkerd's with --mesh off).
+    let used = |name: &str| releases.iter().any(|release| release.chart.starts_with(&format!("{name}/")));
+    for (name, url) in REPOSITORIES.into_iter().filter(|(name, _)| used(name)) {
         repositories = repositories.command(cmd!("helm", "repo", "add", name, url, "--force-update"));
     }
     let everything_current = releases.iter().all(up_to_date);

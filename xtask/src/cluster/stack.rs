@@ -60,38 +60,43 @@ pub fn releases(options: &Options, image_tag: &str, root: &Path) -> anyhow::Resu
     let trust_anchor = format!("identityTrustAnchorsPEM={}", certificates.trust_anchor.display());
     let issuer_certificate = format!("identity.issuer.tls.crtPEM={}", certificates.issuer_certificate.display());
     let issuer_key = format!("identity.issuer.tls.keyPEM={}", certificates.issuer_key.display());
-    let mut releases = vec![
+    let mut releases = Vec::new();
+    if options.meshed() {
+        releases.extend([
+            upstream(
+                options,
+                &versions,
+                "Linkerd's CRDs (with the Gateway API CRDs it needs)",
+                "linkerd-crds",
+                LINKERD_NAMESPACE,
+                &["--set", "installGatewayAPI=true"],
+                "see `kubectl get crds`; Linkerd needs Kubernetes 1.31 or newer",
+            )?,
+            upstream(
+                options,
+                &versions,
+                "Linkerd's control plane, with proxy tracing to the collector",
+                "linkerd-control-plane",
+                LINKERD_NAMESPACE,
+                &[
+                    "--values",
+                    "config/linkerd-control-plane.yaml",
+                    "--set-file",
+                    &trust_anchor,
+                    "--set-file",
+                    &issuer_certificate,
+                    "--set-file",
+                    &issuer_key,
+                ],
+                "see `kubectl --namespace linkerd get pods`; the certificates are in the state folder",
+            )?,
+        ]);
+    }
+    releases.extend([
         upstream(
             options,
             &versions,
-            "Linkerd's CRDs (with the Gateway API CRDs it needs)",
-            "linkerd-crds",
-            LINKERD_NAMESPACE,
-            &["--set", "installGatewayAPI=true"],
-            "see `kubectl get crds`; Linkerd needs Kubernetes 1.31 or newer",
-        )?,
-        upstream(
-            options,
-            &versions,
-            "Linkerd's control plane, with proxy tracing to the collector",
-            "linkerd-control-plane",
-            LINKERD_NAMESPACE,
-            &[
-                "--values",
-                "config/linkerd-control-plane.yaml",
-                "--set-file",
-                &trust_anchor,
-                "--set-file",
-                &issuer_certificate,
-                "--set-file",
-                &issuer_key,
-            ],
-            "see `kubectl --namespace linkerd get pods`; the certificates are in the state folder",
-        )?,
-        upstream(
-            options,
-            &versions,
-            "the OpenTelemetry Collector, meshed",
+            if options.meshed() { "the OpenTelemetry Collector, meshed" } else { "the OpenTelemetry Collector" },
             super::COLLECTOR_RELEASE,
             TRACING_NAMESPACE,
             &["--values", "config/opentelemetry-collector.yaml"],
@@ -106,7 +111,7 @@ pub fn releases(options: &Options, image_tag: &str, root: &Path) -> anyhow::Resu
             &["--values", "config/jaeger.yaml"],
             "see `kubectl --namespace tracing get pods`",
         )?,
-    ];
+    ]);
     if options.has_edge() && options.ingress == Ingress::Traefik {
         releases.push(upstream(
             options,
@@ -130,6 +135,7 @@ pub fn releases(options: &Options, image_tag: &str, root: &Path) -> anyhow::Resu
         format!("ingress.className={class}"),
         format!("ingress.controllerNamespace={controller_namespace}"),
         format!("faults.enabled={}", chapter >= super::FAULTS_CHAPTER),
+        format!("mesh.enabled={}", options.meshed()),
     ]
     .into_iter()
     .flat_map(|set| ["--set".to_owned(), set])
