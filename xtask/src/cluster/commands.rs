@@ -257,22 +257,18 @@ pub fn down(options: &DownOptions) -> anyhow::Result<()> {
         }
         return Ok(());
     }
-    let context = cluster.kube_context();
     let mut step = Step::new("Remove the workshop", "see `helm list --all-namespaces`");
     if options.delete_cluster {
         step = step.command(cmd!("minikube", "delete", "--profile", &cluster.profile));
     } else {
         for release in stack::releases(cluster, "0", Path::new("."))?.iter().rev() {
-            step = step.command(cmd!(
-                "helm",
+            step = step.command(cluster.helm([
                 "uninstall",
                 release.name,
-                "--kube-context",
-                context,
                 "--namespace",
                 release.namespace,
-                "--ignore-not-found"
-            ));
+                "--ignore-not-found",
+            ]));
         }
     }
     let plan = Plan { steps: vec![step] };
@@ -298,11 +294,10 @@ pub fn status(options: &Options) -> anyhow::Result<()> {
     if options.provider == Provider::Bare {
         return bare::status();
     }
-    let context = options.kube_context();
     let commands = [
         cmd!("minikube", "status", "--profile", &options.profile),
-        cmd!("helm", "list", "--kube-context", context, "--all-namespaces"),
-        cmd!("kubectl", "--context", context, "get", "pods", "--all-namespaces"),
+        options.helm(["list", "--all-namespaces"]),
+        options.kubectl().args(["get", "pods", "--all-namespaces"]),
     ];
     for command in commands {
         println!("$ {}", command.shell());

@@ -24,7 +24,7 @@ use std::path::PathBuf;
 pub use commands::{DownOptions, down, images, status, up};
 pub use stack::app_chart_variants;
 
-use crate::certs;
+use crate::{certs, cmd, plan::Cmd};
 
 pub const DEFAULT_PROFILE: &str = "tracing-workshop";
 /// What the minikube profile gets: enough for Linkerd, the collector, Jaeger, Traefik and the app.
@@ -149,7 +149,30 @@ impl Options {
     }
 
     pub fn kube_context(&self) -> &str {
-        self.context.as_deref().unwrap_or(&self.profile)
+        match self.provider {
+            Provider::Bare => bare::CONTEXT,
+            Provider::Minikube => self.context.as_deref().unwrap_or(&self.profile),
+        }
+    }
+
+    /// `kubectl` at the workshop's cluster: minikube's context, or the bare cluster's own
+    /// kubeconfig (with the kubectl of `cargo xtask tools install`).
+    pub fn kubectl(&self) -> Cmd {
+        match self.provider {
+            Provider::Minikube => cmd!("kubectl", "--context", self.kube_context()),
+            Provider::Bare => bare::kubectl(&bare::Layout::new()),
+        }
+    }
+
+    /// `helm SUBCOMMAND…` at the workshop's cluster, as [`Options::kubectl`] (Helm 3 of
+    /// `cargo xtask tools install` on the bare provider).
+    pub fn helm<I: IntoIterator<Item = S>, S: ToString>(&self, subcommand: I) -> Cmd {
+        match self.provider {
+            Provider::Minikube => cmd!("helm").args(subcommand).args(["--kube-context", self.kube_context()]),
+            Provider::Bare => cmd!(crate::tools::bin_dir().join(crate::tools::HELM3).display())
+                .args(subcommand)
+                .args(["--kubeconfig".to_owned(), bare::Layout::new().kubeconfig().display().to_string()]),
+        }
     }
 
     pub fn chapter(&self) -> u32 {

@@ -21,7 +21,6 @@ pub const NGINX_PATCH: &str = "config/ingress-nginx.yaml";
 /// The plan of `cargo xtask up` for `options`, given what is already there.
 pub fn plan(options: &Options, state: &State, image_tag: &str, root: &Path) -> anyhow::Result<Plan> {
     let profile = &options.profile;
-    let context = options.kube_context();
     let releases = stack::releases(options, image_tag, root)?;
     let up_to_date = |release: &Release| {
         let asked = release.args.last().cloned().unwrap_or_default();
@@ -65,7 +64,7 @@ pub fn plan(options: &Options, state: &State, image_tag: &str, root: &Path) -> a
     let app =
         releases.iter().position(|release| release.name == stack::APP_RELEASE).expect("the app is always planned");
     for release in &releases[..app] {
-        steps.push(helm_install(release, context, up_to_date(release)));
+        steps.push(helm_install(options, release, up_to_date(release)));
     }
     if options.has_edge() && options.ingress == Ingress::Nginx {
         steps.push(
@@ -76,10 +75,7 @@ pub fn plan(options: &Options, state: &State, image_tag: &str, root: &Path) -> a
             .command(cmd!("minikube", "addons", "enable", "ingress", "--profile", profile))
             // A merge patch of our keys: `kubectl apply` would compute a 3-way merge against
             // what the addon applied and drop the addon's own keys (its `hsts: "false"`).
-            .command(cmd!(
-                "kubectl",
-                "--context",
-                context,
+            .command(options.kubectl().args([
                 "--namespace",
                 NGINX_NAMESPACE,
                 "patch",
@@ -88,8 +84,8 @@ pub fn plan(options: &Options, state: &State, image_tag: &str, root: &Path) -> a
                 "--type",
                 "merge",
                 "--patch-file",
-                NGINX_PATCH
-            ))
+                NGINX_PATCH,
+            ]))
             .done_if(state.nginx_configured.then(|| "the addon is configured".into())),
         );
     }
@@ -116,33 +112,31 @@ pub fn plan(options: &Options, state: &State, image_tag: &str, root: &Path) -> a
         ["apiserver", "todomanager"].iter().all(|service| state.images.contains(&format!("{service}:{image_tag}")));
     steps.push(images.done_if(built.then(|| "these images are in minikube".into())));
     let app = &releases[app];
-    steps.push(helm_install(app, context, up_to_date(app)).kind(Kind::InstallApp));
+    steps.push(helm_install(options, app, up_to_date(app)).kind(Kind::InstallApp));
     let mut rollout =
         Step::new("Wait until the app is ready", "see `kubectl --namespace todo get pods`").kind(Kind::WaitForApp);
     for workload in ["statefulset/mariadb", "deployment/todomanager", "deployment/apiserver"] {
-        rollout = rollout.command(cmd!(
-            "kubectl",
-            "--context",
-            context,
+        rollout = rollout.command(options.kubectl().args([
             "--namespace",
             APP_NAMESPACE,
             "rollout",
             "status",
             workload,
-            "--timeout=5m"
-        ));
+            "--timeout=5m",
+        ]));
     }
     steps.push(rollout);
     Ok(Plan { steps })
 }
 
-fn helm_install(release: &Release, context: &str, up_to_date: bool) -> Step {
+fn helm_install(options: &Options, release: &Release, up_to_date: bool) -> Step {
     let version = release.version.iter().flat_map(|version| ["--version", version.as_str()]);
     Step::new(format!("Install {}", release.title), release.hint)
         .command(
-            cmd!("helm", "upgrade", "--install", release.name, &release.chart)
+            options
+                .helm(["upgrade", "--install", release.name, &release.chart])
                 .args(version)
-                .args(["--kube-context", context, "--namespace", release.namespace, "--create-namespace"])
+                .args(["--namespace", release.namespace, "--create-namespace"])
                 .args(&release.args)
                 .args(["--wait", "--timeout", "10m"]),
         )
@@ -151,48 +145,16 @@ fn helm_install(release: &Release, context: &str, up_to_date: bool) -> Step {
 
 /// The long-running commands that follow the plan: port-forwards to Jaeger and to the API.
 pub fn port_forwards(options: &Options) -> Vec<(&'static str, Cmd)> {
-    let context = options.kube_context();
-    let jaeger = cmd!(
-        "kubectl",
-        "--context",
-        context,
-        "--namespace",
-        TRACING_NAMESPACE,
-        "port-forward",
-        format!("service/{JAEGER_RELEASE}"),
-        format!("{JAEGER_PORT}:16686")
-    );
+    let forward = |namespace: &str, service: &str, ports: String| {
+        options.kubectl().args(["--namespace", namespace, "port-forward", service]).args([ports])
+    };
+    let jaeger = forward(TRACING_NAMESPACE, &format!("service/{JAEGER_RELEASE}"), format!("{JAEGER_PORT}:16686"));
     let api = match (options.has_edge(), options.ingress) {
-        (true, Ingress::Traefik) => cmd!(
-            "kubectl",
-            "--context",
-            context,
-            "--namespace",
-            TRAEFIK_NAMESPACE,
-            "port-forward",
-            "service/traefik",
-            format!("{INGRESS_PORT}:80")
-        ),
-        (true, Ingress::Nginx) => cmd!(
-            "kubectl",
-            "--context",
-            context,
-            "--namespace",
-            NGINX_NAMESPACE,
-            "port-forward",
-            "service/ingress-nginx-controller",
-            format!("{INGRESS_PORT}:80")
-        ),
-        (false, _) => cmd!(
-            "kubectl",
-            "--context",
-            context,
-            "--namespace",
-            APP_NAMESPACE,
-            "port-forward",
-            "service/apiserver",
-            format!("{INGRESS_PORT}:8080")
-        ),
+        (true, Ingress::Traefik) => forward(TRAEFIK_NAMESPACE, "service/traefik", format!("{INGRESS_PORT}:80")),
+        (true, Ingress::Nginx) => {
+            forward(NGINX_NAMESPACE, "service/ingress-nginx-controller", format!("{INGRESS_PORT}:80"))
+        }
+        (false, _) => forward(APP_NAMESPACE, "service/apiserver", format!("{INGRESS_PORT}:8080")),
     };
     vec![("jaeger port-forward", jaeger), ("api port-forward", api)]
 }

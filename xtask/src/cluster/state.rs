@@ -40,12 +40,10 @@ impl State {
         if !state.minikube_running {
             return state;
         }
-        let context = options.kube_context();
         for release in stack::releases(options, "0", Path::new(".")).unwrap_or_default() {
-            let history =
-                cmd!("helm", "history", release.name, "--kube-context", context, "--namespace", release.namespace)
-                    .args(["--max", "1", "--output", "json"])
-                    .read();
+            let history = options
+                .helm(["history", release.name, "--namespace", release.namespace, "--max", "1", "--output", "json"])
+                .read();
             if let Some(json) = history.and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok()) {
                 let last = &json[json.as_array().map_or(0, |revisions| revisions.len().saturating_sub(1))];
                 if last["status"] == "deployed" {
@@ -59,20 +57,19 @@ impl State {
             state.images =
                 list.lines().map(|line| line.trim().trim_start_matches("docker.io/library/").to_owned()).collect();
         }
-        state.nginx_configured = cmd!(
-            "kubectl",
-            "--context",
-            context,
-            "--namespace",
-            NGINX_NAMESPACE,
-            "get",
-            "configmap",
-            "ingress-nginx-controller",
-            "--output",
-            "jsonpath={.data.enable-opentelemetry}"
-        )
-        .read()
-        .is_some_and(|value| value.trim() == "true");
+        state.nginx_configured = options
+            .kubectl()
+            .args([
+                "--namespace",
+                NGINX_NAMESPACE,
+                "get",
+                "configmap",
+                "ingress-nginx-controller",
+                "--output",
+                "jsonpath={.data.enable-opentelemetry}",
+            ])
+            .read()
+            .is_some_and(|value| value.trim() == "true");
         state
     }
 }
