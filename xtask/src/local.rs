@@ -67,10 +67,11 @@ pub struct Options {
     #[arg(long, default_value_t = 4318)]
     otlp_http_port: u16,
 
-    /// Start, verify the chapters that apply locally, stop, and exit with the verification's
+    /// Start, verify the chapters reached, stop (locally: the services; in the cluster: the
+    /// port-forwards, the cluster and the workshop stay), and exit with the verification's
     /// result (for scripts and CI).
     #[arg(long)]
-    check: bool,
+    pub check: bool,
 
     /// Folder for the local state: the SQLite database and the services' logs
     /// [default: .state/local in the checkout].

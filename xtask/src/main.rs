@@ -129,6 +129,7 @@ fn run(command: Command) -> anyhow::Result<()> {
                 );
             }
             args.cluster_options.chapter = args.chapter;
+            args.cluster_options.check = args.local_options.check;
             cluster::up(&args.cluster_options)
         }
         Command::Doctor => doctor::run(),

@@ -94,6 +94,8 @@ pub struct Step {
 pub enum Kind {
     #[default]
     Other,
+    /// Starts minikube (the bare provider has steps of its own).
+    StartCluster,
     /// Builds the app's images.
     BuildImages,
     /// Installs or upgrades the app's release.

@@ -111,7 +111,6 @@ pub fn up(options: &Options) -> anyhow::Result<()> {
     serve_and_verify(options)
 }
 
-/// `cargo xtask up --provider bare`: the cluster as processes on this machine.
 /// What `up --dry-run` prints: the plan, then the port-forwards `up` holds (unless
 /// `--cluster-only`).
 pub fn dry_run(options: &Options, plan: &Plan) -> String {
@@ -126,21 +125,42 @@ pub fn dry_run(options: &Options, plan: &Plan) -> String {
     text
 }
 
+/// `cargo xtask up --provider bare`: the cluster as processes on this machine, then, unless
+/// `--cluster-only`, the workshop on it from the images xtask writes (minikube's own steps, its
+/// start and its image build, are the bare cluster's steps here).
 fn up_bare(options: &Options) -> anyhow::Result<()> {
     anyhow::ensure!(
-        options.cluster_only || options.dry_run,
-        "the bare provider brings up the cluster only, for now: add --cluster-only. The workshop's releases \
-         (the collector, Jaeger, the ingress, the app) are installed by `up` on minikube; on the bare cluster they \
-         are not yet (see the README, \"What runs for real\")"
+        options.cluster_only || options.ingress == Ingress::Traefik,
+        "the bare provider has no minikube addon: its ingress is Traefik (leave out --ingress nginx)"
     );
     let layout = bare::Layout::new();
-    let plan = Plan { steps: bare::up_steps(&layout, &bare::Observed::look(&layout)?)? };
+    let observed = bare::Observed::look(&layout)?;
+    let mut steps = bare::up_steps(&layout, &observed)?;
+    if !options.cluster_only {
+        steps.extend(bare::images_steps(&layout, &observed)?);
+        steps.push(bare::volume_step());
+        let state = State::observe(options, &doctor::search_path());
+        let root = PathBuf::from(".");
+        let workshop = plan(options, &state, &stack::image_tag(&root), &root)?;
+        steps.extend(
+            workshop.steps.into_iter().filter(|step| !matches!(step.kind, Kind::StartCluster | Kind::BuildImages)),
+        );
+    }
+    let plan = Plan { steps };
     if options.dry_run {
-        print!("{}", plan.render());
+        print!("{}", dry_run(options, &plan));
         return Ok(());
     }
+    anyhow::ensure!(
+        nix::unistd::geteuid().is_root(),
+        "the bare provider runs Kubernetes itself and needs root: sudo cargo xtask up --provider bare"
+    );
+    processes::stop_on_signal()?;
     let started = std::time::Instant::now();
-    bare::execute(&plan, &layout)?;
+    plan.execute(&mut |work| match work {
+        Internal::Bare(work) => work.run(&layout),
+        Internal::GenerateCertificates => certs::ensure(&options.certificates()).map(drop),
+    })?;
     println!(
         "\nThe bare cluster is Ready ({:.0?}). Its kubeconfig: {}\n  kubectl --kubeconfig {} get pods --all-namespaces\n\
          Stop it and undo every change to this machine: cargo xtask down --provider bare",
@@ -148,7 +168,10 @@ fn up_bare(options: &Options) -> anyhow::Result<()> {
         layout.kubeconfig().display(),
         layout.kubeconfig().display()
     );
-    Ok(())
+    if options.cluster_only {
+        return Ok(());
+    }
+    serve_and_verify(options)
 }
 
 /// Writes every image and imports it into the bare node (the rollout comes with the workshop's
@@ -179,7 +202,10 @@ fn serve_and_verify(options: &Options) -> anyhow::Result<()> {
     std::thread::sleep(Duration::from_secs(2));
     services.check_running()?;
     let host = options.has_edge().then(|| APP_HOST.to_owned());
-    println!("\nThe workshop's cluster runs (profile {}).\n", options.profile);
+    match options.provider {
+        Provider::Minikube => println!("\nThe workshop's cluster runs (profile {}).\n", options.profile),
+        Provider::Bare => println!("\nThe workshop runs on the bare cluster.\n"),
+    }
     println!("  Jaeger UI    http://127.0.0.1:{JAEGER_PORT}/");
     match &host {
         Some(host) => println!("  API          curl -H \"Host: {host}\" http://127.0.0.1:{INGRESS_PORT}/v1/todo"),
@@ -201,6 +227,12 @@ fn serve_and_verify(options: &Options) -> anyhow::Result<()> {
     let Some(verified) = verify::while_watching(|| services.check_running(), verification)? else {
         return Ok(()); // Ctrl-C during the verification
     };
+    if options.check {
+        services.stop_all();
+        anyhow::ensure!(verified?, "verification failed: see the ✗ above");
+        println!("\nThe port-forwards are stopped; the cluster and the workshop stay (cargo xtask down removes them).");
+        return Ok(());
+    }
     verify::then_wait(services, verified, "The port-forwards run")
 }
 

@@ -129,6 +129,10 @@ pub struct Options {
     /// Print the plan (every command) and change nothing.
     #[arg(long)]
     pub dry_run: bool,
+
+    /// Verify, stop the port-forwards and exit with the result (`up --check`).
+    #[arg(skip)]
+    pub check: bool,
 }
 
 impl Options {
@@ -145,6 +149,7 @@ impl Options {
             mesh: Mesh::On,
             charts: None,
             dry_run: true,
+            check: false,
         }
     }
 

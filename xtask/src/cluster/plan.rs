@@ -32,6 +32,7 @@ pub fn plan(options: &Options, state: &State, image_tag: &str, root: &Path) -> a
             "run `cargo xtask doctor`; `minikube logs -p PROFILE` tells why it did not start",
         )
         .command(cmd!("minikube", "start", "--profile", profile, "--cpus", CPUS, "--memory", MEMORY))
+        .kind(Kind::StartCluster)
         .done_if(state.minikube_running.then(|| "minikube is running".into())),
         Step {
             internal: Some(Internal::GenerateCertificates),

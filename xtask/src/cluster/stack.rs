@@ -7,8 +7,8 @@ use std::path::Path;
 use anyhow::Context;
 
 use super::{
-    APP_NAMESPACE, FIRST_CLUSTER_CHAPTER, Ingress, LAST_CHAPTER, LINKERD_NAMESPACE, NGINX_NAMESPACE, Options,
-    TRACING_NAMESPACE, TRAEFIK_NAMESPACE, versions::Versions,
+    APP_NAMESPACE, FIRST_CLUSTER_CHAPTER, Ingress, LAST_CHAPTER, LINKERD_NAMESPACE, NGINX_NAMESPACE, Options, Provider,
+    TRACING_NAMESPACE, TRAEFIK_NAMESPACE, images, versions::Versions,
 };
 
 /// The app's own release and chart.
@@ -41,6 +41,9 @@ fn upstream(
     let chart = versions.chart(name)?;
     let mut args: Vec<String> = values.iter().map(|arg| (*arg).to_owned()).collect();
     args.extend(versions.image_sets(name));
+    if options.provider == Provider::Bare {
+        args.extend(versions.bare_image_sets(name)?);
+    }
     // With a chart from the folder, Helm ignores `--version` (it is a file: pkg/action's
     // LocateChart returns a path that exists before it looks at the version); the check is
     // ours, in `charts::locate`.
@@ -141,6 +144,14 @@ pub fn releases(options: &Options, image_tag: &str, root: &Path) -> anyhow::Resu
     .flat_map(|set| ["--set".to_owned(), set])
     .collect();
     app_args.extend(versions.image_sets(APP_RELEASE));
+    if options.provider == Provider::Bare {
+        app_args.extend(versions.bare_image_sets(APP_RELEASE)?);
+        for (service, image) in [("apiserver", images::APISERVER), ("todomanager", images::TODOMANAGER)] {
+            let reference = images::find(image)?.reference()?;
+            let repository = reference.rsplit_once(':').map_or(reference.as_str(), |(name, _)| name);
+            app_args.extend(["--set".to_owned(), format!("{service}.image.repository={repository}")]);
+        }
+    }
     releases.push(Release {
         title: "the todo app",
         name: APP_RELEASE,
@@ -225,7 +236,8 @@ pub fn traefik_values(root: &Path) -> anyhow::Result<Vec<String>> {
     values_of(&Options::planned(Some(super::EDGE_CHAPTER), Ingress::Traefik), "traefik", root)
 }
 
-/// The names and contents of the files under `dir`, in order.
+/// The names (below `dir`, so that the checkout's place does not count) and contents of the
+/// files under `dir`, in order.
 fn files_fingerprint(dir: &Path) -> String {
     let mut files = Vec::new();
     let mut pending = vec![dir.to_owned()];
@@ -242,7 +254,10 @@ fn files_fingerprint(dir: &Path) -> String {
     files.sort();
     files
         .iter()
-        .map(|file| format!("{}\n{}", file.display(), std::fs::read_to_string(file).unwrap_or_default()))
+        .map(|file| {
+            let name = file.strip_prefix(dir).unwrap_or(file);
+            format!("{}\n{}", name.display(), std::fs::read_to_string(file).unwrap_or_default())
+        })
         .collect()
 }
 

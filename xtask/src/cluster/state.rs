@@ -5,7 +5,7 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use super::{NGINX_NAMESPACE, Options, stack};
+use super::{NGINX_NAMESPACE, Options, Provider, stack};
 use crate::{cmd, doctor};
 
 /// What is already there, as observed before planning.
@@ -25,6 +25,11 @@ impl State {
     /// Looks (read-only) at the machine and the cluster.
     pub fn observe(options: &Options, path: &[PathBuf]) -> Self {
         let mut state = State { certificates: options.certificates().exist(), ..Default::default() };
+        if options.provider == Provider::Bare {
+            // Its own tools and kubeconfig; its images are the bare provider's to look at.
+            state.releases = releases(options);
+            return state;
+        }
         state.missing_tools = ["minikube", "kubectl", "helm"]
             .into_iter()
             .filter(|tool| doctor::find(tool, path).is_none())
@@ -40,19 +45,7 @@ impl State {
         if !state.minikube_running {
             return state;
         }
-        for release in stack::releases(options, "0", Path::new(".")).unwrap_or_default() {
-            let history = options
-                .helm(["history", release.name, "--namespace", release.namespace, "--max", "1", "--output", "json"])
-                .read();
-            if let Some(json) = history.and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok()) {
-                let last = &json[json.as_array().map_or(0, |revisions| revisions.len().saturating_sub(1))];
-                if last["status"] == "deployed" {
-                    state
-                        .releases
-                        .insert(release.name.to_owned(), last["description"].as_str().unwrap_or_default().to_owned());
-                }
-            }
-        }
+        state.releases = releases(options);
         if let Some(list) = cmd!("minikube", "image", "ls", "-p", profile).read() {
             state.images =
                 list.lines().map(|line| line.trim().trim_start_matches("docker.io/library/").to_owned()).collect();
@@ -72,4 +65,21 @@ impl State {
             .is_some_and(|value| value.trim() == "true");
         state
     }
+}
+
+/// Release name → the description of its last deployed revision, as Helm says.
+fn releases(options: &Options) -> HashMap<String, String> {
+    let mut releases = HashMap::new();
+    for release in stack::releases(options, "0", Path::new(".")).unwrap_or_default() {
+        let history = options
+            .helm(["history", release.name, "--namespace", release.namespace, "--max", "1", "--output", "json"])
+            .read();
+        if let Some(json) = history.and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok()) {
+            let last = &json[json.as_array().map_or(0, |revisions| revisions.len().saturating_sub(1))];
+            if last["status"] == "deployed" {
+                releases.insert(release.name.to_owned(), last["description"].as_str().unwrap_or_default().to_owned());
+            }
+        }
+    }
+    releases
 }

@@ -44,6 +44,12 @@ pub struct Image {
     pub tag: String,
     /// The value that takes the tag (`--set <set>=<tag>`).
     pub set: String,
+    /// The value that takes the image's name (with the registry, unless `registry` is given).
+    pub repository: String,
+    /// The value that takes the registry, for a chart that names it apart from the repository.
+    pub registry: Option<String>,
+    /// The image of xtask's catalog that stands in on the bare provider.
+    pub bare: String,
 }
 
 impl Versions {
@@ -61,6 +67,7 @@ impl Versions {
                 "image {name} is set in chart {}, which the table does not have",
                 image.chart
             );
+            super::images::find(&image.bare).with_context(|| format!("image {name} stands in as {}", image.bare))?;
         }
         Ok(versions)
     }
@@ -79,6 +86,17 @@ impl Versions {
             .collect()
     }
 
+    /// The `--set` arguments that point release `name` at the bare provider's images instead
+    /// (after [`Versions::image_sets`]: Helm keeps the last value set).
+    pub fn bare_image_sets(&self, name: &str) -> anyhow::Result<Vec<String>> {
+        let mut sets = Vec::new();
+        for image in self.images.values().filter(|image| image.chart == name) {
+            let reference = super::images::find(&image.bare)?.reference()?;
+            sets.extend(repository_sets(&image.repository, image.registry.as_deref(), &image.set, &reference));
+        }
+        Ok(sets)
+    }
+
     /// The README's table: what cluster mode installs, at which version.
     pub fn markdown(&self) -> String {
         let mut table = String::from("| component | chart or image | version |\n| --- | --- | --- |\n");
@@ -94,6 +112,22 @@ impl Versions {
         }
         table
     }
+}
+
+/// `--set` arguments naming the image `reference` (`registry/name:tag`) through the values
+/// `repository`, `registry` (if the chart has one apart) and `tag`.
+pub fn repository_sets(repository: &str, registry: Option<&str>, tag: &str, reference: &str) -> Vec<String> {
+    let (name, version) = reference.rsplit_once(':').unwrap_or((reference, "latest"));
+    let mut values = Vec::new();
+    match registry.zip(name.split_once('/')) {
+        Some((registry, (host, path))) => {
+            values.push(format!("{registry}={host}"));
+            values.push(format!("{repository}={path}"));
+        }
+        None => values.push(format!("{repository}={name}")),
+    }
+    values.push(format!("{tag}={version}"));
+    values.into_iter().flat_map(|value| ["--set".to_owned(), value]).collect()
 }
 
 /// `cargo xtask versions`.
@@ -133,9 +167,36 @@ mod tests {
     fn the_table_reads_and_names_existing_charts_for_its_images() {
         let versions = Versions::read(&project::root()).unwrap();
         assert!(versions.charts.len() >= 5);
-        let bad = "[minimum]\nminikube='1'\nkubernetes='1'\nhelm='3'\n[charts]\n[images.x]\nchart='nowhere'\nimage='i'\ntag='1'\nset='image.tag'\n";
-        let error = Versions::parse(bad).unwrap_err().to_string();
+        let image = "image='i'\ntag='1'\nset='image.tag'\nrepository='image.repository'";
+        let table = |chart: &str, bare: &str| {
+            format!(
+                "[minimum]\nminikube='1'\nkubernetes='1'\nhelm='3'\n[charts]\n[images.x]\nchart='{chart}'\n{image}\nbare='{bare}'\n"
+            )
+        };
+        let error = Versions::parse(&table("nowhere", "curl")).unwrap_err().to_string();
         assert!(error.contains("chart nowhere"), "{error}");
+        let error = Versions::parse(&table("todo", "busybox")).unwrap_err().to_string();
+        assert!(error.contains("image x stands in as busybox"), "{error}");
+    }
+
+    /// The bare provider's images, named through a chart's values: with the registry in the
+    /// repository, or apart (Traefik's chart).
+    #[test]
+    fn a_local_image_through_the_charts_values() {
+        let sets =
+            |registry| repository_sets("image.repository", registry, "image.tag", "workshop.local/traefik:3.7.13");
+        assert_eq!(sets(None), ["--set", "image.repository=workshop.local/traefik", "--set", "image.tag=3.7.13"]);
+        assert_eq!(
+            sets(Some("image.registry")),
+            [
+                "--set",
+                "image.registry=workshop.local",
+                "--set",
+                "image.repository=traefik",
+                "--set",
+                "image.tag=3.7.13"
+            ]
+        );
     }
 
     #[test]

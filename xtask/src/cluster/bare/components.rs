@@ -329,3 +329,47 @@ pub fn kubeconfig(layout: &Layout, identity: Identity, context: &str) -> anyhow:
         key = encode(&key)?,
     ))
 }
+
+/// A PersistentVolume of the node: a folder under `.state/bare/volumes/`, bound to one claim.
+pub struct Volume {
+    pub name: &'static str,
+    /// The claim it is for: `namespace/name`.
+    pub claim: (&'static str, &'static str),
+    pub folder: PathBuf,
+    /// Who may write it: the Pod's user (fsGroup does not apply to a hostPath volume).
+    pub owner: u32,
+    pub size: &'static str,
+}
+
+/// The app's MariaDB claim (its StatefulSet's `data` template, Pod 0: helm/todo-app), as its
+/// image's user 999. `down` keeps the folder, as it keeps the rest of the cluster's data.
+pub fn volumes(layout: &Layout) -> Vec<Volume> {
+    vec![Volume {
+        name: "workshop-mariadb-data",
+        claim: (crate::cluster::APP_NAMESPACE, "data-mariadb-0"),
+        folder: layout.volumes().join("mariadb-data"),
+        owner: 999,
+        size: "1Gi",
+    }]
+}
+
+/// The PersistentVolumes, each reserved for its claim (`claimRef`) and of no StorageClass, as a
+/// claim that names none asks when the cluster has no default class.
+pub fn volumes_manifest(layout: &Layout) -> String {
+    volumes(layout)
+        .iter()
+        .map(|volume| {
+            format!(
+                "apiVersion: v1\nkind: PersistentVolume\nmetadata:\n  name: {name}\nspec:\n  capacity: {{ storage: {size} }}\n  \
+                 accessModes: [ReadWriteOnce]\n  persistentVolumeReclaimPolicy: Retain\n  storageClassName: \"\"\n  \
+                 claimRef: {{ namespace: {namespace}, name: {claim} }}\n  hostPath: {{ path: {path}, type: Directory }}\n",
+                name = volume.name,
+                size = volume.size,
+                namespace = volume.claim.0,
+                claim = volume.claim.1,
+                path = volume.folder.display(),
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("---\n")
+}

@@ -105,6 +105,13 @@ impl Layout {
     pub fn images(&self) -> PathBuf {
         self.root.join("images")
     }
+    /// The folders of the PersistentVolumes (the node has no provisioner).
+    pub fn volumes(&self) -> PathBuf {
+        self.root.join("volumes")
+    }
+    pub fn volumes_manifest(&self) -> PathBuf {
+        self.volumes().join("persistentvolumes.yaml")
+    }
     pub fn host_before(&self) -> PathBuf {
         self.root.join("host-before.json")
     }
@@ -134,6 +141,8 @@ pub enum Work {
     Start(Component),
     WriteImage(&'static str),
     WaitForNode,
+    /// The PersistentVolumes of the workshop's claims, as folders of the node.
+    Volumes,
     RemoveContainers,
     Stop(Component),
     RestoreHost,
@@ -176,6 +185,10 @@ impl Work {
                 vec![format!("write the image {name} (OCI layout) to {file}"), format!("  in place of {stands_in_for}")]
             }
             Work::WaitForNode => vec![format!("wait until node {NODE_NAME} is Ready")],
+            Work::Volumes => components::volumes(layout)
+                .iter()
+                .map(|volume| format!("make {} (owned by uid {}), then apply {}", volume.folder.display(), volume.owner, layout.volumes_manifest().display()))
+                .collect(),
             Work::RemoveContainers => vec![
                 "kill and delete every container of the k8s.io namespace (ctr tasks kill/delete, ctr containers delete)".into(),
             ],
@@ -209,6 +222,19 @@ impl Work {
             Work::WriteImage(name) => images::find(name)?.write(&layout.images()).map(drop),
             Work::WaitForNode => {
                 wait_for(Duration::from_secs(120), &format!("node {NODE_NAME} to be Ready"), || Ok(node_ready(layout)))
+            }
+            Work::Volumes => {
+                for volume in components::volumes(layout) {
+                    std::fs::create_dir_all(&volume.folder)
+                        .with_context(|| format!("cannot create {}", volume.folder.display()))?;
+                    std::os::unix::fs::chown(&volume.folder, Some(volume.owner), Some(volume.owner))
+                        .with_context(|| format!("cannot give {} to uid {}", volume.folder.display(), volume.owner))?;
+                }
+                std::fs::write(layout.volumes_manifest(), components::volumes_manifest(layout))?;
+                kubectl(layout)
+                    .args(["apply", "--filename"])
+                    .args([layout.volumes_manifest().display()])
+                    .run("see `kubectl get persistentvolumes`")
             }
             Work::RemoveContainers => remove_containers(layout),
             Work::Stop(component) => layout.daemon(*component).stop().map(drop),
@@ -393,6 +419,7 @@ pub struct Observed {
     pub config_current: bool,
     /// The pid of each running component.
     pub running: Vec<(Component, i32)>,
+    /// The images the node's containerd has as their current files say (same digest).
     pub images: Vec<String>,
     pub node_ready: bool,
     pub coredns_ready: bool,
@@ -413,7 +440,14 @@ impl Observed {
                 .into_iter()
                 .filter_map(|component| Some((component, layout.daemon(component).running()?)))
                 .collect(),
-            images: images::imported(&layout.containerd_socket()),
+            images: {
+                let imported = images::imported(&layout.containerd_socket());
+                images::CATALOG
+                    .iter()
+                    .filter(|image| images::is_imported(image, &layout.images(), &imported))
+                    .map(|image| image.reference())
+                    .collect::<anyhow::Result<_>>()?
+            },
             node_ready: node_ready(layout),
             coredns_ready: kubectl(layout)
                 .args(["--namespace", "kube-system", "get", "deployment", "coredns"])
@@ -501,10 +535,16 @@ fn image_steps(layout: &Layout, observed: &Observed, which: fn(&images::Image) -
             Step::new(format!("The image {reference}, written and imported"), "see `cargo xtask tools list`")
                 .internal(Internal::Bare(Work::WriteImage(image.name)))
                 .command(images::import(&socket, &image.file(&layout.images())?))
-                .done_if(observed.images.contains(&reference).then(|| "imported".into())),
+                .done_if(observed.images.contains(&reference).then(|| "imported, as written".into())),
         );
     }
     Ok(steps)
+}
+
+/// The workshop's volumes, before its releases: the node has no provisioner.
+pub fn volume_step() -> Step {
+    Step::new("PersistentVolumes for the workshop's claims (folders of the node)", "see `kubectl get pv,pvc -A`")
+        .internal(Internal::Bare(Work::Volumes))
 }
 
 /// `cargo xtask images --provider bare`: every image of the catalog, the workshop's too (its

@@ -205,10 +205,35 @@ impl Image {
         Ok(dir.join(format!("{}-{}.tar", self.name, self.tag()?)))
     }
 
-    /// Writes it into `dir` (unless written already) and returns the file.
+    /// The files it is made from, whose change makes a written image stale (a rebuilt tool
+    /// keeps its version, so the tag alone does not tell).
+    fn inputs(&self) -> Vec<PathBuf> {
+        let mut inputs = match self.source {
+            Source::Tool(tool) => vec![tools::bin_dir().join(tool)],
+            Source::Workspace(package) => vec![project::root().join("target/release").join(package)],
+            Source::Host(programs) => programs.iter().map(PathBuf::from).collect(),
+        };
+        for extra in self.extras {
+            if let Extra::Script { from, .. } = extra {
+                inputs.push(project::root().join(from));
+            }
+        }
+        inputs
+    }
+
+    /// Its file in `dir`, if written after everything it is made from.
+    pub fn current_file(&self, dir: &Path) -> anyhow::Result<Option<PathBuf>> {
+        let file = self.file(dir)?;
+        let modified = |path: &Path| std::fs::metadata(path).and_then(|metadata| metadata.modified()).ok();
+        let Some(written) = modified(&file) else { return Ok(None) };
+        let current = self.inputs().iter().all(|input| modified(input).is_none_or(|changed| changed <= written));
+        Ok(current.then_some(file))
+    }
+
+    /// Writes it into `dir` (unless written since its inputs changed) and returns the file.
     pub fn write(&self, dir: &Path) -> anyhow::Result<PathBuf> {
         let output = self.file(dir)?;
-        if output.is_file() {
+        if self.current_file(dir)?.is_some() {
             return Ok(output);
         }
         let mut entries = vec![oci::Entry { path: "/etc/passwd".into(), contents: PASSWD.into(), mode: 0o644 }];
@@ -361,9 +386,26 @@ pub fn import(socket: &Path, file: &Path) -> Cmd {
     ctr(socket).args(["images", "import"]).args([file.display()])
 }
 
-/// The images in the node's containerd.
-pub fn imported(socket: &Path) -> Vec<String> {
-    ctr(socket).args(["images", "list", "--quiet"]).read().unwrap_or_default().lines().map(str::to_owned).collect()
+/// The images in the node's containerd: reference → manifest digest.
+pub fn imported(socket: &Path) -> std::collections::BTreeMap<String, String> {
+    // `ctr images list`: REF TYPE DIGEST SIZE PLATFORMS LABELS.
+    let listed = ctr(socket).args(["images", "list"]).read().unwrap_or_default();
+    listed
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let mut columns = line.split_whitespace();
+            let reference = columns.next()?;
+            Some((reference.to_owned(), columns.nth(1)?.to_owned()))
+        })
+        .collect()
+}
+
+/// Whether the node has `image` as its current file in `dir` says (same manifest digest).
+pub fn is_imported(image: &Image, dir: &Path, imported: &std::collections::BTreeMap<String, String>) -> bool {
+    let Ok(Some(file)) = image.current_file(dir) else { return false };
+    let (Ok(reference), Ok(digest)) = (image.reference(), oci::manifest_digest(&file)) else { return false };
+    imported.get(&reference) == Some(&digest)
 }
 
 #[cfg(test)]

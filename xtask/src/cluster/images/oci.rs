@@ -96,6 +96,22 @@ pub fn write(reference: &str, entries: &[Entry], run: &RunConfig, output: &Path)
     std::fs::rename(&partial, output).with_context(|| format!("cannot write {}", output.display()))
 }
 
+/// The manifest digest (`sha256:…`) of the image in the OCI layout tar `file`, from its
+/// index.json: what containerd lists for the image once imported.
+pub fn manifest_digest(file: &Path) -> anyhow::Result<String> {
+    let mut archive =
+        tar::Archive::new(std::fs::File::open(file).with_context(|| format!("cannot open {}", file.display()))?);
+    for entry in archive.entries()? {
+        let entry = entry?;
+        if entry.path()?.as_os_str() == "index.json" {
+            let index: oci_spec::image::ImageIndex = serde_json::from_reader(entry)?;
+            let manifest = index.manifests().first().with_context(|| format!("{} names no image", file.display()))?;
+            return Ok(manifest.digest().to_string());
+        }
+    }
+    anyhow::bail!("{} has no index.json", file.display())
+}
+
 /// The layer: every entry and the folders above it, in path order, owned by root, dated 0.
 fn layer_tar(entries: &[Entry]) -> anyhow::Result<Vec<u8>> {
     let mut sorted: Vec<&Entry> = entries.iter().collect();
