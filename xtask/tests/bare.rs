@@ -9,39 +9,13 @@
 //! Needs root, the Kubernetes tools (`cargo xtask tools install`) and Debian's containerd, runc,
 //! CNI plugins, iptables, conntrack and nftables: skipped loudly without them, required in CI.
 
-use std::{
-    collections::BTreeSet,
-    path::Path,
-    process::{Command, Output},
-    time::{Duration, Instant},
-};
+mod common;
+
+use std::{collections::BTreeSet, path::Path, process::Command, time::Duration};
+
+use common::{Down, kubectl, text, wait_until, xtask};
 
 const TEST: &str = "the bare cluster test";
-
-fn xtask(args: &[&str]) -> Output {
-    let output = Command::new(env!("CARGO_BIN_EXE_xtask")).args(args).output().unwrap();
-    println!(
-        "$ xtask {}\n{}{}",
-        args.join(" "),
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    output
-}
-
-fn kubectl(args: &[&str]) -> Output {
-    let root = testkit::real::workspace_root();
-    Command::new(root.join(".state/tools/bin/kubectl"))
-        .arg("--kubeconfig")
-        .arg(root.join(".state/bare/kubeconfig"))
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn text(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
 
 fn run(program: &str, args: &[&str]) -> String {
     Command::new(program).args(args).output().map(|output| text(&output)).unwrap_or_default()
@@ -139,26 +113,6 @@ impl Host {
     }
 }
 
-/// Brings the cluster down even when an assertion failed half-way.
-struct Down;
-
-impl Drop for Down {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            let _ = xtask(&["down", "--provider", "bare", "--delete-cluster", "--yes"]);
-        }
-    }
-}
-
-/// Waits for `done`; on a timeout, fails with what `explain` finds.
-fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool, explain: impl Fn() -> String) {
-    let started = Instant::now();
-    while !done() {
-        assert!(started.elapsed() < timeout, "waited {timeout:?} for {what}\n{}", explain());
-        std::thread::sleep(Duration::from_millis(500));
-    }
-}
-
 /// What the client Pod, CoreDNS and the host's bridge settings say, for a failure's message.
 fn explain_client() -> String {
     let describe = |namespace: &str, what: &str| text(&kubectl(&["--namespace", namespace, "describe", what]));
@@ -228,7 +182,8 @@ fn apply(pod: &str, manifest: &str) {
     assert!(applied.status.success(), "{}", String::from_utf8_lossy(&applied.stderr));
 }
 
-/// The reference of the image `name` that `xtask images` wrote (its file is NAME-TAG.tar).
+/// The reference of the image `name` that `xtask images` wrote (its file is
+/// NAME-TAG-RECIPE.tar).
 fn image(name: &str) -> String {
     let written = testkit::real::workspace_root().join(".state/bare/images");
     std::fs::read_dir(&written)
@@ -236,7 +191,7 @@ fn image(name: &str) -> String {
         .flatten()
         .find_map(|entry| {
             let file = entry.file_name().to_string_lossy().into_owned();
-            let tag = file.strip_prefix(&format!("{name}-"))?.strip_suffix(".tar")?.to_owned();
+            let tag = file.strip_prefix(&format!("{name}-"))?.strip_suffix(".tar")?.rsplit_once('-')?.0.to_owned();
             Some(format!("workshop.local/{name}:{tag}"))
         })
         .unwrap_or_else(|| panic!("no image {name} in {}", written.display()))
@@ -332,21 +287,11 @@ spec:
 
 #[test]
 fn a_bare_cluster_runs_pods_from_our_images_and_down_leaves_the_host_as_it_was() {
-    let tools = testkit::real::tools(
-        &["kubernetes", "etcd", "coredns", "pause", "traefik", "jaeger", "otelcol-workshop"],
-        TEST,
-    );
-    let programs = testkit::real::host_programs(
-        &["containerd", "ctr", "runc", "iptables", "conntrack", "nft", "ip", "curl", "mariadbd"],
-        TEST,
-    );
-    if !(tools & programs & testkit::real::root(TEST)) {
+    if !common::can_run_a_bare_cluster(TEST) {
         return;
     }
     // The first `up` starts from nothing.
-    if testkit::real::workspace_root().join(".state/bare").exists() {
-        assert!(xtask(&["down", "--provider", "bare", "--delete-cluster", "--yes"]).status.success());
-    }
+    common::from_nothing();
     let before = Host::now();
     let down = Down;
 

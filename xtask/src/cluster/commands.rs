@@ -138,7 +138,7 @@ fn up_bare(options: &Options) -> anyhow::Result<()> {
     let mut steps = bare::up_steps(&layout, &observed)?;
     if !options.cluster_only {
         steps.extend(bare::images_steps(&layout, &observed)?);
-        steps.push(bare::volume_step());
+        steps.push(bare::volume_step(&observed));
         let state = State::observe(options, &doctor::search_path());
         let root = PathBuf::from(".");
         let workshop = plan(options, &state, &stack::image_tag(&root), &root)?;
@@ -161,8 +161,10 @@ fn up_bare(options: &Options) -> anyhow::Result<()> {
         Internal::Bare(work) => work.run(&layout),
         Internal::GenerateCertificates => certs::ensure(&options.certificates()).map(drop),
     })?;
+    let what =
+        if options.cluster_only { "The bare cluster is Ready" } else { "The workshop is up on the bare cluster" };
     println!(
-        "\nThe bare cluster is Ready ({:.0?}). Its kubeconfig: {}\n  kubectl --kubeconfig {} get pods --all-namespaces\n\
+        "\n{what} ({:.0?}). Its kubeconfig: {}\n  kubectl --kubeconfig {} get pods --all-namespaces\n\
          Stop it and undo every change to this machine: cargo xtask down --provider bare",
         started.elapsed(),
         layout.kubeconfig().display(),

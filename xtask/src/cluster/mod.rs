@@ -443,6 +443,7 @@ mod tests {
             images: images::CATALOG.iter().map(|image| image.reference().unwrap()).collect(),
             node_ready: true,
             coredns_ready: true,
+            volumes: true,
         };
         let second = Plan { steps: bare::up_steps(&layout, &everything).unwrap() };
         let to_run: Vec<&str> =

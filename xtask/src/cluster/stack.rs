@@ -96,15 +96,8 @@ pub fn releases(options: &Options, image_tag: &str, root: &Path) -> anyhow::Resu
         ]);
     }
     releases.extend([
-        upstream(
-            options,
-            &versions,
-            if options.meshed() { "the OpenTelemetry Collector, meshed" } else { "the OpenTelemetry Collector" },
-            super::COLLECTOR_RELEASE,
-            TRACING_NAMESPACE,
-            &["--values", "config/opentelemetry-collector.yaml"],
-            "see `kubectl --namespace tracing logs deployment/otel-collector`",
-        )?,
+        // Jaeger first: the collector sends to it from its start, and an exporter that found
+        // nobody there waits before it tries again (grpc-go's connection backoff, up to 120 s).
         upstream(
             options,
             &versions,
@@ -113,6 +106,15 @@ pub fn releases(options: &Options, image_tag: &str, root: &Path) -> anyhow::Resu
             TRACING_NAMESPACE,
             &["--values", "config/jaeger.yaml"],
             "see `kubectl --namespace tracing get pods`",
+        )?,
+        upstream(
+            options,
+            &versions,
+            if options.meshed() { "the OpenTelemetry Collector, meshed" } else { "the OpenTelemetry Collector" },
+            super::COLLECTOR_RELEASE,
+            TRACING_NAMESPACE,
+            &["--values", "config/opentelemetry-collector.yaml"],
+            "see `kubectl --namespace tracing logs deployment/otel-collector`",
         )?,
     ]);
     if options.has_edge() && options.ingress == Ingress::Traefik {

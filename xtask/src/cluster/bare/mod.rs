@@ -423,6 +423,8 @@ pub struct Observed {
     pub images: Vec<String>,
     pub node_ready: bool,
     pub coredns_ready: bool,
+    /// Every PersistentVolume of the workshop, with its folder.
+    pub volumes: bool,
 }
 
 impl Observed {
@@ -449,6 +451,13 @@ impl Observed {
                     .collect::<anyhow::Result<_>>()?
             },
             node_ready: node_ready(layout),
+            volumes: components::volumes(layout).iter().all(|volume| {
+                volume.folder.is_dir()
+                    && kubectl(layout)
+                        .args(["get", "persistentvolume", volume.name, "--output", "name"])
+                        .read()
+                        .is_some()
+            }),
             coredns_ready: kubectl(layout)
                 .args(["--namespace", "kube-system", "get", "deployment", "coredns"])
                 .args(["--output", "jsonpath={.status.readyReplicas} {.spec.template.spec.containers[0].image}"])
@@ -542,9 +551,10 @@ fn image_steps(layout: &Layout, observed: &Observed, which: fn(&images::Image) -
 }
 
 /// The workshop's volumes, before its releases: the node has no provisioner.
-pub fn volume_step() -> Step {
+pub fn volume_step(observed: &Observed) -> Step {
     Step::new("PersistentVolumes for the workshop's claims (folders of the node)", "see `kubectl get pv,pvc -A`")
         .internal(Internal::Bare(Work::Volumes))
+        .done_if(observed.volumes.then(|| "they are there".into()))
 }
 
 /// `cargo xtask images --provider bare`: every image of the catalog, the workshop's too (its

@@ -109,7 +109,9 @@ pub const CATALOG: [Image; 9] = [
         path: "/usr/local/bin/jaeger",
         entrypoint: &["/usr/local/bin/jaeger"],
         extras: &[],
-        env: &[],
+        // As upstream's image (cmd/jaeger/Dockerfile): its built-in all-in-one configuration
+        // listens on localhost unless told otherwise.
+        env: &["JAEGER_LISTEN_HOST=0.0.0.0"],
         cluster: false,
     },
     Image {
@@ -200,9 +202,12 @@ impl Image {
         }
     }
 
-    /// The file it is written to.
+    /// The file it is written to: NAME-TAG-RECIPE.tar, RECIPE a hash of how it is made here
+    /// (paths, entrypoint, environment, extras), so that a change to the catalog writes it anew.
     pub fn file(&self, dir: &Path) -> anyhow::Result<PathBuf> {
-        Ok(dir.join(format!("{}-{}.tar", self.name, self.tag()?)))
+        let recipe =
+            format!("{:?} {:?} {:?} {:?} {:?}", self.source, self.path, self.entrypoint, self.env, self.extras);
+        Ok(dir.join(format!("{}-{}-{:08x}.tar", self.name, self.tag()?, project::fnv1a(recipe.as_bytes()) as u32)))
     }
 
     /// The files it is made from, whose change makes a written image stale (a rebuilt tool
@@ -263,6 +268,16 @@ impl Image {
             ..Default::default()
         };
         oci::write(&self.reference()?, &entries, &run, &output)?;
+        // Earlier versions of this image (another tag or recipe) are of no more use.
+        for entry in std::fs::read_dir(dir)?.flatten() {
+            let file = entry.file_name().to_string_lossy().into_owned();
+            let earlier = file
+                .strip_prefix(&format!("{}-", self.name))
+                .is_some_and(|rest| rest.starts_with(|c: char| c.is_ascii_digit()));
+            if earlier && entry.path() != output {
+                std::fs::remove_file(entry.path())?;
+            }
+        }
         Ok(output)
     }
 }
