@@ -137,7 +137,7 @@ fn up_bare(options: &Options) -> anyhow::Result<()> {
     let observed = bare::Observed::look(&layout)?;
     let mut steps = bare::up_steps(&layout, &observed)?;
     if !options.cluster_only {
-        steps.extend(bare::images_steps(&layout, &observed)?);
+        steps.extend(bare::workshop_image_steps(&layout, &observed)?);
         steps.push(bare::volume_step(&observed));
         let state = State::observe(options, &doctor::search_path());
         let root = PathBuf::from(".");

@@ -563,6 +563,11 @@ pub fn images_steps(layout: &Layout, observed: &Observed) -> anyhow::Result<Vec<
     image_steps(layout, observed, |_| true)
 }
 
+/// The workshop's images (the cluster's own come with the cluster), for `up`.
+pub fn workshop_image_steps(layout: &Layout, observed: &Observed) -> anyhow::Result<Vec<Step>> {
+    image_steps(layout, observed, |image| !image.cluster)
+}
+
 fn start_step(layout: &Layout, component: Component, running: Option<i32>) -> Step {
     Step::new(format!("Start {}", component.what()), format!("see {}", layout.daemon(component).log.display()))
         .internal(Internal::Bare(Work::Start(component)))
