@@ -133,6 +133,11 @@ fn up_bare(options: &Options) -> anyhow::Result<()> {
         options.cluster_only || options.ingress == Ingress::Traefik,
         "the bare provider has no minikube addon: its ingress is Traefik (leave out --ingress nginx)"
     );
+    anyhow::ensure!(
+        options.cluster_only || options.dry_run || !options.meshed(),
+        "Linkerd's images cannot be had offline, so its Pods could not start on the bare cluster: add --mesh off \
+         (chapters 10 and 11 without the mesh), or use minikube for the meshed chapters"
+    );
     let layout = bare::Layout::new();
     let observed = bare::Observed::look(&layout)?;
     let mut steps = bare::up_steps(&layout, &observed)?;
