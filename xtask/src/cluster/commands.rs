@@ -181,8 +181,8 @@ fn up_bare(options: &Options) -> anyhow::Result<()> {
     serve_and_verify(options)
 }
 
-/// Writes every image and imports it into the bare node (the rollout comes with the workshop's
-/// releases on the bare cluster, which `up` does not install there yet).
+/// Writes every image and imports it into the bare node (rolling the app out with new images,
+/// as `images` does on minikube, is not done here yet).
 fn images_bare(options: &Options) -> anyhow::Result<()> {
     let layout = bare::Layout::new();
     let observed = bare::Observed::look(&layout)?;
