@@ -150,8 +150,8 @@ pub fn releases(options: &Options, image_tag: &str, root: &Path) -> anyhow::Resu
         app_args.extend(versions.bare_image_sets(APP_RELEASE)?);
         for (service, image) in [("apiserver", images::APISERVER), ("todomanager", images::TODOMANAGER)] {
             let reference = images::find(image)?.reference()?;
-            let repository = reference.rsplit_once(':').map_or(reference.as_str(), |(name, _)| name);
-            app_args.extend(["--set".to_owned(), format!("{service}.image.repository={repository}")]);
+            let (repository, tag) = (format!("{service}.image.repository"), format!("{service}.image.tag"));
+            app_args.extend(super::versions::repository_sets(&repository, None, &tag, &reference));
         }
     }
     releases.push(Release {
