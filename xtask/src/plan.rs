@@ -108,6 +108,9 @@ pub enum Kind {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Internal {
     GenerateCertificates,
+    /// Waits until every Deployment in the namespace is available, and stops at once when an
+    /// image cannot be pulled (`cluster::rollout`).
+    WaitForDeployments(&'static str),
     /// The bare provider's own work: starting its programs, writing images, undoing host changes.
     Bare(crate::cluster::bare::Work),
 }
@@ -165,6 +168,13 @@ impl Plan {
             match &step.internal {
                 Some(Internal::GenerateCertificates) => {
                     let _ = writeln!(text, "   (xtask) generate an ECDSA P-256 trust anchor and issuer with rcgen");
+                }
+                Some(Internal::WaitForDeployments(namespace)) => {
+                    let _ = writeln!(
+                        text,
+                        "   (xtask) wait until every Deployment in {namespace} is available (at most {:?}); stop at once if an image cannot be pulled",
+                        crate::cluster::rollout::TIMEOUT
+                    );
                 }
                 Some(Internal::Bare(work)) => {
                     for line in work.describe(&crate::cluster::bare::Layout::new()) {

@@ -99,16 +99,22 @@ pub fn up(options: &Options) -> anyhow::Result<()> {
         );
     }
     processes::stop_on_signal()?;
-    plan.execute(&mut |work| match work {
-        Internal::GenerateCertificates => certs::ensure(&options.certificates()).map(drop),
-        Internal::Bare(_) => unreachable!("minikube's plan has no step of the bare provider"),
-    })?;
+    execute(options, &plan)?;
     if options.cluster_only {
         println!("\nminikube profile {} runs; nothing of the workshop is installed (--cluster-only).", options.profile);
         return Ok(());
     }
     check_context(options, &kubeconfig())?;
     serve_and_verify(options)
+}
+
+/// Carries out a plan: its commands, and the steps xtask does itself.
+fn execute(options: &Options, plan: &Plan) -> anyhow::Result<()> {
+    plan.execute(&mut |work| match work {
+        Internal::GenerateCertificates => certs::ensure(&options.certificates()).map(drop),
+        Internal::WaitForDeployments(namespace) => super::rollout::wait(options, namespace),
+        Internal::Bare(work) => work.run(&bare::Layout::new()),
+    })
 }
 
 /// What `up --dry-run` prints: the plan, then the port-forwards `up` holds (unless
@@ -132,11 +138,6 @@ fn up_bare(options: &Options) -> anyhow::Result<()> {
     anyhow::ensure!(
         options.cluster_only || options.ingress == Ingress::Traefik,
         "the bare provider has no minikube addon: its ingress is Traefik (leave out --ingress nginx)"
-    );
-    anyhow::ensure!(
-        options.cluster_only || options.dry_run || !options.meshed(),
-        "Linkerd's images cannot be had offline, so its Pods could not start on the bare cluster: add --mesh off \
-         (chapters 10 and 11 without the mesh), or use minikube for the meshed chapters"
     );
     let layout = bare::Layout::new();
     let observed = bare::Observed::look(&layout)?;
@@ -162,10 +163,7 @@ fn up_bare(options: &Options) -> anyhow::Result<()> {
     );
     processes::stop_on_signal()?;
     let started = std::time::Instant::now();
-    plan.execute(&mut |work| match work {
-        Internal::Bare(work) => work.run(&layout),
-        Internal::GenerateCertificates => certs::ensure(&options.certificates()).map(drop),
-    })?;
+    execute(options, &plan)?;
     let what =
         if options.cluster_only { "The bare cluster is Ready" } else { "The workshop is up on the bare cluster" };
     println!(
@@ -179,23 +177,6 @@ fn up_bare(options: &Options) -> anyhow::Result<()> {
         return Ok(());
     }
     serve_and_verify(options)
-}
-
-/// Writes every image and imports it into the bare node (rolling the app out with new images,
-/// as `images` does on minikube, is not done here yet).
-fn images_bare(options: &Options) -> anyhow::Result<()> {
-    let layout = bare::Layout::new();
-    let observed = bare::Observed::look(&layout)?;
-    let plan = Plan { steps: bare::images_steps(&layout, &observed)? };
-    if options.dry_run {
-        print!("{}", plan.render());
-        return Ok(());
-    }
-    anyhow::ensure!(
-        observed.running.iter().any(|(component, _)| *component == bare::Component::Containerd),
-        "the bare node's containerd is not running: start the cluster first, cargo xtask up --provider bare --cluster-only"
-    );
-    bare::execute(&plan, &layout)
 }
 
 /// Port-forwards, verifies the cluster chapters reached, then waits for Ctrl-C.
@@ -243,22 +224,82 @@ fn serve_and_verify(options: &Options) -> anyhow::Result<()> {
     verify::then_wait(services, verified, "The port-forwards run")
 }
 
-/// `cargo xtask images`: rebuild the images and roll the app out with them.
+/// `cargo xtask images`: rebuild the images and roll the app out with them, keeping the chapter,
+/// mesh and ingress it was installed with (so that the next `up` of that chapter finds it up to
+/// date).
 pub fn images(options: &Options) -> anyhow::Result<()> {
     std::env::set_current_dir(project::root())?;
-    if options.provider == Provider::Bare {
-        return images_bare(options);
+    let bare = options.provider == Provider::Bare;
+    let layout = bare::Layout::new();
+    let observed = if bare { Some(bare::Observed::look(&layout)?) } else { None };
+    if !bare && !options.dry_run {
+        check_context(options, &kubeconfig())?;
     }
-    check_context(options, &kubeconfig())?;
-    let state = State::observe(options, &doctor::search_path());
+    let installed = installed_shape(options);
+    let shape = installed.clone().unwrap_or_else(|| options.clone());
+    let state = State::observe(&shape, &doctor::search_path());
     let root = PathBuf::from(".");
-    let mut plan = plan(options, &state, &stack::image_tag(&root), &root)?;
-    plan.steps.retain(|step| matches!(step.kind, Kind::BuildImages | Kind::InstallApp | Kind::WaitForApp));
+    let mut steps = match &observed {
+        Some(observed) => bare::images_steps(&layout, observed)?,
+        None => Vec::new(),
+    };
+    let wanted = |kind: Kind| match kind {
+        Kind::BuildImages => !bare,
+        Kind::InstallApp | Kind::WaitForApp => installed.is_some(),
+        _ => false,
+    };
+    steps.extend(
+        plan(&shape, &state, &stack::image_tag(&root), &root)?.steps.into_iter().filter(|step| wanted(step.kind)),
+    );
+    let plan = Plan { steps };
     if options.dry_run {
         print!("{}", plan.render());
         return Ok(());
     }
-    plan.execute(&mut |_| Ok(()))
+    if let Some(observed) = &observed {
+        anyhow::ensure!(
+            observed.running.iter().any(|(component, _)| *component == bare::Component::Containerd),
+            "the bare node's containerd is not running: start the cluster first, cargo xtask up --provider bare --cluster-only"
+        );
+    }
+    execute(options, &plan)?;
+    match installed {
+        Some(shape) => println!(
+            "\nThe app runs the new images (chapter {}, mesh {:?}, {:?}, as installed).",
+            shape.chapter(),
+            shape.mesh,
+            shape.ingress
+        ),
+        None => println!("\nThe app is not installed: `cargo xtask up` installs it with these images."),
+    }
+    Ok(())
+}
+
+/// The options the app's release was installed with (`helm get values`: what `up` set), or
+/// `None` when it is not installed.
+fn installed_shape(options: &Options) -> Option<Options> {
+    let values = options
+        .helm(["get", "values", stack::APP_RELEASE, "--namespace", super::APP_NAMESPACE, "--output", "json"])
+        .read()?;
+    Some(shape_of(options, &serde_json::from_str(&values).ok()?))
+}
+
+/// `options` with the chapter, mesh and ingress that the app's values say.
+pub(super) fn shape_of(options: &Options, values: &serde_json::Value) -> Options {
+    let on = |value: &serde_json::Value| value.as_bool() == Some(true);
+    let chapter = if on(&values["faults"]["enabled"]) {
+        super::FAULTS_CHAPTER
+    } else if on(&values["ingress"]["enabled"]) {
+        super::EDGE_CHAPTER
+    } else {
+        super::FIRST_CLUSTER_CHAPTER
+    };
+    Options {
+        chapter: Some(chapter),
+        mesh: if on(&values["mesh"]["enabled"]) { super::Mesh::On } else { super::Mesh::Off },
+        ingress: if values["ingress"]["className"] == "nginx" { Ingress::Nginx } else { Ingress::Traefik },
+        ..options.clone()
+    }
 }
 
 #[derive(clap::Args)]
@@ -286,7 +327,7 @@ pub fn down(options: &DownOptions) -> anyhow::Result<()> {
             return Ok(());
         }
         anyhow::ensure!(nix::unistd::geteuid().is_root(), "stopping the bare cluster needs root, as starting it did");
-        bare::execute(&plan, &layout)?;
+        execute(cluster, &plan)?;
         println!("\nThe bare cluster is stopped and this machine is as it was.");
         if !options.delete_cluster {
             println!(

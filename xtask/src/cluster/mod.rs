@@ -15,6 +15,7 @@ pub mod images;
 mod plan;
 #[cfg(test)]
 mod rendered;
+pub mod rollout;
 pub mod stack;
 mod state;
 pub mod versions;
@@ -323,7 +324,7 @@ mod tests {
         let second = plan(&options, &state, "0.1.0-test", &root).unwrap();
         let to_run: Vec<&str> =
             second.steps.iter().filter(|step| step.done.is_none()).map(|step| step.title.as_str()).collect();
-        assert_eq!(to_run, ["Wait until the app is ready"]);
+        assert_eq!(to_run, ["Wait until linkerd-control-plane is available", "Wait until the app is ready"]);
         golden("plan-second-run", &rendered(&options, &state));
     }
 
@@ -460,6 +461,36 @@ mod tests {
         assert!(manifest.contains(&format!("image: {reference}\n")), "{} must run {reference}", bare::COREDNS_MANIFEST);
         assert!(manifest.contains(&format!("clusterIP: {}\n", bare::DNS_IP)));
         assert!(!manifest.contains("\n        forward"), "CoreDNS asks nothing outside the cluster");
+    }
+
+    /// `images` rolls the app out as it was installed: the chapter, mesh and ingress come back
+    /// from the values `up` set (as `helm get values --output json` gives them).
+    #[test]
+    fn images_keep_the_shape_the_app_was_installed_with() {
+        let root = project::root();
+        for options in
+            stack::variants().into_iter().chain([Options { mesh: Mesh::Off, ..options(Some(11), Ingress::Traefik) }])
+        {
+            let args = stack::values_of(&options, stack::APP_RELEASE, &root).unwrap();
+            let mut values = serde_json::json!({});
+            for set in args.windows(2).filter(|pair| pair[0] == "--set").map(|pair| &pair[1]) {
+                let (path, value) = set.split_once('=').unwrap();
+                let pointer = format!("/{}", path.replace('.', "/"));
+                let value = value.parse::<bool>().map_or_else(|_| serde_json::json!(value), serde_json::Value::Bool);
+                let mut at = &mut values;
+                for key in pointer.trim_start_matches('/').split('/') {
+                    at = at.as_object_mut().unwrap().entry(key).or_insert(serde_json::json!({}));
+                }
+                *at = value;
+            }
+            let planned = Options::planned(None, Ingress::Traefik);
+            let shape = commands::shape_of(&planned, &values);
+            assert_eq!(
+                (shape.chapter(), shape.mesh, shape.ingress),
+                (options.chapter(), options.mesh, options.ingress),
+                "{values}"
+            );
+        }
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::path::Path;
 use super::{
     APP_NAMESPACE, CPUS, INGRESS_PORT, Ingress, JAEGER_PORT, JAEGER_RELEASE, MEMORY, NGINX_NAMESPACE, Options,
     REPOSITORIES, TRACING_NAMESPACE, TRAEFIK_NAMESPACE,
-    stack::{self, Release},
+    stack::{self, Ready, Release},
     state::State,
 };
 use crate::{
@@ -66,6 +66,12 @@ pub fn plan(options: &Options, state: &State, image_tag: &str, root: &Path) -> a
         releases.iter().position(|release| release.name == stack::APP_RELEASE).expect("the app is always planned");
     for release in &releases[..app] {
         steps.push(helm_install(options, release, up_to_date(release)));
+        if release.ready == Ready::Rollout {
+            steps.push(
+                Step::new(format!("Wait until {} is available", release.name), release.hint)
+                    .internal(Internal::WaitForDeployments(release.namespace)),
+            );
+        }
     }
     if options.has_edge() && options.ingress == Ingress::Nginx {
         steps.push(
@@ -139,7 +145,10 @@ fn helm_install(options: &Options, release: &Release, up_to_date: bool) -> Step 
                 .args(version)
                 .args(["--namespace", release.namespace, "--create-namespace"])
                 .args(&release.args)
-                .args(["--wait", "--timeout", "10m"]),
+                .args(match release.ready {
+                    Ready::HelmWait => &["--wait", "--timeout", "10m"][..],
+                    Ready::Rollout => &[],
+                }),
         )
         .done_if(up_to_date.then(|| format!("{} is deployed as asked", release.name)))
 }

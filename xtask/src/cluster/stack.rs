@@ -26,6 +26,17 @@ pub struct Release {
     /// Values and flags, ending with `--description xtask:<fingerprint>`.
     pub args: Vec<String>,
     pub hint: &'static str,
+    pub ready: Ready,
+}
+
+/// How `up` waits for a release to be ready.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ready {
+    /// `helm --wait`: every resource ready, or Helm's timeout.
+    HelmWait,
+    /// Installed without `--wait`, then [`super::rollout::wait`]: its Deployments available, and
+    /// a stop at once when an image cannot be pulled (Linkerd's, from cr.l5d.io, offline).
+    Rollout,
 }
 
 /// A third-party release: its chart and version from the table, its image tags, its values.
@@ -51,7 +62,16 @@ fn upstream(
         Some(dir) => super::charts::locate(dir, &chart.chart, &chart.version)?.display().to_string(),
         None => chart.chart.clone(),
     };
-    Ok(Release { title, name, namespace, chart: source, version: Some(chart.version.clone()), args, hint })
+    Ok(Release {
+        title,
+        name,
+        namespace,
+        chart: source,
+        version: Some(chart.version.clone()),
+        args,
+        hint,
+        ready: Ready::HelmWait,
+    })
 }
 
 /// Every release of the stack for `options`, in install order. `image_tag` and the folder they
@@ -92,7 +112,8 @@ pub fn releases(options: &Options, image_tag: &str, root: &Path) -> anyhow::Resu
                     &issuer_key,
                 ],
                 "see `kubectl --namespace linkerd get pods`; the certificates are in the state folder",
-            )?,
+            )
+            .map(|release| Release { ready: Ready::Rollout, ..release })?,
         ]);
     }
     releases.extend([
@@ -162,6 +183,7 @@ pub fn releases(options: &Options, image_tag: &str, root: &Path) -> anyhow::Resu
         version: None,
         args: app_args,
         hint: "see `kubectl --namespace todo get pods` and `kubectl --namespace todo describe pods`",
+        ready: Ready::HelmWait,
     });
     // What was asked, with the content of every file it reads: a change to any of them
     // makes the release out of date.

@@ -44,12 +44,14 @@ pub struct Image {
     pub tag: String,
     /// The value that takes the tag (`--set <set>=<tag>`).
     pub set: String,
-    /// The value that takes the image's name (with the registry, unless `registry` is given).
-    pub repository: String,
+    /// The value that takes the image's name (with the registry, unless `registry` is given);
+    /// `None` for an image with no stand-in on the bare provider.
+    pub repository: Option<String>,
     /// The value that takes the registry, for a chart that names it apart from the repository.
     pub registry: Option<String>,
-    /// The image of xtask's catalog that stands in on the bare provider.
-    pub bare: String,
+    /// The image of xtask's catalog that stands in on the bare provider (`None`: none can,
+    /// the image must be pulled).
+    pub bare: Option<String>,
 }
 
 impl Versions {
@@ -67,7 +69,13 @@ impl Versions {
                 "image {name} is set in chart {}, which the table does not have",
                 image.chart
             );
-            super::images::find(&image.bare).with_context(|| format!("image {name} stands in as {}", image.bare))?;
+            if let Some(bare) = &image.bare {
+                super::images::find(bare).with_context(|| format!("image {name} stands in as {bare}"))?;
+                anyhow::ensure!(
+                    image.repository.is_some(),
+                    "image {name} stands in as {bare} without a `repository` value"
+                );
+            }
         }
         Ok(versions)
     }
@@ -91,8 +99,9 @@ impl Versions {
     pub fn bare_image_sets(&self, name: &str) -> anyhow::Result<Vec<String>> {
         let mut sets = Vec::new();
         for image in self.images.values().filter(|image| image.chart == name) {
-            let reference = super::images::find(&image.bare)?.reference()?;
-            sets.extend(repository_sets(&image.repository, image.registry.as_deref(), &image.set, &reference));
+            let (Some(bare), Some(repository)) = (&image.bare, &image.repository) else { continue };
+            let reference = super::images::find(bare)?.reference()?;
+            sets.extend(repository_sets(repository, image.registry.as_deref(), &image.set, &reference));
         }
         Ok(sets)
     }

@@ -24,7 +24,7 @@ pub use components::Component;
 use super::images;
 use crate::{
     cmd,
-    plan::{Cmd, Internal, Plan, Step},
+    plan::{Cmd, Internal, Step},
     project, tools,
 };
 
@@ -627,12 +627,4 @@ pub fn status() -> anyhow::Result<()> {
         println!("{}", command.read().unwrap_or_else(|| "  (no answer: is the cluster up?)".into()));
     }
     Ok(())
-}
-
-/// Runs a plan of the bare provider.
-pub fn execute(plan: &Plan, layout: &Layout) -> anyhow::Result<()> {
-    plan.execute(&mut |work| match work {
-        Internal::Bare(work) => work.run(layout),
-        Internal::GenerateCertificates => Ok(()),
-    })
 }
