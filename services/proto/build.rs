@@ -16,13 +16,13 @@ fn main() -> Result<(), Box<dyn Error>> {
     // The messages and the client, with tonic's own codec.
     tonic_prost_build::configure().build_server(false).compile_fds(descriptors.clone())?;
     // The server, on the messages above, with a codec that answers a request it cannot decode
-    // with INVALID_ARGUMENT (see `src/codec.rs`).
+    // with INVALID_ARGUMENT (the grpc-codec crate).
     let server_dir = out_dir.join("server");
     fs::create_dir_all(&server_dir)?;
     tonic_prost_build::configure()
         .build_client(false)
         .extern_path(".todo_mgr", "crate::todo_mgr")
-        .codec_path("crate::codec::ServerCodec")
+        .codec_path("grpc_codec::ServerCodec")
         .out_dir(&server_dir)
         .compile_fds(descriptors)?;
     Ok(())

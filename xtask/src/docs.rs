@@ -169,12 +169,21 @@ mod tests {
     }
 
     #[test]
-    fn the_readme_commands_parse() {
-        let readme = std::fs::read_to_string(project::root().join("README.md")).unwrap();
-        for args in xtask_commands(&readme) {
-            let parsed = Cli::try_parse_from(&args);
-            assert!(parsed.is_ok(), "README.md: `cargo {}` does not parse: {}", args.join(" "), parsed.err().unwrap());
+    fn the_commands_of_the_readme_and_the_docs_parse() {
+        let root = project::root();
+        let mut pages = vec![root.join("README.md")];
+        pages.extend(std::fs::read_dir(root.join("docs")).unwrap().map(|entry| entry.unwrap().path()));
+        let mut commands = 0;
+        for page in &pages {
+            let text = std::fs::read_to_string(page).unwrap();
+            for args in xtask_commands(&text) {
+                let parsed = Cli::try_parse_from(&args);
+                let page = page.display();
+                assert!(parsed.is_ok(), "{page}: `cargo {}` does not parse: {}", args.join(" "), parsed.err().unwrap());
+                commands += 1;
+            }
         }
+        assert!(pages.len() >= 6 && commands >= 40, "{} pages, {commands} commands", pages.len());
     }
 
     #[test]

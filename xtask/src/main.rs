@@ -73,7 +73,7 @@ enum Command {
     Tools(tools::Options),
     /// The chart and image versions cluster mode installs (from config/versions.toml).
     Versions {
-        /// Print the README's table.
+        /// Print the table of docs/cluster.md.
         #[arg(long)]
         markdown: bool,
     },

@@ -2,9 +2,8 @@
 //! duration, errors and attributes, newest first, one line each; then look at one with
 //! `cargo xtask trace ID --details`.
 //!
-//! The conditions go to Jaeger as its API v3 parameters, and are applied here again to what
-//! comes back: Jaeger releases before 2.19 ignore `query.attributes` (the real Jaeger the tests
-//! run is 2.13), and a search must not answer "these failed" with traces that did not.
+//! The conditions go to Jaeger as its API v3 parameters, and are applied again to what comes
+//! back, by the trace store's own filter ([`crate::jaeger::matching`]).
 
 use std::{
     collections::BTreeMap,
@@ -62,8 +61,7 @@ pub struct Options {
 pub fn run(options: &Options) -> anyhow::Result<()> {
     let search = search_of(options)?;
     let jaeger = Jaeger::new(&options.jaeger)?;
-    let traces: Vec<Vec<Span>> =
-        jaeger.search(&search)?.into_iter().filter(|trace| trace.iter().any(|span| matches(&search, span))).collect();
+    let traces = jaeger.search(&search)?;
     if traces.is_empty() {
         println!("No trace matches (in the last {}).", humantime::format_duration(options.since));
         return Ok(());
@@ -93,30 +91,6 @@ fn search_of(options: &Options) -> anyhow::Result<Search> {
         attributes,
         limit: options.limit,
     })
-}
-
-/// Whether `span` meets every condition of `search` (as Jaeger 2.19 matches them).
-fn matches(search: &Search, span: &Span) -> bool {
-    let took = Duration::from_nanos(span.duration_nanos());
-    span.service == search.service
-        && search.operation.as_ref().is_none_or(|name| *name == span.name)
-        && search.duration_min.is_none_or(|min| took >= min)
-        && search.duration_max.is_none_or(|max| took <= max)
-        && search.attributes.iter().all(|(key, value)| match key.as_str() {
-            "error" => span.is_error == (value == "true"),
-            "span.status" => span.is_error == value.eq_ignore_ascii_case("error"),
-            "span.kind" => span.kind.eq_ignore_ascii_case(value),
-            // The spans here do not say their scope: left to the store.
-            "scope.name" | "scope.version" => true,
-            _ => match key.strip_prefix("resource.") {
-                Some(key) => span.resource.get(key) == Some(value),
-                None => {
-                    span.attributes.get(key) == Some(value)
-                        || span.resource.get(key) == Some(value)
-                        || span.events.iter().any(|event| event.attributes.get(key) == Some(value))
-                }
-            },
-        })
 }
 
 /// One line per trace: id, start, duration, spans, errors, the root span.
@@ -150,56 +124,27 @@ fn table(traces: &[Vec<Span>]) -> String {
 
 #[cfg(test)]
 mod tests {
+    use testkit::filter_table::{CASES, SERVICE, filter, trace};
+
     use super::*;
 
-    fn search(attributes: &[(&str, &str)]) -> Search {
-        Search {
-            service: "apiserver".into(),
-            operation: None,
-            since: SystemTime::UNIX_EPOCH,
-            duration_min: Some(Duration::from_millis(100)),
-            duration_max: None,
-            attributes: attributes.iter().map(|(key, value)| (key.to_string(), value.to_string())).collect(),
-            limit: 20,
-        }
-    }
-
-    fn span(is_error: bool, millis: u64) -> Span {
-        Span {
-            trace_id: "t".into(),
-            span_id: "s".into(),
-            parent_span_id: String::new(),
-            service: "apiserver".into(),
-            name: "GET /v1/todo".into(),
-            kind: "server",
-            start_unix_nano: 0,
-            end_unix_nano: millis * 1_000_000,
-            attributes: [("fault.injected".to_owned(), "error".to_owned())].into(),
-            resource: [("service.name".to_owned(), "apiserver".to_owned())].into(),
-            is_error,
-            status_message: String::new(),
-            events: vec![tracestore::model::Event {
-                name: "injected failure".into(),
-                time_unix_nano: 0,
-                attributes: [("level".to_owned(), "WARN".to_owned())].into(),
-            }],
-        }
-    }
-
     /// What comes back from a Jaeger that ignores `query.attributes` is filtered here as the
-    /// store filters it.
+    /// store filters it: the one table of `testkit::filter_table`.
     #[test]
-    fn the_answer_is_filtered_again() {
-        assert!(matches(&search(&[("error", "true")]), &span(true, 150)));
-        assert!(!matches(&search(&[("error", "true")]), &span(false, 150)));
-        assert!(!matches(&search(&[]), &span(true, 50)), "shorter than --min-duration");
-        assert!(matches(&search(&[("span.status", "ERROR"), ("span.kind", "server")]), &span(true, 150)));
-        assert!(matches(
-            &search(&[("fault.injected", "error"), ("resource.service.name", "apiserver")]),
-            &span(true, 150)
-        ));
-        assert!(matches(&search(&[("level", "WARN")]), &span(true, 150)), "an event's attribute");
-        assert!(!matches(&search(&[("fault.injected", "delay")]), &span(true, 150)));
-        assert!(matches(&search(&[("scope.name", "apiserver")]), &span(true, 150)), "left to the store");
+    fn the_answer_is_filtered_as_the_store_filters() {
+        let answer = trace().resource_spans;
+        for case in CASES {
+            let search = Search { attributes: filter(case), ..Search::of(SERVICE, None, SystemTime::UNIX_EPOCH) };
+            let found = crate::jaeger::matching(&answer, &search.query());
+            assert_eq!(!found.is_empty(), case.matches, "{:?}: {}", case.filter, case.why);
+            if case.matches {
+                assert_eq!(found[0].len(), 3, "the whole trace, todomanager's span too");
+            }
+        }
+        let slow = Search {
+            duration_min: Some(Duration::from_millis(200)),
+            ..Search::of(SERVICE, None, SystemTime::UNIX_EPOCH)
+        };
+        assert!(crate::jaeger::matching(&answer, &slow.query()).is_empty(), "shorter than --min-duration");
     }
 }

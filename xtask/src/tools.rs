@@ -32,7 +32,7 @@ enum Command {
     },
     /// The tools, their pinned versions, and whether they are installed.
     List {
-        /// Print the README's table of versions instead.
+        /// Print the table of docs/real-tools.md instead.
         #[arg(long)]
         markdown: bool,
     },
@@ -309,7 +309,7 @@ fn list() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The README's table of the real tools and their versions (a test keeps both in step).
+/// The table of the real tools in docs/real-tools.md and their versions (a test keeps both in step).
 pub fn markdown_table() -> anyhow::Result<String> {
     let pins = Pins::read()?;
     let mut table = String::from("| tool | what | pinned module and version |\n| --- | --- | --- |\n");
@@ -538,10 +538,10 @@ mod tests {
     }
 
     #[test]
-    fn the_readme_shows_the_pinned_versions() {
-        let readme = std::fs::read_to_string(project::root().join("README.md")).unwrap();
+    fn the_docs_show_the_pinned_versions() {
+        let page = std::fs::read_to_string(project::root().join("docs/real-tools.md")).unwrap();
         let table = markdown_table().unwrap();
-        assert!(readme.contains(&table), "README.md must show `cargo xtask tools list --markdown`:\n{table}");
+        assert!(page.contains(&table), "docs/real-tools.md must show `cargo xtask tools list --markdown`:\n{table}");
     }
 
     #[test]

@@ -299,8 +299,8 @@ impl Verifier {
         let mut request = self.http.request(method.clone(), format!("{}{path}", self.api));
         // With failure injection on, a chapter's check must not fail at random: ask for none,
         // unless the chapter asks for a fault itself.
-        if !headers.keys().any(|name| name.eq_ignore_ascii_case("x-inject-fault")) {
-            request = request.header("x-inject-fault", "none");
+        if !headers.keys().any(|name| name.eq_ignore_ascii_case(proto::INJECT_FAULT)) {
+            request = request.header(proto::INJECT_FAULT, "none");
         }
         if let Some(host) = &self.host {
             request = request.header("host", host);

@@ -155,6 +155,12 @@ fn every_exercise_fails_unsolved_and_passes_solved() {
     assert!(listed.contains(&format!("{} of {} solved", exercises.len(), exercises.len())), "{listed}");
 }
 
+/// How many exercises `list` says are solved (what the progress file records).
+fn solved_count(copy: &Path) -> String {
+    let listed = text(&exercise(copy, &["list"]));
+    listed.lines().find(|line| line.contains(" solved. Start one")).unwrap_or_default().to_owned()
+}
+
 /// One exercise from start to reset; the first thing that is not as it should be.
 fn go_through(copy: &Path, one: &Exercise) -> Result<(), String> {
     let ensure = |holds: bool, what: String| if holds { Ok(()) } else { Err(what) };
@@ -172,9 +178,12 @@ fn go_through(copy: &Path, one: &Exercise) -> Result<(), String> {
         "start took nothing out of services/".into(),
     )?;
 
+    let solved_before = solved_count(copy);
+    ensure(!solved_before.is_empty(), "`list` says nothing of what is solved".into())?;
     let unsolved = exercise(copy, &["check", "--timeout", "5s"]);
     let said = text(&unsolved);
     ensure(!unsolved.status.success(), format!("check passes on the unsolved code:\n{said}"))?;
+    ensure(solved_count(copy) == solved_before, format!("a failed check recorded {name} as solved"))?;
     ensure(
         said.contains("does not compile") != one.spec.compiles,
         format!("the unsolved code should {}compile:\n{said}", if one.spec.compiles { "" } else { "not " }),

@@ -63,11 +63,6 @@ impl Injector {
     }
 }
 
-/// With failure injection on, a request may choose its fate: `X-Inject-Fault: error`, `delay`,
-/// `slow` (todomanager's `ListTodos` takes a second) or `none` (what `cargo xtask verify` sends,
-/// so that checking a chapter never fails at random).
-pub const CHOICE_HEADER: &str = "x-inject-fault";
-
 #[derive(Debug, PartialEq, Eq)]
 pub enum Fate {
     Error,
@@ -99,7 +94,7 @@ tokio::task_local! {
 
 /// The middleware; it runs inside the request's span.
 pub async fn inject(State(injector): State<Injector>, request: Request, next: Next) -> Response {
-    let choice = request.headers().get(CHOICE_HEADER).and_then(|value| value.to_str().ok()).map(str::to_owned);
+    let choice = request.headers().get(proto::INJECT_FAULT).and_then(|value| value.to_str().ok()).map(str::to_owned);
     let passed_on = match choice.as_deref() {
         Some("none") => Some("none"),
         Some("slow") if injector.faults.inject_failures => Some("slow"),

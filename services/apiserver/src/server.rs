@@ -6,21 +6,34 @@
 //!   waits for the next request);
 //! - a request's body must arrive within `request_body_timeout`, however slowly it trickles
 //!   (answered 408);
-//! - at most `max_connections` connections at once: beyond that, new ones wait in the kernel's
-//!   queue instead of using up file descriptors;
+//! - at most `max_connections` connections at once (by default what the process's file limit
+//!   allows): when a new client comes and all are taken, the connection idle the longest (a
+//!   keep-alive connection between requests, or one that has sent nothing yet) is closed to make
+//!   room; when none is idle, the new client waits in the kernel's queue;
 //! - on shutdown, requests in flight get `shutdown_timeout` to finish; then the remaining
 //!   connections are closed and the process exits.
 
-use std::{future::Future, sync::Arc, time::Duration};
+use std::{
+    future::Future,
+    sync::{
+        Arc, Weak,
+        atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
 
 use axum::{Router, extract::ConnectInfo};
 use hyper::server::conn::http1;
 use hyper_util::{
     rt::{TokioIo, TokioTimer},
-    server::graceful::GracefulShutdown,
     service::TowerToHyperService,
 };
-use tokio::{net::TcpListener, sync::Semaphore, task::JoinSet};
+use tokio::{
+    net::TcpListener,
+    sync::{Notify, Semaphore, watch},
+    task::JoinSet,
+    time::Instant,
+};
 use tower::{ServiceBuilder, ServiceExt as _};
 use tower_http::timeout::RequestBodyDeadlineLayer;
 
@@ -36,9 +49,11 @@ pub struct Limits {
     #[arg(long, env = "APISERVER_REQUEST_BODY_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
     pub request_body_timeout: Duration,
 
-    /// Connections served at once; further ones wait until one closes.
-    #[arg(long, env = "APISERVER_MAX_CONNECTIONS", default_value_t = 1024)]
-    pub max_connections: usize,
+    /// Connections served at once; when all are taken, the one idle the longest is closed for
+    /// a new client (or, none idle, the client waits). Default: the process's file limit
+    /// (raised to its hard limit) less 128 descriptors for everything else.
+    #[arg(long, env = "APISERVER_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
 
     /// On SIGTERM, how long requests in flight may take to finish before their connections
     /// are closed.
@@ -51,9 +66,83 @@ impl Default for Limits {
         Self {
             header_read_timeout: Duration::from_secs(10),
             request_body_timeout: Duration::from_secs(10),
-            max_connections: 1024,
+            max_connections: None,
             shutdown_timeout: Duration::from_secs(10),
         }
+    }
+}
+
+/// File descriptors kept for everything but client connections: the listener, todomanager's
+/// and the exporter's connections, logs, the runtime's own.
+const RESERVED_DESCRIPTORS: u64 = 128;
+
+/// The connection cap a file limit allows.
+fn cap_for(file_limit: u64) -> usize {
+    usize::try_from(file_limit.saturating_sub(RESERVED_DESCRIPTORS)).unwrap_or(usize::MAX).max(16)
+}
+
+/// The process's file limit, its soft limit first raised to the hard one (as Go's runtime does
+/// since 1.19: the soft default, often 1,024, is kept low for programs using select(2)).
+fn file_limit() -> u64 {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok((soft, hard)) if soft < hard && setrlimit(Resource::RLIMIT_NOFILE, hard, hard).is_ok() => hard,
+        Ok((soft, _)) => soft,
+        Err(_) => 1024,
+    }
+}
+
+impl Limits {
+    /// The connection cap: `--max-connections`, or what the file limit allows.
+    pub fn connection_cap(&self) -> usize {
+        self.max_connections.unwrap_or_else(|| cap_for(file_limit())).max(1)
+    }
+}
+
+/// What the accept loop knows of a connection, to choose which one makes room.
+#[derive(Default)]
+struct Activity {
+    requests_in_flight: AtomicUsize,
+    /// When it was accepted or last answered, in milliseconds since the server started.
+    idle_since: AtomicU64,
+    closing: AtomicBool,
+    close: Notify,
+}
+
+/// The open connections, as the accept loop sees them.
+struct Open {
+    started: Instant,
+    connections: Vec<Weak<Activity>>,
+}
+
+impl Open {
+    fn now(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+
+    fn add(&mut self) -> Arc<Activity> {
+        let activity = Arc::new(Activity { idle_since: AtomicU64::new(self.now()), ..Default::default() });
+        self.connections.retain(|connection| connection.strong_count() > 0);
+        self.connections.push(Arc::downgrade(&activity));
+        activity
+    }
+
+    /// Closes the connection idle the longest, if one is idle: a keep-alive connection
+    /// between requests, or one that has not sent a request yet. Whether one was.
+    fn make_room(&mut self) -> bool {
+        self.connections.retain(|connection| connection.strong_count() > 0);
+        let idlest = self
+            .connections
+            .iter()
+            .filter_map(Weak::upgrade)
+            .filter(|activity| {
+                activity.requests_in_flight.load(Ordering::Acquire) == 0 && !activity.closing.load(Ordering::Acquire)
+            })
+            .min_by_key(|activity| activity.idle_since.load(Ordering::Acquire));
+        let Some(idlest) = idlest else { return false };
+        idlest.closing.store(true, Ordering::Release);
+        idlest.close.notify_one();
+        true
     }
 }
 
@@ -70,22 +159,17 @@ pub async fn serve(
     // connection forever.)
     let mut builder = http1::Builder::new();
     builder.timer(TokioTimer::new()).header_read_timeout(limits.header_read_timeout);
-    let graceful = GracefulShutdown::new();
-    let free = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let cap = limits.connection_cap();
+    tracing::info!(max_connections = %cap, "serving");
+    let free = Arc::new(Semaphore::new(cap));
+    let mut open = Open { started: Instant::now(), connections: Vec::new() };
+    let (stopping, stop) = watch::channel(false);
     let mut connections = JoinSet::new();
     let mut shutdown = std::pin::pin!(shutdown);
     let mut said_full = false;
 
-    loop {
+    'accept: loop {
         while connections.try_join_next().is_some() {}
-        if free.available_permits() == 0 && !said_full {
-            tracing::warn!(limit = limits.max_connections, "connection limit reached: new connections wait");
-        }
-        said_full = free.available_permits() == 0;
-        let permit = tokio::select! {
-            permit = free.clone().acquire_owned() => permit.expect("the semaphore is never closed"),
-            () = &mut shutdown => break,
-        };
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
@@ -98,27 +182,72 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
-        // The client's address for the spans' `client.address`, as axum's `ConnectInfo`.
-        let app = router.clone().map_request(move |mut request: axum::http::Request<_>| {
-            request.extensions_mut().insert(ConnectInfo(peer));
-            request
-        });
+        // A client is here: a connection idle the longest makes room for it; with none idle, it
+        // waits for one to finish (looking again, as busy ones turn idle).
+        let permit = loop {
+            if let Ok(permit) = free.clone().try_acquire_owned() {
+                break permit;
+            }
+            if !said_full {
+                tracing::warn!(limit = cap, "connection limit reached: the idlest connections make room");
+                said_full = true;
+            }
+            open.make_room();
+            tokio::select! {
+                permit = free.clone().acquire_owned() => break permit.expect("the semaphore is never closed"),
+                () = tokio::time::sleep(Duration::from_millis(100)) => {}
+                () = &mut shutdown => break 'accept,
+            }
+        };
+        if free.available_permits() > 0 {
+            said_full = false;
+        }
+        let activity = open.add();
+        // The client's address for the spans' `client.address`, as axum's `ConnectInfo`; each
+        // request counted in flight until its response is ready.
+        let (starts, ends) = (activity.clone(), activity.clone());
+        let clock = open.started;
+        let app = router
+            .clone()
+            .map_request(move |mut request: axum::http::Request<_>| {
+                starts.requests_in_flight.fetch_add(1, Ordering::AcqRel);
+                request.extensions_mut().insert(ConnectInfo(peer));
+                request
+            })
+            .map_response(move |response| {
+                ends.idle_since.store(clock.elapsed().as_millis() as u64, Ordering::Release);
+                ends.requests_in_flight.fetch_sub(1, Ordering::AcqRel);
+                response
+            });
         let service =
             ServiceBuilder::new().layer(RequestBodyDeadlineLayer::new(limits.request_body_timeout)).service(app);
         let connection = builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
-        let connection = graceful.watch(connection);
+        let mut stop = stop.clone();
         connections.spawn(async move {
-            let _ = connection.await;
+            let mut connection = std::pin::pin!(connection);
+            // Closing, for room or for shutdown, is graceful: a request in flight is answered.
+            tokio::select! {
+                _ = connection.as_mut() => {}
+                () = activity.close.notified() => {
+                    connection.as_mut().graceful_shutdown();
+                    let _ = connection.as_mut().await;
+                }
+                () = async { drop(stop.wait_for(|stopping| *stopping).await) } => {
+                    connection.as_mut().graceful_shutdown();
+                    let _ = connection.as_mut().await;
+                }
+            }
             drop(permit);
         });
     }
 
     drop(listener);
-    let open = graceful.count();
-    if open > 0 {
-        tracing::info!(connections = open, "finishing the requests in flight");
+    if !connections.is_empty() {
+        tracing::info!(connections = connections.len(), "finishing the requests in flight");
     }
-    if tokio::time::timeout(limits.shutdown_timeout, graceful.shutdown()).await.is_err() {
+    let _ = stopping.send(true);
+    let finished = async { while connections.join_next().await.is_some() {} };
+    if tokio::time::timeout(limits.shutdown_timeout, finished).await.is_err() {
         tracing::warn!(
             connections = connections.len(),
             timeout = %humantime::format_duration(limits.shutdown_timeout),
@@ -127,4 +256,16 @@ pub async fn serve(
     }
     connections.abort_all();
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cap_follows_the_file_limit() {
+        assert_eq!(cap_for(1024), 896);
+        assert_eq!(cap_for(1_048_576), 1_048_448);
+        assert_eq!(cap_for(100), 16, "a floor, however low the limit");
+    }
 }

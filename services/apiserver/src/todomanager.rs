@@ -114,9 +114,7 @@ impl TodoManager {
         let mut request = Request::new(message);
         request.set_timeout(self.timeout);
         if let Some(choice) = crate::faults::PASSED_ON.try_with(|choice| *choice).ok().flatten() {
-            request
-                .metadata_mut()
-                .insert(crate::faults::CHOICE_HEADER, tonic::metadata::MetadataValue::from_static(choice));
+            request.metadata_mut().insert(proto::INJECT_FAULT, tonic::metadata::MetadataValue::from_static(choice));
         }
         request
     }

@@ -429,22 +429,35 @@ async fn a_long_list_comes_in_pages() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(first.as_array().unwrap().len(), apiserver::routes::DEFAULT_PAGE_SIZE as usize);
 
-    let mut next = Some(format!("{}/v1/todo?page_size=5000", stack.api));
-    let (mut seen, mut pages) = (Vec::new(), 0);
-    while let Some(url) = next.take() {
-        let response = stack.http.get(&url).send().await.unwrap();
-        assert_eq!(response.status(), StatusCode::OK);
-        next = response.headers().get("link").map(|link| {
-            let link = link.to_str().unwrap();
-            assert!(link.ends_with(">; rel=\"next\""), "{link}");
-            format!("{}{}", stack.api, &link[1..link.find('>').unwrap()])
-        });
-        let page: Vec<Value> = response.json().await.unwrap();
-        assert!(page.len() <= apiserver::routes::MAX_PAGE_SIZE as usize, "a page of {}", page.len());
-        seen.extend(page.iter().map(|todo| todo["id"].as_str().unwrap().parse::<u64>().unwrap()));
-        pages += 1;
-    }
-    assert_eq!(pages, 10, "5000 is lowered to the maximum page size, 1000");
+    // Every todo once, following `Link`: the number of pages and the size of each.
+    let walk = |page_size: u32| {
+        let (http, api) = (stack.http.clone(), stack.api.clone());
+        async move {
+            let mut next = Some(format!("{api}/v1/todo?page_size={page_size}"));
+            let (mut seen, mut sizes) = (Vec::new(), Vec::new());
+            while let Some(url) = next.take() {
+                let response = http.get(&url).send().await.unwrap();
+                assert_eq!(response.status(), StatusCode::OK);
+                next = response.headers().get("link").map(|link| {
+                    let link = link.to_str().unwrap();
+                    assert!(link.ends_with(">; rel=\"next\""), "{link}");
+                    format!("{api}{}", &link[1..link.find('>').unwrap()])
+                });
+                let page: Vec<Value> = response.json().await.unwrap();
+                assert!(page.len() <= apiserver::routes::MAX_PAGE_SIZE as usize, "a page of {}", page.len());
+                seen.extend(page.iter().map(|todo| todo["id"].as_str().unwrap().parse::<u64>().unwrap()));
+                sizes.push(page.len());
+            }
+            (seen, sizes)
+        }
+    };
+    let (seen, sizes) = walk(5000).await;
+    assert_eq!(sizes, [1000; 10], "5000 is lowered to the maximum page size, 1000");
+    assert_eq!(seen, (1..=10_000).collect::<Vec<u64>>());
+    // A short last page: the page before it still names it.
+    let (seen, sizes) = walk(300).await;
+    assert_eq!(sizes.len(), 34, "33 full pages and one of 100");
+    assert_eq!(sizes.last(), Some(&100));
     assert_eq!(seen, (1..=10_000).collect::<Vec<u64>>());
 
     for (query, why) in

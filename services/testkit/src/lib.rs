@@ -4,6 +4,7 @@
 //! databases), else from a throw-away container when a Docker engine answers. Where neither is
 //! available the MySQL tests are skipped, and that is said on the terminal, not hidden.
 
+pub mod filter_table;
 pub mod otlp;
 pub mod process;
 pub mod real;

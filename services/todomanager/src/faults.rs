@@ -9,10 +9,6 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 /// How long a call that asked to be slow is held back.
 pub const SLOW_ON_REQUEST: Duration = Duration::from_secs(1);
 
-/// The metadata by which a caller opts out of failure injection (value `none`) or asks to be
-/// slow (value `slow`).
-pub const OPT_OUT_HEADER: &str = "x-inject-fault";
-
 #[derive(Clone, Copy, Debug, clap::Args)]
 pub struct Faults {
     /// Turn failure injection on (for the workshop's "reading traces" chapter).
@@ -53,7 +49,7 @@ impl Faults {
     /// whose caller opted out (metadata `x-inject-fault: none`, which apiserver passes on
     /// from `cargo xtask verify` and `helm test`).
     pub async fn maybe_slow_down(&self, metadata: &tonic::metadata::MetadataMap, draws: &Draws) {
-        let delay = match metadata.get(OPT_OUT_HEADER).and_then(|value| value.to_str().ok()) {
+        let delay = match metadata.get(proto::INJECT_FAULT).and_then(|value| value.to_str().ok()) {
             Some("none") => return,
             // The caller asked for it (`X-Inject-Fault: slow` at apiserver): one second, within
             // apiserver's timeout, so the answer is still a 200.

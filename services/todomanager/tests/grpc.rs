@@ -92,6 +92,22 @@ async fn every_rpc_works(db: &TestDb) {
     assert_eq!(unchanged, changed, "{backend}");
     assert_eq!(client.get_todo(id_req("alice", first.id)).await.unwrap().into_inner(), changed, "{backend}");
 
+    // An update_mask sets only the fields it names; the others keep their stored values,
+    // whatever the request carries in them (an empty text is not an error then).
+    let mask =
+        |paths: &[&str]| Some(prost_types::FieldMask { paths: paths.iter().map(|path| path.to_string()).collect() });
+    let only_done = Todo { done: false, text: String::new(), update_mask: mask(&["done"]), ..changed.clone() };
+    let updated = client.update_todo(only_done).await.unwrap().into_inner();
+    assert_eq!((updated.text.as_str(), updated.done), ("Check tracing again", false), "{backend}: done only");
+    let only_text = Todo { done: true, text: "Masked".into(), update_mask: mask(&["text"]), ..changed.clone() };
+    let updated = client.update_todo(only_text).await.unwrap().into_inner();
+    assert_eq!((updated.text.as_str(), updated.done), ("Masked", false), "{backend}: text only");
+    let stored = client.get_todo(id_req("alice", first.id)).await.unwrap().into_inner();
+    assert_eq!((stored.text.as_str(), stored.done), ("Masked", false), "{backend}: as stored");
+    let unknown = client.update_todo(Todo { update_mask: mask(&["owner"]), ..changed.clone() }).await.unwrap_err();
+    assert_eq!(unknown.code(), tonic::Code::InvalidArgument, "{backend}: {unknown:?}");
+    let changed = client.update_todo(changed.clone()).await.unwrap().into_inner();
+
     let deleted = client.delete_todo(id_req("alice", second.id)).await.unwrap().into_inner();
     assert!(deleted.success, "{backend}");
     assert_eq!(list(&mut client, "alice").await, vec![changed], "{backend}");

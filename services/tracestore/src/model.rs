@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use opentelemetry_proto::tonic::{
     common::v1::{AnyValue, KeyValue, any_value::Value},
-    trace::v1::{ResourceSpans, status::StatusCode},
+    trace::v1::{ResourceSpans, ScopeSpans, status::StatusCode},
 };
 
 #[derive(Clone, Debug, PartialEq)]
@@ -56,6 +56,37 @@ pub fn kind_name(kind: i32) -> &'static str {
         5 => "consumer",
         _ => "unspecified",
     }
+}
+
+/// `resource_spans` cut by trace: each trace's spans with their resource and scope, the traces
+/// in the order they first appear (an OTLP message may carry spans of many traces).
+pub fn by_trace(resource_spans: &[ResourceSpans]) -> Vec<Vec<ResourceSpans>> {
+    let mut traces: Vec<Vec<ResourceSpans>> = Vec::new();
+    let mut index: HashMap<&[u8], usize> = HashMap::new();
+    for resource_span in resource_spans {
+        for scope_spans in &resource_span.scope_spans {
+            for span in &scope_spans.spans {
+                let at = *index.entry(span.trace_id.as_slice()).or_insert_with(|| {
+                    traces.push(Vec::new());
+                    traces.len() - 1
+                });
+                let trace = &mut traces[at];
+                // Spans of the same resource and scope, one after the other, stay together.
+                let same = trace.last().is_some_and(|last| {
+                    last.resource == resource_span.resource && last.scope_spans[0].scope == scope_spans.scope
+                });
+                if !same {
+                    trace.push(ResourceSpans {
+                        resource: resource_span.resource.clone(),
+                        scope_spans: vec![ScopeSpans { scope: scope_spans.scope.clone(), ..Default::default() }],
+                        schema_url: resource_span.schema_url.clone(),
+                    });
+                }
+                trace.last_mut().expect("pushed above").scope_spans[0].spans.push(span.clone());
+            }
+        }
+    }
+    traces
 }
 
 /// Every span of `resource_spans`, in the order they came.

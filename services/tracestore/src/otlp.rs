@@ -12,10 +12,11 @@ use axum::{
 };
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
-    trace_service_server::{TraceService, TraceServiceServer},
 };
 use prost::Message;
-use tonic::codec::CompressionEncoding;
+use tonic::codegen::{
+    Body, BoxFuture, CompressionEncoding, Context, EnabledCompressionEncodings, Poll, Service, StdError, http,
+};
 use tower_http::decompression::RequestDecompressionLayer;
 
 use crate::store::{Ingested, Store};
@@ -25,10 +26,8 @@ use crate::store::{Ingested, Store};
 pub const MAX_EXPORT_BYTES: usize = 4 * 1024 * 1024;
 
 /// The gRPC receiver. Accepts gzip, as collectors and Jaeger do (`OTEL_EXPORTER_OTLP_COMPRESSION=gzip`).
-pub fn grpc_service(store: Store) -> TraceServiceServer<Receiver> {
-    TraceServiceServer::new(Receiver(store))
-        .accept_compressed(CompressionEncoding::Gzip)
-        .max_decoding_message_size(MAX_EXPORT_BYTES)
+pub fn grpc_service(store: Store) -> GrpcReceiver {
+    GrpcReceiver(store)
 }
 
 /// The HTTP receiver; accepts `Content-Encoding: gzip`.
@@ -40,15 +39,62 @@ pub fn http_router(store: Store) -> Router {
         .with_state(store)
 }
 
-pub struct Receiver(Store);
+/// `TraceService/Export` over gRPC. Served as tonic's generated servers serve a method (what
+/// `opentelemetry_proto`'s `TraceServiceServer` does), but with grpc-codec's codec: an export
+/// that cannot be decoded (a message nested too deeply, say) is the client's mistake,
+/// INVALID_ARGUMENT, where tonic's own codec answers INTERNAL (a server error). The HTTP
+/// receiver answers the same export 400.
+#[derive(Clone)]
+pub struct GrpcReceiver(Store);
 
-#[tonic::async_trait]
-impl TraceService for Receiver {
-    async fn export(
-        &self,
-        request: tonic::Request<ExportTraceServiceRequest>,
-    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
-        Ok(tonic::Response::new(answer(self.0.ingest(request.into_inner()))))
+/// The gRPC method, `/package.Service/Method` (opentelemetry-proto's trace_service.proto).
+const SERVICE: &str = "opentelemetry.proto.collector.trace.v1.TraceService";
+const EXPORT: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
+
+impl tonic::server::NamedService for GrpcReceiver {
+    const NAME: &'static str = SERVICE;
+}
+
+struct Export(Store);
+
+impl tonic::server::UnaryService<ExportTraceServiceRequest> for Export {
+    type Response = ExportTraceServiceResponse;
+    type Future = std::future::Ready<Result<tonic::Response<Self::Response>, tonic::Status>>;
+
+    fn call(&mut self, request: tonic::Request<ExportTraceServiceRequest>) -> Self::Future {
+        std::future::ready(Ok(tonic::Response::new(answer(self.0.ingest(request.into_inner())))))
+    }
+}
+
+impl<B> Service<http::Request<B>> for GrpcReceiver
+where
+    B: Body + Send + 'static,
+    B::Error: Into<StdError> + Send + 'static,
+{
+    type Response = http::Response<tonic::body::Body>;
+    type Error = std::convert::Infallible;
+    type Future = BoxFuture<Self::Response, Self::Error>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        if request.uri().path() != EXPORT {
+            return Box::pin(std::future::ready(Ok(tonic::Status::unimplemented(format!(
+                "{SERVICE} has one method, Export"
+            ))
+            .into_http())));
+        }
+        let export = Export(self.0.clone());
+        Box::pin(async move {
+            let mut accept = EnabledCompressionEncodings::default();
+            accept.enable(CompressionEncoding::Gzip);
+            let mut grpc = tonic::server::Grpc::new(grpc_codec::ServerCodec::default())
+                .apply_compression_config(accept, EnabledCompressionEncodings::default())
+                .apply_max_message_size_config(Some(MAX_EXPORT_BYTES), None);
+            Ok(grpc.unary(export, request).await)
+        })
     }
 }
 

@@ -308,8 +308,9 @@ impl Traces {
 }
 
 impl Query {
-    /// Whether one span of the service meets every condition (as in Jaeger's memory store).
-    fn matches(&self, parts: &[ResourceSpans]) -> bool {
+    /// Whether one span of the service meets every condition (as in Jaeger's memory store):
+    /// what the store answers, and what `cargo xtask search` keeps of another store's answer.
+    pub fn matches(&self, parts: &[ResourceSpans]) -> bool {
         parts.iter().filter(|rs| service_name(rs) == self.service_name).any(|rs| {
             let resource = rs.resource.as_ref().map(|resource| resource.attributes.as_slice()).unwrap_or_default();
             rs.scope_spans.iter().any(|scope_spans| {

@@ -106,7 +106,7 @@ impl Versions {
         Ok(sets)
     }
 
-    /// The README's table: what cluster mode installs, at which version.
+    /// The table of docs/cluster.md: what cluster mode installs, at which version.
     pub fn markdown(&self) -> String {
         let mut table = String::from("| component | chart or image | version |\n| --- | --- | --- |\n");
         table.push_str(&format!(
@@ -216,14 +216,14 @@ mod tests {
         assert_eq!(numeric("none"), None);
     }
 
-    /// The README's table is the table of versions.toml, verbatim.
+    /// The table of docs/cluster.md is the table of versions.toml, verbatim.
     #[test]
-    fn the_readme_shows_the_pinned_versions() {
+    fn the_docs_show_the_pinned_versions() {
         let versions = Versions::read(&project::root()).unwrap();
-        let readme = std::fs::read_to_string(project::root().join("README.md")).unwrap();
+        let page = std::fs::read_to_string(project::root().join("docs/cluster.md")).unwrap();
         assert!(
-            readme.contains(&versions.markdown()),
-            "README.md must contain the output of `cargo xtask versions --markdown`:\n{}",
+            page.contains(&versions.markdown()),
+            "docs/cluster.md must contain the output of `cargo xtask versions --markdown`:\n{}",
             versions.markdown()
         );
     }

@@ -5,7 +5,7 @@
 //! ever tries to pull them; the Pods that use them say `imagePullPolicy: Never` or
 //! `IfNotPresent`.
 //!
-//! Which upstream image each stands in for is in [`CATALOG`] (and the README's table).
+//! Which upstream image each stands in for is in [`CATALOG`] (and the table of docs/cluster.md).
 
 pub mod oci;
 
@@ -343,7 +343,7 @@ const PASSWD: &str = "root:x:0:0:root:/root:/bin/sh\nmysql:x:999:999:MariaDB:/va
                       nonroot:x:65532:65532:nonroot:/home/nonroot:/bin/false\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n";
 const GROUP: &str = "root:x:0:\nmysql:x:999:\nnonroot:x:65532:\nnogroup:x:65534:\n";
 
-/// The README's table of the images xtask writes (a test keeps both in step).
+/// The table of docs/cluster.md of the images xtask writes (a test keeps both in step).
 #[cfg(test)]
 pub fn markdown_table() -> String {
     let mut table = String::from("| image | stands in for |\n| --- | --- |\n");
@@ -428,10 +428,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_readme_shows_the_images() {
-        let readme = std::fs::read_to_string(crate::project::root().join("README.md")).unwrap();
+    fn the_docs_show_the_images() {
+        let page = std::fs::read_to_string(crate::project::root().join("docs/cluster.md")).unwrap();
         let table = markdown_table();
-        assert!(readme.contains(&table), "README.md must show the images xtask writes:\n{table}");
+        assert!(page.contains(&table), "docs/cluster.md must show the images xtask writes:\n{table}");
     }
 
     /// The collector and Traefik the bare cluster runs are the releases config/versions.toml
