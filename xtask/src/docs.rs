@@ -89,26 +89,9 @@ pub fn xtask_commands(text: &str) -> Vec<Vec<String>> {
     commands
 }
 
-/// A command line's words as a POSIX shell splits them, for the quoting the chapters use:
-/// `'…'` and `"…"` keep spaces (no escapes, no expansions).
+/// A command line's words as a POSIX shell splits them (none when its quotes do not close).
 fn shell_words(line: &str) -> Vec<String> {
-    let mut words = Vec::new();
-    let mut word: Option<String> = None;
-    let mut quote: Option<char> = None;
-    for character in line.chars() {
-        match (quote, character) {
-            (Some(open), c) if c == open => quote = None,
-            (Some(_), c) => word.get_or_insert_with(String::new).push(c),
-            (None, '\'' | '"') => {
-                quote = Some(character);
-                word.get_or_insert_with(String::new);
-            }
-            (None, c) if c.is_whitespace() => words.extend(word.take()),
-            (None, c) => word.get_or_insert_with(String::new).push(c),
-        }
-    }
-    words.extend(word);
-    words
+    shell_words::split(line).unwrap_or_default()
 }
 
 /// The workspace paths named in backquotes, like `services/telemetry/src/http.rs`.

@@ -66,6 +66,9 @@ impl Cmd {
     }
 }
 
+/// A word as a shell reads it literally. Not `shell_words::quote`: shell-words 1.1 quotes every
+/// `=` and `%` (its `escape_style`), so each `--set key=value` of a printed plan would come
+/// quoted, though a bare `=` is literal in any word but a command's first.
 fn quote(word: &str) -> String {
     let plain = |c: char| c.is_ascii_alphanumeric() || "-_./:=,@%+".contains(c);
     if !word.is_empty() && word.chars().all(plain) {

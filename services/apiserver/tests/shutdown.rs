@@ -97,13 +97,18 @@ async fn sigterm_lets_the_request_in_flight_complete() {
 /// apiserver with `args`, in front of a todomanager port where nothing answers (the tests here
 /// never get as far as todomanager).
 fn apiserver_with(args: &[&str]) -> (Service, SocketAddr) {
+    let apiserver = Service::start(apiserver_command(args), "address");
+    let address = apiserver.field("address").unwrap().parse().unwrap();
+    (apiserver, address)
+}
+
+/// The apiserver command of [`apiserver_with`], not started.
+fn apiserver_command(args: &[&str]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_apiserver"));
     command.args(["--listen", "127.0.0.1:0", "--tracez-listen", "127.0.0.1:0"]).args(args);
     command.args(["--todomanager-url", &format!("http://{}", testkit::process::dead_address())]);
     command.env("OTEL_SDK_DISABLED", "true");
-    let apiserver = Service::start(command, "address");
-    let address = apiserver.field("address").unwrap().parse().unwrap();
-    (apiserver, address)
+    command
 }
 
 /// Waits (up to `limit`) until the server closes `stream`; returns how long that took.
@@ -197,10 +202,7 @@ fn an_idle_connection_makes_room_for_a_new_client() {
 #[test]
 fn the_connection_cap_follows_the_file_limit() {
     use std::os::unix::process::CommandExt as _;
-    let mut command = Command::new(env!("CARGO_BIN_EXE_apiserver"));
-    command.args(["--listen", "127.0.0.1:0", "--tracez-listen", "127.0.0.1:0"]);
-    command.args(["--todomanager-url", &format!("http://{}", testkit::process::dead_address())]);
-    command.env("OTEL_SDK_DISABLED", "true");
+    let mut command = apiserver_command(&[]);
     // SAFETY: setrlimit is async-signal-safe, and nothing else runs between fork and exec.
     unsafe {
         command.pre_exec(|| {

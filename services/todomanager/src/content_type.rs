@@ -2,56 +2,29 @@
 //! gRPC's wire protocol (grpc/grpc `doc/PROTOCOL-HTTP2.md`, "Requests") says servers SHOULD
 //! answer it with HTTP 415 Unsupported Media Type. tonic would decode and run it anyway.
 
-use std::{
-    future::Future,
-    pin::Pin,
-    task::{Context, Poll},
+use tonic::{
+    body::Body,
+    codegen::http::{Request, Response, StatusCode, header::CONTENT_TYPE, header::HeaderValue},
 };
+use tower_http::validate_request::ValidateRequestHeaderLayer;
 
-use tonic::codegen::http::{self, HeaderValue, StatusCode, header::CONTENT_TYPE};
-use tower::{Layer, Service};
+#[allow(clippy::result_large_err)]
+type Check = fn(&mut Request<Body>) -> Result<(), Response<Body>>;
 
-/// The layer for `Server::builder().layer(…)`.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct RequireGrpcContentType;
-
-impl<S> Layer<S> for RequireGrpcContentType {
-    type Service = Checked<S>;
-
-    fn layer(&self, inner: S) -> Checked<S> {
-        Checked(inner)
-    }
+/// The layer for `Server::builder().layer(…)`: tower-http's request validation, with this rule.
+pub fn require_grpc_content_type() -> ValidateRequestHeaderLayer<Check> {
+    ValidateRequestHeaderLayer::custom(check as Check)
 }
 
-#[derive(Clone, Debug)]
-pub struct Checked<S>(S);
-
-impl<S, B> Service<http::Request<B>> for Checked<S>
-where
-    S: Service<http::Request<B>, Response = http::Response<tonic::body::Body>>,
-    S::Future: Send + 'static,
-    S::Error: Send + 'static,
-{
-    type Response = http::Response<tonic::body::Body>;
-    type Error = S::Error;
-    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, S::Error>> + Send>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
-        self.0.poll_ready(cx)
+// The signature is tower-http's (`ValidateRequest`): the refusal is the response itself.
+#[allow(clippy::result_large_err)]
+fn check(request: &mut Request<Body>) -> Result<(), Response<Body>> {
+    let content_type = request.headers().get(CONTENT_TYPE).and_then(|value| value.to_str().ok());
+    if content_type.is_some_and(|value| value.starts_with("application/grpc")) {
+        return Ok(());
     }
-
-    fn call(&mut self, request: http::Request<B>) -> Self::Future {
-        let is_grpc = request
-            .headers()
-            .get(CONTENT_TYPE)
-            .and_then(|value| value.to_str().ok())
-            .is_some_and(|value| value.starts_with("application/grpc"));
-        if is_grpc {
-            return Box::pin(self.0.call(request));
-        }
-        let mut refusal = http::Response::new(tonic::body::Body::empty());
-        *refusal.status_mut() = StatusCode::UNSUPPORTED_MEDIA_TYPE;
-        refusal.headers_mut().insert("accept", HeaderValue::from_static("application/grpc"));
-        Box::pin(std::future::ready(Ok(refusal)))
-    }
+    let mut refusal = Response::new(Body::empty());
+    *refusal.status_mut() = StatusCode::UNSUPPORTED_MEDIA_TYPE;
+    refusal.headers_mut().insert("accept", HeaderValue::from_static("application/grpc"));
+    Err(refusal)
 }

@@ -34,7 +34,7 @@ pub async fn serve(
         // A SERVER span per RPC, continuing the caller's trace.
         .layer(telemetry::grpc::ServerLayer)
         // What is not gRPC gets 415 (after the span layer: the refusal is traced too).
-        .layer(crate::content_type::RequireGrpcContentType)
+        .layer(crate::content_type::require_grpc_content_type())
         .add_service(health_service)
         .add_service(reflection)
         .add_service(proto::TodoManagerServer::new(TodoService::new(store, faults)))

@@ -63,7 +63,7 @@ async fn recent(
     let form = match form {
         Ok(Query(form)) => form,
         Err(rejection) => {
-            let why = escape(&rejection.body_text());
+            let why = escape(&rejection.body_text()).into_owned();
             return (StatusCode::BAD_REQUEST, Html(page("bad search", &search_form(&Form::default()), &why)))
                 .into_response();
         }
@@ -249,6 +249,7 @@ fn details(span: &Span, spans: &[Span]) -> String {
     html
 }
 
-fn escape(text: &str) -> String {
-    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+/// Text for HTML, in elements and double-quoted attributes: `&`, `<`, `>` and `"` escaped.
+fn escape(text: &str) -> std::borrow::Cow<'_, str> {
+    html_escape::encode_double_quoted_attribute(text)
 }
