@@ -7,35 +7,39 @@ use std::{
 };
 
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 use tracestore::{Store, model};
 
 /// A span as it arrived (ids in lower-case hex; a root span's `parent_span_id` is empty).
 pub use tracestore::model::Span as ReceivedSpan;
 
-/// The receiver; it stops when dropped.
+/// The trace store in this process, as `tracestore` serves it (its receivers, query API and
+/// pages), on ephemeral ports; it stops when dropped. The one way tests start a trace store.
 pub struct Collector {
     addr: SocketAddr,
     http_addr: SocketAddr,
+    query_addr: SocketAddr,
     store: Store,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
+    task: tokio::task::JoinHandle<()>,
 }
 
 impl Collector {
     pub async fn start() -> Self {
         let store = Store::with_max_traces(10_000);
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let server = tonic::transport::Server::builder()
-            .add_service(tracestore::otlp::grpc_service(store.clone()))
-            .serve_with_incoming(TcpListenerStream::new(listener));
-        let grpc_task = tokio::spawn(async move { server.await.unwrap() });
+        let bind = || async { TcpListener::bind("127.0.0.1:0").await.unwrap() };
+        let listeners = tracestore::Listeners { otlp_grpc: bind().await, otlp_http: bind().await, query: bind().await };
+        let (addr, http_addr, query_addr) = (
+            listeners.otlp_grpc.local_addr().unwrap(),
+            listeners.otlp_http.local_addr().unwrap(),
+            listeners.query.local_addr().unwrap(),
+        );
+        let serving = tracestore::serve(store.clone(), listeners, std::future::pending());
+        let task = tokio::spawn(async move { serving.await.unwrap() });
+        Self { addr, http_addr, query_addr, store, task }
+    }
 
-        let http_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let http_addr = http_listener.local_addr().unwrap();
-        let app = tracestore::otlp::http_router(store.clone());
-        let http_task = tokio::spawn(async move { axum::serve(http_listener, app).await.unwrap() });
-        Self { addr, http_addr, store, tasks: vec![grpc_task, http_task] }
+    /// Its Jaeger query API (v3) and pages, e.g. `http://127.0.0.1:PORT`.
+    pub fn query(&self) -> String {
+        format!("http://{}", self.query_addr)
     }
 
     /// What to put in `OTEL_EXPORTER_OTLP_ENDPOINT` for OTLP/gRPC (the default protocol).
@@ -83,6 +87,6 @@ impl Collector {
 
 impl Drop for Collector {
     fn drop(&mut self) {
-        self.tasks.iter().for_each(tokio::task::JoinHandle::abort);
+        self.task.abort();
     }
 }

@@ -5,8 +5,7 @@ use std::path::PathBuf;
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use tokio::net::TcpListener;
-use tracestore::{Listeners, Store, model};
+use tracestore::{Store, model};
 
 /// Whether `../shared/fixtures/` is there; said loudly when not (a plain clone has none).
 fn fixtures_here(test: &str) -> bool {
@@ -21,30 +20,25 @@ fn fixture(path: &str) -> Value {
 
 /// A store serving on ephemeral ports; it stops with the test's runtime.
 struct Running {
-    otlp_http: String,
-    query: String,
+    collector: testkit::Collector,
     http: reqwest::Client,
 }
 
 impl Running {
     async fn start() -> Self {
-        let bind = || async { TcpListener::bind("127.0.0.1:0").await.unwrap() };
-        let listeners = Listeners { otlp_grpc: bind().await, otlp_http: bind().await, query: bind().await };
-        let otlp_http = format!("http://{}", listeners.otlp_http.local_addr().unwrap());
-        let query = format!("http://{}", listeners.query.local_addr().unwrap());
-        tokio::spawn(tracestore::serve(Store::with_max_traces(100), listeners, std::future::pending()));
-        Self { otlp_http, query, http: reqwest::Client::new() }
+        Self { collector: testkit::Collector::start().await, http: reqwest::Client::new() }
     }
 
     /// Sends an OTLP/HTTP JSON export.
     async fn export_json(&self, request: &Value) {
-        let response = self.http.post(format!("{}/v1/traces", self.otlp_http)).json(request).send().await.unwrap();
+        let response =
+            self.http.post(format!("{}/v1/traces", self.collector.http_endpoint())).json(request).send().await.unwrap();
         assert_eq!(response.status(), StatusCode::OK, "{}", response.text().await.unwrap());
     }
 
     /// `GET` on the query port: the status and the body as JSON.
     async fn get(&self, path_and_query: &str) -> (StatusCode, Value) {
-        let response = self.http.get(format!("{}{path_and_query}", self.query)).send().await.unwrap();
+        let response = self.http.get(format!("{}{path_and_query}", self.collector.query())).send().await.unwrap();
         let status = response.status();
         let text = response.text().await.unwrap();
         (status, serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}")))

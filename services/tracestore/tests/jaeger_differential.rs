@@ -10,8 +10,6 @@ use std::collections::BTreeSet;
 use prost::Message;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use tokio::net::TcpListener;
-use tracestore::{Listeners, Store};
 
 /// Where the store may answer otherwise than Jaeger v2.13 (module v1.76.0), and why. Every
 /// comparison below applies these to both answers first; anything else must be equal.
@@ -69,26 +67,21 @@ struct Both {
     store: Side,
     http: reqwest::Client,
     _jaeger_process: testkit::real::Jaeger,
+    _store: testkit::Collector,
 }
 
 impl Both {
     async fn start(jaeger: &std::path::Path) -> Self {
         // Jaeger::start waits with blocking calls.
         let process = tokio::task::block_in_place(|| testkit::real::Jaeger::start(jaeger));
-        let bind = || async { TcpListener::bind("127.0.0.1:0").await.unwrap() };
-        let listeners = Listeners { otlp_grpc: bind().await, otlp_http: bind().await, query: bind().await };
-        let store = Side {
-            name: "store",
-            otlp_http: format!("http://{}", listeners.otlp_http.local_addr().unwrap()),
-            query: format!("http://{}", listeners.query.local_addr().unwrap()),
-        };
-        tokio::spawn(tracestore::serve(Store::with_max_traces(1000), listeners, std::future::pending()));
+        let collector = testkit::Collector::start().await;
+        let store = Side { name: "store", otlp_http: collector.http_endpoint(), query: collector.query() };
         let jaeger = Side {
             name: "jaeger",
             otlp_http: format!("http://{}", process.otlp_http),
             query: format!("http://{}", process.query),
         };
-        Self { jaeger, store, http: reqwest::Client::new(), _jaeger_process: process }
+        Self { jaeger, store, http: reqwest::Client::new(), _jaeger_process: process, _store: collector }
     }
 
     /// The same OTLP/HTTP body into both.
