@@ -1,30 +1,24 @@
 //! `cargo xtask`: the workshop's automation. Every external command it runs is written out in
 //! one place, with `duct`, and printed before it runs, so you can see (and copy) what happens.
 
+// The commands, one module each (`up` is `local` with --local, `cluster` without).
 mod answer;
 mod bench;
-mod certs;
-mod cluster;
-mod docs;
-mod doctor;
+mod book;
+mod chapters;
+mod cluster; // up, doctor, status, images, down, versions
 mod exercise;
-mod expect;
-mod jaeger;
 mod lint;
-mod local;
+mod local; // up --local, service
 mod logs;
-mod plan;
-mod processes;
-mod progress;
-mod project;
-mod realstack;
-mod render;
 mod search;
-mod service;
 mod tools;
 mod trace;
 mod verify;
-mod waterfall;
+
+// What they share.
+mod support;
+use support::{expect, jaeger, path, processes, progress, project, steps, waterfall};
 
 use clap::{Parser, Subcommand};
 
@@ -58,7 +52,7 @@ enum Command {
     /// The chapters' questions about your traces: answer one, and it is checked against them.
     Answer(answer::Options),
     /// Stop or start one service of a running `up --local`; the others keep running.
-    Service(service::Options),
+    Service(local::service::Options),
     /// Measure what tracing costs: the same load with tracing off, on, and with a dead collector.
     Bench(bench::Options),
     /// The chapters, and which ones are verified.
@@ -116,11 +110,11 @@ fn run(command: Command) -> anyhow::Result<()> {
         Command::Answer(options) => answer::run(&options),
         Command::Lint(options) => lint::run(&options),
         Command::Tools(options) => tools::run(&options),
-        Command::Service(options) => service::run(&options),
-        Command::Chapters => progress::run(),
+        Command::Service(options) => local::service::run(&options),
+        Command::Chapters => chapters::run(),
         Command::Exercise(options) => exercise::run(&options),
         Command::Bench(options) => bench::run(&options),
-        Command::Book => docs::run(),
+        Command::Book => book::run(),
         Command::Up(mut args) => {
             if let Some(chapter) = args.chapter {
                 anyhow::ensure!(
@@ -132,7 +126,7 @@ fn run(command: Command) -> anyhow::Result<()> {
             args.cluster_options.check = args.local_options.check;
             cluster::up(&args.cluster_options)
         }
-        Command::Doctor => doctor::run(),
+        Command::Doctor => cluster::doctor::run(),
         Command::Status(options) => cluster::status(&options),
         Command::Images(options) => cluster::images(&options),
         Command::Down(options) => cluster::down(&options),

@@ -357,7 +357,7 @@ fn install(names: &[String]) -> anyhow::Result<()> {
             Recipe::Pip { .. } => "python3",
             _ => "go",
         };
-        if crate::doctor::find(runtime, &crate::doctor::search_path()).is_none() {
+        if crate::path::find(runtime, &crate::path::search_path()).is_none() {
             println!("✗ {progress}: needs `{runtime}`, which is not installed here");
             missing_runtimes.push(*tool);
             continue;

@@ -7,17 +7,18 @@ use std::{
 };
 
 use super::{
-    APP_HOST, INGRESS_PORT, Ingress, JAEGER_PORT, Options, Provider, bare,
+    APP_HOST, INGRESS_PORT, Ingress, JAEGER_PORT, Options, Provider, bare, doctor,
     plan::{plan, port_forwards},
     stack,
     state::State,
 };
 use crate::{
-    certs, cmd, doctor,
+    cmd,
     expect::Mode,
-    plan::{Internal, Kind, Plan, Step},
     processes::{self, Service, Services},
-    project, verify,
+    project,
+    steps::{Kind, Plan, Step},
+    verify,
 };
 
 /// The kube context to use: `--context` if given (and known), else the profile's own.
@@ -72,7 +73,7 @@ pub fn up(options: &Options) -> anyhow::Result<()> {
     if options.provider == Provider::Bare {
         return up_bare(options);
     }
-    let path = doctor::search_path();
+    let path = crate::path::search_path();
     let state = State::observe(options, &path);
     let root = PathBuf::from(".");
     let mut plan = plan(options, &state, &stack::image_tag(&root), &root)?;
@@ -99,22 +100,13 @@ pub fn up(options: &Options) -> anyhow::Result<()> {
         );
     }
     processes::stop_on_signal()?;
-    execute(options, &plan)?;
+    plan.execute()?;
     if options.cluster_only {
         println!("\nminikube profile {} runs; nothing of the workshop is installed (--cluster-only).", options.profile);
         return Ok(());
     }
     check_context(options, &kubeconfig())?;
     serve_and_verify(options)
-}
-
-/// Carries out a plan: its commands, and the steps xtask does itself.
-fn execute(options: &Options, plan: &Plan) -> anyhow::Result<()> {
-    plan.execute(&mut |work| match work {
-        Internal::GenerateCertificates => certs::ensure(&options.certificates()).map(drop),
-        Internal::WaitForDeployments(namespace) => super::rollout::wait(options, namespace),
-        Internal::Bare(work) => work.run(&bare::Layout::new()),
-    })
 }
 
 /// What `up --dry-run` prints: the plan, then the port-forwards `up` holds (unless
@@ -145,7 +137,7 @@ fn up_bare(options: &Options) -> anyhow::Result<()> {
     if !options.cluster_only {
         steps.extend(bare::workshop_image_steps(&layout, &observed)?);
         steps.push(bare::volume_step(&observed));
-        let state = State::observe(options, &doctor::search_path());
+        let state = State::observe(options, &crate::path::search_path());
         let root = PathBuf::from(".");
         let workshop = plan(options, &state, &stack::image_tag(&root), &root)?;
         steps.extend(
@@ -163,7 +155,7 @@ fn up_bare(options: &Options) -> anyhow::Result<()> {
     );
     processes::stop_on_signal()?;
     let started = std::time::Instant::now();
-    execute(options, &plan)?;
+    plan.execute()?;
     let what =
         if options.cluster_only { "The bare cluster is Ready" } else { "The workshop is up on the bare cluster" };
     println!(
@@ -237,7 +229,7 @@ pub fn images(options: &Options) -> anyhow::Result<()> {
     }
     let installed = installed_shape(options);
     let shape = installed.clone().unwrap_or_else(|| options.clone());
-    let state = State::observe(&shape, &doctor::search_path());
+    let state = State::observe(&shape, &crate::path::search_path());
     let root = PathBuf::from(".");
     let mut steps = match &observed {
         Some(observed) => bare::images_steps(&layout, observed)?,
@@ -262,7 +254,7 @@ pub fn images(options: &Options) -> anyhow::Result<()> {
             "the bare node's containerd is not running: start the cluster first, cargo xtask up --provider bare --cluster-only"
         );
     }
-    execute(options, &plan)?;
+    plan.execute()?;
     match installed {
         Some(shape) => println!(
             "\nThe app runs the new images (chapter {}, mesh {:?}, {:?}, as installed).",
@@ -327,7 +319,7 @@ pub fn down(options: &DownOptions) -> anyhow::Result<()> {
             return Ok(());
         }
         anyhow::ensure!(nix::unistd::geteuid().is_root(), "stopping the bare cluster needs root, as starting it did");
-        execute(cluster, &plan)?;
+        plan.execute()?;
         println!("\nThe bare cluster is stopped and this machine is as it was.");
         if !options.delete_cluster {
             println!(
@@ -366,7 +358,7 @@ pub fn down(options: &DownOptions) -> anyhow::Result<()> {
         std::io::stdin().read_line(&mut answer)?;
         anyhow::ensure!(answer.trim().eq_ignore_ascii_case("y"), "nothing removed");
     }
-    plan.execute(&mut |_| Ok(()))
+    plan.execute()
 }
 
 /// `cargo xtask status`.

@@ -9,12 +9,12 @@
 //! already there; [`plan`] turns both into the steps of `up`; [`commands`] carries them out.
 
 pub mod bare;
+pub mod certs;
 pub mod charts;
 mod commands;
+pub mod doctor;
 pub mod images;
 mod plan;
-#[cfg(test)]
-mod rendered;
 pub mod rollout;
 pub mod stack;
 mod state;
@@ -25,7 +25,8 @@ use std::path::PathBuf;
 pub use commands::{DownOptions, down, images, status, up};
 pub use stack::app_chart_variants;
 
-use crate::{certs, cmd, plan::Cmd};
+pub use crate::expect::Mesh;
+use crate::{cmd, steps::Cmd};
 
 pub const DEFAULT_PROFILE: &str = "tracing-workshop";
 /// What the minikube profile gets: enough for Linkerd, the collector, Jaeger, Traefik and the app.
@@ -66,16 +67,6 @@ pub enum Ingress {
     Traefik,
     /// minikube's ingress addon (ingress-nginx), as in the original tutorial.
     Nginx,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Mesh {
-    /// Linkerd's proxies beside every Pod of the app, the collector and the ingress (the default).
-    On,
-    /// No Linkerd: the ingress, the app, the collector and Jaeger, for a machine that cannot run
-    /// the mesh (from chapter 10 on; chapter 9 is the mesh's own).
-    Off,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -423,7 +414,7 @@ mod tests {
     /// up; paths shown from the checkout's root, the host's curl version masked.
     #[test]
     fn plans_of_the_bare_provider() {
-        use crate::plan::Plan;
+        use crate::steps::Plan;
         let layout = bare::Layout::new();
         let mask = |text: String| {
             let text = text.replace(&format!("{}/", project::root().display()), "");

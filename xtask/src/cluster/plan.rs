@@ -6,13 +6,14 @@ use std::path::Path;
 
 use super::{
     APP_NAMESPACE, CPUS, INGRESS_PORT, Ingress, JAEGER_PORT, JAEGER_RELEASE, MEMORY, NGINX_NAMESPACE, Options,
-    REPOSITORIES, TRACING_NAMESPACE, TRAEFIK_NAMESPACE,
+    REPOSITORIES, TRACING_NAMESPACE, TRAEFIK_NAMESPACE, certs,
+    rollout::WaitForDeployments,
     stack::{self, Ready, Release},
     state::State,
 };
 use crate::{
     cmd,
-    plan::{Cmd, Internal, Kind, Plan, Step},
+    steps::{Cmd, Kind, Plan, Step},
 };
 
 /// Our keys for the ingress addon's ConfigMap, as a merge patch.
@@ -34,18 +35,16 @@ pub fn plan(options: &Options, state: &State, image_tag: &str, root: &Path) -> a
         .command(cmd!("minikube", "start", "--profile", profile, "--cpus", CPUS, "--memory", MEMORY))
         .kind(Kind::StartCluster)
         .done_if(state.minikube_running.then(|| "minikube is running".into())),
-        Step {
-            internal: Some(Internal::GenerateCertificates),
-            ..Step::new(
-                format!("Linkerd's trust anchor and issuer, in {}", options.state_dir().join("linkerd").display()),
-                "the state folder must be writable",
-            )
-            .done_if(if options.meshed() {
-                state.certificates.then(|| "kept from an earlier run".into())
-            } else {
-                Some("no mesh (--mesh off)".into())
-            })
-        },
+        Step::new(
+            format!("Linkerd's trust anchor and issuer, in {}", options.state_dir().join("linkerd").display()),
+            "the state folder must be writable",
+        )
+        .action(certs::Generate(options.certificates()))
+        .done_if(if options.meshed() {
+            state.certificates.then(|| "kept from an earlier run".into())
+        } else {
+            Some("no mesh (--mesh off)".into())
+        }),
     ];
     let mut repositories =
         Step::new("Helm chart repositories", "check your network; `helm repo list` shows what is there");
@@ -69,7 +68,7 @@ pub fn plan(options: &Options, state: &State, image_tag: &str, root: &Path) -> a
         if release.ready == Ready::Rollout {
             steps.push(
                 Step::new(format!("Wait until {} is available", release.name), release.hint)
-                    .internal(Internal::WaitForDeployments(release.namespace)),
+                    .action(WaitForDeployments { kubectl: options.kubectl(), namespace: release.namespace }),
             );
         }
     }

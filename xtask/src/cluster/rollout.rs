@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use super::Options;
+use crate::steps::{Action, Cmd};
 
 /// How long the Deployments get to become available.
 pub const TIMEOUT: Duration = Duration::from_secs(600);
@@ -85,11 +85,31 @@ pub fn judge(list: &Value) -> Verdict {
     }
 }
 
+/// The step of `up` that waits for a release's Deployments, with the cluster's `kubectl`.
+#[derive(Debug)]
+pub struct WaitForDeployments {
+    pub kubectl: Cmd,
+    pub namespace: &'static str,
+}
+
+impl Action for WaitForDeployments {
+    fn describe(&self) -> Vec<String> {
+        vec![format!(
+            "wait until every Deployment in {} is available (at most {TIMEOUT:?}); stop at once if an image cannot be pulled",
+            self.namespace
+        )]
+    }
+
+    fn run(&self) -> anyhow::Result<()> {
+        wait(&self.kubectl, self.namespace)
+    }
+}
+
 /// Waits until every Deployment in `namespace` is available; fails at once on an image that
 /// cannot be pulled, or after [`TIMEOUT`] with what is still starting.
-pub fn wait(options: &Options, namespace: &str) -> anyhow::Result<()> {
+pub fn wait(kubectl: &Cmd, namespace: &str) -> anyhow::Result<()> {
     let started = Instant::now();
-    let look = options.kubectl().args(["--namespace", namespace, "get", "deployments,pods", "--output", "json"]);
+    let look = kubectl.clone().args(["--namespace", namespace, "get", "deployments,pods", "--output", "json"]);
     loop {
         let list = look.read().and_then(|text| serde_json::from_str(&text).ok()).unwrap_or(Value::Null);
         match judge(&list) {

@@ -6,7 +6,7 @@ use std::{
 };
 
 use super::{NGINX_NAMESPACE, Options, Provider, stack};
-use crate::{cmd, doctor};
+use crate::cmd;
 
 /// What is already there, as observed before planning.
 #[derive(Debug, Default)]
@@ -32,7 +32,7 @@ impl State {
         }
         state.missing_tools = ["minikube", "kubectl", "helm"]
             .into_iter()
-            .filter(|tool| doctor::find(tool, path).is_none())
+            .filter(|tool| crate::path::find(tool, path).is_none())
             .map(str::to_owned)
             .collect();
         if !state.missing_tools.is_empty() {

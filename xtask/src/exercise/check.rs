@@ -115,8 +115,7 @@ fn once(exercises: &[Exercise], exercise: &Exercise, options: &Options) -> anyho
         under: None,
         tail_sampling: false,
     })?;
-    let verification =
-        verify::Options { logs: Some(logs.clone()), ..verify::Options::of_local_stack(&at, None, options.timeout) };
+    let verification = verify::Options { logs: Some(logs.clone()), ..at.verification(None, options.timeout) };
     let solved = verify::claims(&verification, &claims);
     services.stop_all();
     if !solved? {

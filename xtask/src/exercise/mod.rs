@@ -11,9 +11,11 @@ mod check;
 mod git;
 
 use anyhow::Context;
-use serde::{Deserialize, Serialize};
 
-use crate::{progress::Progress, project};
+use crate::{
+    progress::{Progress, Started},
+    project,
+};
 use catalog::Exercise;
 use git::Git;
 
@@ -46,19 +48,6 @@ enum Command {
     },
     /// Back to where you were before `start`; your attempt stays on its branch.
     Reset,
-}
-
-/// The exercise in progress, as kept in the learner's progress file.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Started {
-    pub name: String,
-    /// The branch (or commit) the learner was on before `start`.
-    pub back_to: String,
-    /// The commit that took the piece out.
-    pub start_commit: String,
-    /// How many hints `hint` has shown.
-    #[serde(default)]
-    pub hints_shown: usize,
 }
 
 pub fn run(options: &Options) -> anyhow::Result<()> {

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use super::{
     API_PORT, BRIDGE, CLUSTER_DOMAIN, DNS_IP, Layout, NODE_IP, NODE_NAME, POD_CIDR, SERVICE_CIDR, pki::Identity,
 };
-use crate::{cmd, plan::Cmd, tools};
+use crate::{cmd, steps::Cmd, tools};
 
 /// One program of the cluster.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

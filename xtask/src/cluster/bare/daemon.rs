@@ -13,7 +13,7 @@ use std::{
 use anyhow::Context;
 use nix::{sys::signal::Signal, unistd::Pid};
 
-use crate::plan::Cmd;
+use crate::steps::Cmd;
 
 /// How long a component may take to stop after SIGTERM before it is killed.
 const STOP_GRACE: Duration = Duration::from_secs(15);

@@ -23,9 +23,9 @@ pub use components::Component;
 
 use super::images;
 use crate::{
-    cmd,
-    plan::{Cmd, Internal, Step},
-    project, tools,
+    cmd, project,
+    steps::{Action, Cmd, Step},
+    tools,
 };
 
 /// The node's address: a /32 on `lo`. Not loopback: the API server refuses 127.0.0.1 as the
@@ -150,7 +150,7 @@ pub enum Work {
 
 impl Work {
     /// What it does, for the plan.
-    pub fn describe(&self, layout: &Layout) -> Vec<String> {
+    fn describe_in(&self, layout: &Layout) -> Vec<String> {
         match self {
             Work::Preflight => vec![
                 "check: root, the tools of `cargo xtask tools install`, Debian's containerd, runc, CNI plugins, iptables, \
@@ -205,7 +205,7 @@ impl Work {
     }
 
     /// Does it.
-    pub fn run(&self, layout: &Layout) -> anyhow::Result<()> {
+    fn run_in(&self, layout: &Layout) -> anyhow::Result<()> {
         match self {
             Work::Preflight => preflight(),
             Work::RecordHost => host::Before::record_once(&layout.host_before(), &NODE_IP.to_string()).map(drop),
@@ -243,6 +243,16 @@ impl Work {
     }
 }
 
+impl Action for Work {
+    fn describe(&self) -> Vec<String> {
+        self.describe_in(&Layout::new())
+    }
+
+    fn run(&self) -> anyhow::Result<()> {
+        self.run_in(&Layout::new())
+    }
+}
+
 /// Pod to Service to Pod on one bridge: the request leaves the client's Pod, is rewritten by
 /// kube-proxy's DNAT (ClusterIP to the server Pod's IP) as it is routed, and reaches the server
 /// on the same bridge. The answer goes back over the bridge, switched, not routed: unless bridged
@@ -274,10 +284,10 @@ fn readiness(component: Component) -> &'static str {
 /// `doctor`'s checks of the bare provider (root, Debian's programs, the CNI plugins, the tools),
 /// printed when one fails; then the socket's path.
 fn preflight() -> anyhow::Result<()> {
-    let checks = crate::doctor::bare_checks(&crate::doctor::search_path());
-    let missing = crate::doctor::missing(&checks);
+    let checks = crate::cluster::doctor::bare_checks(&crate::path::search_path());
+    let missing = crate::cluster::doctor::missing(&checks);
     if !missing.is_empty() {
-        crate::doctor::print(&checks);
+        crate::cluster::doctor::print(&checks);
         anyhow::bail!(
             "the bare provider cannot start here: fix {} (see above). It runs Kubernetes itself (mounts, \
              network namespaces, iptables) as root; without that, use minikube: cargo xtask up",
@@ -302,7 +312,7 @@ fn certificates(layout: &Layout) -> anyhow::Result<()> {
         let text = components::kubeconfig(layout, identity, CONTEXT)?;
         let path =
             if identity == pki::Identity::Admin { layout.kubeconfig() } else { layout.component_kubeconfig(identity) };
-        crate::certs::write_private(&path, &text)?;
+        crate::cluster::certs::write_private(&path, &text)?;
     }
     Ok(())
 }
@@ -471,12 +481,10 @@ impl Observed {
 pub fn up_steps(layout: &Layout, observed: &Observed) -> anyhow::Result<Vec<Step>> {
     let running =
         |component: Component| observed.running.iter().find(|(running, _)| *running == component).map(|(_, pid)| *pid);
-    let bare = |work: Work| Internal::Bare(work);
     let mut steps = vec![
-        Step::new("Check this machine for the bare provider", "see `cargo xtask doctor`")
-            .internal(bare(Work::Preflight)),
+        Step::new("Check this machine for the bare provider", "see `cargo xtask doctor`").action(Work::Preflight),
         Step::new("Record how the host is, for `down`", "the state folder must be writable")
-            .internal(bare(Work::RecordHost))
+            .action(Work::RecordHost)
             .done_if(observed.host_recorded.then(|| "recorded by an earlier `up`".into())),
         Step::new(format!("The node's address {NODE_IP}/32 on lo"), "see `ip address show dev lo`")
             .command(cmd!("ip", "address", "add", format!("{NODE_IP}/32"), "dev", "lo"))
@@ -485,16 +493,16 @@ pub fn up_steps(layout: &Layout, observed: &Observed) -> anyhow::Result<Vec<Step
             "Bridged Pod traffic through iptables, for Services between Pods",
             "see `lsmod`, `sysctl net.bridge`",
         )
-        .internal(bare(Work::BridgedTrafficThroughIptables))
+        .action(Work::BridgedTrafficThroughIptables)
         .done_if(observed.bridged_traffic_through_iptables.then(|| "it is on".into())),
         Step::new("The cluster's certificates and kubeconfigs", "the state folder must be writable")
-            .internal(bare(Work::Certificates))
+            .action(Work::Certificates)
             .done_if(observed.certificates.then(|| "kept from an earlier run".into())),
         Step::new(
             "Configuration of containerd, the CNI bridge, the kubelet and kube-proxy",
             "the state folder must be writable",
         )
-        .internal(bare(Work::WriteConfig))
+        .action(Work::WriteConfig)
         .done_if(observed.config_current.then(|| "written, unchanged".into())),
     ];
     for component in [
@@ -510,7 +518,7 @@ pub fn up_steps(layout: &Layout, observed: &Observed) -> anyhow::Result<Vec<Step
     steps.push(start_step(layout, Component::Kubelet, running(Component::Kubelet)));
     steps.push(
         Step::new(format!("Node {NODE_NAME} Ready"), "see the kubelet's log: cargo xtask status --provider bare")
-            .internal(bare(Work::WaitForNode))
+            .action(Work::WaitForNode)
             .done_if(observed.node_ready.then(|| "it is".into())),
     );
     steps.push(start_step(layout, Component::KubeProxy, running(Component::KubeProxy)));
@@ -542,7 +550,7 @@ fn image_steps(layout: &Layout, observed: &Observed, which: fn(&images::Image) -
         let reference = image.reference()?;
         steps.push(
             Step::new(format!("The image {reference}, written and imported"), "see `cargo xtask tools list`")
-                .internal(Internal::Bare(Work::WriteImage(image.name)))
+                .action(Work::WriteImage(image.name))
                 .command(images::import(&socket, &image.file(&layout.images())?))
                 .done_if(observed.images.contains(&reference).then(|| "imported, as written".into())),
         );
@@ -553,7 +561,7 @@ fn image_steps(layout: &Layout, observed: &Observed, which: fn(&images::Image) -
 /// The workshop's volumes, before its releases: the node has no provisioner.
 pub fn volume_step(observed: &Observed) -> Step {
     Step::new("PersistentVolumes for the workshop's claims (folders of the node)", "see `kubectl get pv,pvc -A`")
-        .internal(Internal::Bare(Work::Volumes))
+        .action(Work::Volumes)
         .done_if(observed.volumes.then(|| "they are there".into()))
 }
 
@@ -570,7 +578,7 @@ pub fn workshop_image_steps(layout: &Layout, observed: &Observed) -> anyhow::Res
 
 fn start_step(layout: &Layout, component: Component, running: Option<i32>) -> Step {
     Step::new(format!("Start {}", component.what()), format!("see {}", layout.daemon(component).log.display()))
-        .internal(Internal::Bare(Work::Start(component)))
+        .action(Work::Start(component))
         .done_if(running.map(|pid| format!("it runs, pid {pid}")))
 }
 
@@ -579,7 +587,7 @@ fn start_step(layout: &Layout, component: Component, running: Option<i32>) -> St
 pub fn down_steps(delete: bool, layout: &Layout, observed: &Observed) -> Vec<Step> {
     let stop = |component: Component| {
         Step::new(format!("Stop {}", component.what()), "see `cargo xtask status --provider bare`")
-            .internal(Internal::Bare(Work::Stop(component)))
+            .action(Work::Stop(component))
             .done_if((!observed.running.iter().any(|(running, _)| *running == component)).then(|| "not running".into()))
     };
     let mut steps: Vec<Step> =
@@ -589,12 +597,10 @@ pub fn down_steps(delete: bool, layout: &Layout, observed: &Observed) -> Vec<Ste
             .collect();
     steps.push(
         Step::new("Remove the Pods' containers", "see `ctr --namespace k8s.io containers list`")
-            .internal(Internal::Bare(Work::RemoveContainers)),
+            .action(Work::RemoveContainers),
     );
     steps.extend([Component::Containerd, Component::ApiServer, Component::Etcd].into_iter().map(stop));
-    steps.push(
-        Step::new("Put the host back as it was", "see the lines above").internal(Internal::Bare(Work::RestoreHost)),
-    );
+    steps.push(Step::new("Put the host back as it was", "see the lines above").action(Work::RestoreHost));
     if delete {
         steps.push(Step::new(format!("Delete {}", layout.root.display()), "").command(cmd!(
             "rm",

@@ -18,7 +18,7 @@ use rcgen::{
 use time::{Duration, OffsetDateTime};
 
 use super::{API_SERVICE_IP, NODE_IP, NODE_NAME};
-use crate::certs::write_private;
+use crate::cluster::certs::write_private;
 
 const VALIDITY: Duration = Duration::days(365);
 

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
-use crate::{cmd, plan::Cmd, project, tools};
+use crate::{cmd, project, steps::Cmd, tools};
 
 /// The registry part of every image xtask writes.
 pub const REGISTRY: &str = "workshop.local";

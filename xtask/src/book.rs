@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use regex::Regex;
 
-use crate::{doctor, project};
+use crate::project;
 
 /// `cargo xtask book`: checks the chapters' text against the code, then renders it.
 pub fn run() -> anyhow::Result<()> {
@@ -16,7 +16,7 @@ pub fn run() -> anyhow::Result<()> {
         println!("✗ {problem}");
     }
     anyhow::ensure!(problems.is_empty(), "the chapters are out of date with the code (see above)");
-    if doctor::find("mdbook", &doctor::search_path()).is_none() {
+    if crate::path::find("mdbook", &crate::path::search_path()).is_none() {
         anyhow::bail!("mdbook is not installed: `cargo install mdbook --locked` (a few minutes), then run this again");
     }
     println!("$ mdbook build chapters");

@@ -14,6 +14,10 @@ use yaml_rust2::{Yaml, YamlLoader};
 
 use crate::project;
 
+pub mod render;
+#[cfg(test)]
+mod rendered;
+
 pub const CHART: &str = "helm/todo-app";
 
 #[derive(clap::Args)]
@@ -35,7 +39,7 @@ pub fn run(options: &Options) -> anyhow::Result<()> {
     if problems.is_empty() {
         println!("✓ static checks: YAML, chart values, security contexts, probes, Dockerfile, collector address");
     }
-    let real = crate::render::check(&root, &root.join(CHART), charts.as_deref())?;
+    let real = render::check(&root, &root.join(CHART), charts.as_deref())?;
     for checked in &real.checked {
         println!("✓ {checked}");
     }

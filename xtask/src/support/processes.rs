@@ -61,7 +61,7 @@ impl Service {
     }
 
     /// Starts a planned command (a port-forward, say), its output going to `log`.
-    pub fn start_command(name: &'static str, command: &crate::plan::Cmd, log: PathBuf) -> anyhow::Result<Self> {
+    pub fn start_command(name: &'static str, command: &crate::steps::Cmd, log: PathBuf) -> anyhow::Result<Self> {
         println!("$ {}  > {}", command.shell(), log.display());
         Self::spawn(name, duct::cmd(&command.program, &command.args), log)
     }

@@ -8,7 +8,7 @@ use std::{collections::BTreeMap, path::PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::{expect, project};
+use crate::project;
 
 #[derive(Debug, Default, Serialize, Deserialize)]
 pub struct Progress {
@@ -18,7 +18,7 @@ pub struct Progress {
     pub results: BTreeMap<u32, Result>,
     /// The exercise in progress (`cargo xtask exercise start`), if any.
     #[serde(default)]
-    pub exercise: Option<crate::exercise::Started>,
+    pub exercise: Option<Started>,
     /// Exercise name → when `cargo xtask exercise check` first found it solved.
     #[serde(default)]
     pub solved: BTreeMap<String, String>,
@@ -35,6 +35,19 @@ pub struct Result {
 
 /// The variable that moves the state folder (default `.state` in the repository).
 pub const STATE_DIR_VAR: &str = "WORKSHOP_STATE_DIR";
+
+/// The exercise in progress, as kept in the learner's progress file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Started {
+    pub name: String,
+    /// The branch (or commit) the learner was on before `start`.
+    pub back_to: String,
+    /// The commit that took the piece out.
+    pub start_commit: String,
+    /// How many hints `hint` has shown.
+    #[serde(default)]
+    pub hints_shown: usize,
+}
 
 /// The folder of the learner's local state.
 pub fn state_dir() -> PathBuf {
@@ -87,34 +100,4 @@ impl Progress {
 
 fn now() -> String {
     humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
-}
-
-/// `cargo xtask chapters`.
-pub fn run() -> anyhow::Result<()> {
-    let chapters = expect::load_all(&project::root().join("chapters"))?;
-    let progress = Progress::load();
-    println!(
-        "Chapters (stack at: {}):\n",
-        progress.reached.map_or("the whole workshop".into(), |n| format!("chapter {n}"))
-    );
-    let exercises = crate::exercise::catalog::load_all(&project::root().join("chapters"))?;
-    for chapter in chapters {
-        let state = match progress.results.get(&chapter.number) {
-            Some(result) if result.verified => format!("✓ verified {}", result.at),
-            Some(result) => format!("✗ failing since {}", result.at),
-            None => "· not yet".into(),
-        };
-        let modes: Vec<&str> =
-            chapter.modes.iter().map(|mode| if *mode == expect::Mode::Local { "local" } else { "cluster" }).collect();
-        let of_chapter: Vec<_> = exercises.iter().filter(|exercise| exercise.chapter == chapter.number).collect();
-        let solved = of_chapter.iter().filter(|exercise| progress.solved.contains_key(&exercise.name)).count();
-        let exercises = match of_chapter.len() {
-            0 => String::new(),
-            all => format!("exercises {solved}/{all}"),
-        };
-        println!("  {:>2}  {:<40} {:<15} {state:<32} {exercises}", chapter.number, chapter.title, modes.join("+"));
-    }
-    println!("\nVerify one: cargo xtask verify --chapter N");
-    println!("Exercises: cargo xtask exercise list");
-    Ok(())
 }

@@ -5,7 +5,9 @@ use std::path::PathBuf;
 
 use crate::{
     cluster::versions::{self, Minimum, Versions},
-    cmd, project,
+    cmd,
+    path::find,
+    project,
 };
 
 /// What the minikube profile gets (see `cluster`), and so what the machine needs.
@@ -51,15 +53,6 @@ pub struct Check {
     pub ok: bool,
     pub found: String,
     pub fix: String,
-}
-
-/// Where programs are looked for: the directories of `PATH`.
-pub fn search_path() -> Vec<PathBuf> {
-    std::env::var_os("PATH").map(|path| std::env::split_paths(&path).collect()).unwrap_or_default()
-}
-
-pub fn find(program: &str, path: &[PathBuf]) -> Option<PathBuf> {
-    path.iter().map(|dir| dir.join(program)).find(|candidate| candidate.is_file())
 }
 
 /// The checks, with programs looked for in `path`.
@@ -198,22 +191,16 @@ pub fn bare_checks(path: &[PathBuf]) -> Vec<Check> {
 }
 
 pub fn run() -> anyhow::Result<()> {
-    let bare = bare_checks(&search_path());
+    let bare = bare_checks(&crate::path::search_path());
     println!("The bare provider (`up --provider bare`, Linux as root; optional):");
     print(&bare);
     println!();
-    let checks = checks(&search_path());
+    let checks = checks(&crate::path::search_path());
     print(&checks);
     let missing = missing(&checks);
     anyhow::ensure!(missing.is_empty(), "not ready for cluster mode: fix {} (see above)", missing.join(", "));
     println!("\nReady: `cargo xtask up` starts the cluster.");
     Ok(())
-}
-
-/// The PATH without any of the tools, for tests.
-#[cfg(test)]
-pub fn empty_path() -> Vec<PathBuf> {
-    vec![std::env::temp_dir().join("xtask-no-tools-here")]
 }
 
 #[cfg(test)]
@@ -222,7 +209,7 @@ mod tests {
 
     #[test]
     fn missing_tools_are_named_with_a_fix() {
-        let checks = checks(&empty_path());
+        let checks = checks(&crate::path::empty());
         let missing = missing(&checks);
         for tool in ["minikube", "kubectl", "helm", "container engine"] {
             assert!(missing.contains(&tool.to_string()), "{missing:?}");

@@ -6,12 +6,15 @@ use std::{collections::BTreeMap, path::Path};
 
 use yaml_rust2::{Yaml, YamlLoader};
 
-use super::{
-    APP_NAMESPACE, Ingress, NGINX_NAMESPACE, TRAEFIK_NAMESPACE,
-    stack::{self, APP_RELEASE},
-    versions::Versions,
+use super::render;
+use crate::{
+    cluster::{
+        APP_NAMESPACE, FIRST_CLUSTER_CHAPTER, Ingress, NGINX_NAMESPACE, Options, TRAEFIK_NAMESPACE,
+        stack::{self, APP_RELEASE},
+        versions::Versions,
+    },
+    project, tools,
 };
-use crate::{project, render, tools};
 
 const KUBERNETES: &str = "1.31.0";
 
@@ -38,7 +41,7 @@ fn named<'a>(objects: &'a [Yaml], kind: &str, name: &str) -> &'a Yaml {
 }
 
 /// The app's chart as the plan installs it for `options` (plus `extra` values).
-fn render_app(helm: &Path, options: &super::Options, extra: &[&str]) -> Vec<Yaml> {
+fn render_app(helm: &Path, options: &Options, extra: &[&str]) -> Vec<Yaml> {
     let root = project::root();
     let mut values = stack::values_of(options, APP_RELEASE, &root).unwrap();
     values.extend(extra.iter().map(|value| (*value).to_owned()));
@@ -260,7 +263,7 @@ fn the_policy_evaluator_follows_kubernetes_rules() {
 fn probes_ask_liveness_of_the_process_and_readiness_of_the_service() {
     let test = "the rendered probes of todomanager";
     for helm in helms(test) {
-        let objects = render_app(&helm, &super::Options::planned(Some(9), Ingress::Traefik), &[]);
+        let objects = render_app(&helm, &Options::planned(Some(9), Ingress::Traefik), &[]);
         let container = &named(&objects, "Deployment", "todomanager")["spec"]["template"]["spec"]["containers"][0];
         // The server's own health ("", or no service): SERVING while the process answers
         // (services/todomanager/tests/grpc.rs: a_database_outage_is_not_ready_but_alive).
@@ -276,7 +279,7 @@ fn helm_test_opts_out_of_failure_injection_and_images_are_pinned() {
     let test = "helm test's requests and the app's images";
     let versions = Versions::read(&project::root()).unwrap();
     for helm in helms(test) {
-        let chapter_11 = super::Options::planned(Some(11), Ingress::Traefik);
+        let chapter_11 = Options::planned(Some(11), Ingress::Traefik);
         let objects = render_app(&helm, &chapter_11, &[]);
         let faults = named(&objects, "Deployment", "apiserver")["spec"]["template"]["spec"]["containers"][0]["env"]
             .as_vec()
@@ -306,7 +309,7 @@ fn helm_test_opts_out_of_failure_injection_and_images_are_pinned() {
 fn the_apps_own_containers_meet_the_restricted_profile() {
     let test = "the app's containers against the restricted Pod Security Standard";
     for helm in helms(test) {
-        let objects = render_app(&helm, &super::Options::planned(Some(9), Ingress::Traefik), &[]);
+        let objects = render_app(&helm, &Options::planned(Some(9), Ingress::Traefik), &[]);
         let mut checked = 0;
         for workload in ["Deployment", "StatefulSet"].iter().flat_map(|kind| of_kind(&objects, kind)) {
             let spec = &workload["spec"]["template"]["spec"];
@@ -338,7 +341,7 @@ fn the_apps_own_containers_meet_the_restricted_profile() {
 fn every_meshed_pod_names_its_proxy_as_chapter_9_expects() {
     let test = "the proxies' service names against chapter 9";
     let chapters = crate::expect::load_all(&project::root().join("chapters")).unwrap();
-    let chapter_9 = chapters.iter().find(|chapter| chapter.number == super::FIRST_CLUSTER_CHAPTER).unwrap();
+    let chapter_9 = chapters.iter().find(|chapter| chapter.number == FIRST_CLUSTER_CHAPTER).unwrap();
     let patterns: Vec<&str> = chapter_9
         .request
         .iter()
@@ -348,7 +351,7 @@ fn every_meshed_pod_names_its_proxy_as_chapter_9_expects() {
         .collect();
     assert!(!patterns.is_empty(), "chapter 9 expects proxy spans");
     for helm in helms(test) {
-        let objects = render_app(&helm, &super::Options::planned(Some(9), Ingress::Traefik), &[]);
+        let objects = render_app(&helm, &Options::planned(Some(9), Ingress::Traefik), &[]);
         for pod in pods(&objects).iter().filter(|pod| pod.meshed) {
             let workload = ["Deployment", "StatefulSet"]
                 .iter()

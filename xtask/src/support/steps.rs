@@ -18,7 +18,7 @@ pub struct Cmd {
 #[macro_export]
 macro_rules! cmd {
     ($program:expr $(, $arg:expr)* $(,)?) => {
-        $crate::plan::Cmd { program: $program.to_string(), args: vec![$($arg.to_string()),*] }
+        $crate::support::steps::Cmd { program: $program.to_string(), args: vec![$($arg.to_string()),*] }
     };
 }
 
@@ -87,7 +87,7 @@ pub struct Step {
     /// What to tell the user when a command of this step fails.
     pub hint: String,
     /// Work that is not an external command (writing files), described for the plan.
-    pub internal: Option<Internal>,
+    pub action: Option<Box<dyn Action>>,
     /// What the step does, for commands that carry out part of a plan (`images`).
     pub kind: Kind,
 }
@@ -107,15 +107,12 @@ pub enum Kind {
     WaitForApp,
 }
 
-/// The steps xtask carries out itself.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Internal {
-    GenerateCertificates,
-    /// Waits until every Deployment in the namespace is available, and stops at once when an
-    /// image cannot be pulled (`cluster::rollout`).
-    WaitForDeployments(&'static str),
-    /// The bare provider's own work: starting its programs, writing images, undoing host changes.
-    Bare(crate::cluster::bare::Work),
+/// Work xtask carries out itself in a step (writing files, waiting on the cluster), not an
+/// external command: described in the printed plan, then run.
+pub trait Action: std::fmt::Debug {
+    /// What it does, a line each, as the plan prints it.
+    fn describe(&self) -> Vec<String>;
+    fn run(&self) -> anyhow::Result<()>;
 }
 
 impl Step {
@@ -125,7 +122,7 @@ impl Step {
             commands: Vec::new(),
             done: None,
             hint: hint.into(),
-            internal: None,
+            action: None,
             kind: Kind::Other,
         }
     }
@@ -135,8 +132,8 @@ impl Step {
         self
     }
 
-    pub fn internal(mut self, work: Internal) -> Self {
-        self.internal = Some(work);
+    pub fn action(mut self, action: impl Action + 'static) -> Self {
+        self.action = Some(Box::new(action));
         self
     }
 
@@ -168,23 +165,8 @@ impl Plan {
                 }
                 None => text.push('\n'),
             }
-            match &step.internal {
-                Some(Internal::GenerateCertificates) => {
-                    let _ = writeln!(text, "   (xtask) generate an ECDSA P-256 trust anchor and issuer with rcgen");
-                }
-                Some(Internal::WaitForDeployments(namespace)) => {
-                    let _ = writeln!(
-                        text,
-                        "   (xtask) wait until every Deployment in {namespace} is available (at most {:?}); stop at once if an image cannot be pulled",
-                        crate::cluster::rollout::TIMEOUT
-                    );
-                }
-                Some(Internal::Bare(work)) => {
-                    for line in work.describe(&crate::cluster::bare::Layout::new()) {
-                        let _ = writeln!(text, "   (xtask) {line}");
-                    }
-                }
-                None => {}
+            for line in step.action.iter().flat_map(|action| action.describe()) {
+                let _ = writeln!(text, "   (xtask) {line}");
             }
             for command in &step.commands {
                 let _ = writeln!(text, "   $ {}", command.shell());
@@ -194,7 +176,7 @@ impl Plan {
     }
 
     /// Carries out the steps that are not done, with a spinner and the elapsed time.
-    pub fn execute(&self, internal: &mut dyn FnMut(&Internal) -> anyhow::Result<()>) -> anyhow::Result<()> {
+    pub fn execute(&self) -> anyhow::Result<()> {
         let total = self.steps.len();
         for (number, step) in self.steps.iter().enumerate() {
             let label = format!("[{}/{total}] {}", number + 1, step.title);
@@ -207,8 +189,8 @@ impl Plan {
                 .with_style(ProgressStyle::with_template("{spinner} {msg} {elapsed}").expect("a valid template"))
                 .with_message(label.clone());
             spinner.enable_steady_tick(std::time::Duration::from_millis(100));
-            if let Some(work) = &step.internal
-                && let Err(error) = internal(work)
+            if let Some(action) = &step.action
+                && let Err(error) = action.run()
             {
                 spinner.finish_with_message(format!("✗ {label}"));
                 return Err(error);

@@ -94,6 +94,18 @@ fn every_mode() -> Vec<Mode> {
     vec![Mode::Local, Mode::Cluster]
 }
 
+/// Whether the cluster runs Linkerd's mesh: a request of a cluster chapter may hold for one
+/// shape only (`mesh = "on"` or `"off"` in `expect.toml`; `up --mesh`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mesh {
+    /// Linkerd's proxies beside every Pod of the app, the collector and the ingress (the default).
+    On,
+    /// No Linkerd: the ingress, the app, the collector and Jaeger, for a machine that cannot run
+    /// the mesh (from chapter 10 on; chapter 9 is the mesh's own).
+    Off,
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Request {
@@ -107,7 +119,7 @@ pub struct Request {
     /// The trace the answer must name in `X-Trace-Id`: the caller's, when it sent a context.
     pub trace_id: Option<String>,
     /// The shape of the cluster whose traces this describes: with the mesh, without, or both.
-    pub mesh: Option<crate::cluster::Mesh>,
+    pub mesh: Option<Mesh>,
     #[serde(default)]
     pub span: Vec<ExpectedSpan>,
     /// Log lines the request's trace must have (local mode, where xtask can read the logs).
@@ -185,7 +197,7 @@ pub struct Tracez {
 
 impl Chapter {
     /// The requests whose expectations hold in a cluster with (or without) the mesh.
-    pub fn requests_for(&self, mesh: crate::cluster::Mesh) -> Vec<&Request> {
+    pub fn requests_for(&self, mesh: Mesh) -> Vec<&Request> {
         self.request.iter().filter(|request| request.mesh.is_none_or(|shape| shape == mesh)).collect()
     }
 }
@@ -268,7 +280,7 @@ mod tests {
     /// (apiserver straight below Traefik); chapter 9, the mesh's own, has nothing without it.
     #[test]
     fn each_cluster_shape_has_its_expectations() {
-        use crate::cluster::{EDGE_CHAPTER, FIRST_CLUSTER_CHAPTER, Mesh};
+        use crate::cluster::{EDGE_CHAPTER, FIRST_CLUSTER_CHAPTER};
         let chapters = load_all(&crate::project::root().join("chapters")).unwrap();
         let chapter = |number| chapters.iter().find(|chapter| chapter.number == number).unwrap();
         let services = |request: &Request| request.span.iter().map(|span| span.service.clone()).collect::<Vec<_>>();

@@ -19,6 +19,7 @@ const TRUST_ANCHOR_VALIDITY: Duration = Duration::days(3650);
 const ISSUER_VALIDITY: Duration = Duration::days(365);
 
 /// Where the three PEM files live.
+#[derive(Debug)]
 pub struct Files {
     pub trust_anchor: PathBuf,
     pub issuer_certificate: PathBuf,
@@ -102,6 +103,20 @@ pub fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
 #[cfg(not(unix))]
 pub fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
     Ok(std::fs::write(path, text)?)
+}
+
+/// The step of `up` that makes them (kept when they are there).
+#[derive(Debug)]
+pub struct Generate(pub Files);
+
+impl crate::steps::Action for Generate {
+    fn describe(&self) -> Vec<String> {
+        vec!["generate an ECDSA P-256 trust anchor and issuer with rcgen".into()]
+    }
+
+    fn run(&self) -> anyhow::Result<()> {
+        ensure(&self.0).map(drop)
+    }
 }
 
 #[cfg(test)]

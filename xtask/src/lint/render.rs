@@ -11,7 +11,7 @@ use std::{
 
 use anyhow::Context;
 
-use crate::{cluster, realstack, tools};
+use crate::{cluster, local::real_stack, tools};
 
 /// The Kubernetes versions the renderings must be valid for: the oldest the README claims
 /// (Linkerd needs 1.31), and the newest the validator knows.
@@ -98,7 +98,7 @@ pub fn check(root: &Path, chart: &Path, charts: Option<&Path>) -> anyhow::Result
     }
     match tools::installed(tools::COLLECTOR) {
         Some(collector) => match validate_collector(root, &collector, out.path()) {
-            Ok(()) => report.checked.push(format!("otelcol validate: the `config:` of {}", realstack::CLUSTER_CONFIG)),
+            Ok(()) => report.checked.push(format!("otelcol validate: the `config:` of {}", real_stack::CLUSTER_CONFIG)),
             Err(error) => report.problems.push(format!("{error:#}")),
         },
         None => report.skipped.push(format!("{}: validate (not installed)", tools::COLLECTOR)),
@@ -124,8 +124,8 @@ fn upstream_charts(dir: &Path, out: &Path, report: &mut Report) -> anyhow::Resul
     };
     // Linkerd's control plane reads its certificates with --set-file: made for the rendering.
     let planned = options.certificates();
-    let made = crate::certs::Files::in_dir(out);
-    crate::certs::ensure(&made)?;
+    let made = crate::cluster::certs::Files::in_dir(out);
+    crate::cluster::certs::ensure(&made)?;
     let swap = |arg: &String| {
         let mut arg = arg.clone();
         for (from, to) in [
@@ -225,11 +225,11 @@ fn validate(validator: &Path, version: &str, files: &[PathBuf]) -> anyhow::Resul
 /// The cluster's collector pipeline as the chart passes it (`config:`), checked by
 /// `otelcol validate` with the pod's IP as the chart's downward API would set it.
 fn validate_collector(root: &Path, collector: &Path, out: &Path) -> anyhow::Result<()> {
-    let values = std::fs::read_to_string(root.join(realstack::CLUSTER_CONFIG))
-        .with_context(|| format!("cannot read {}", realstack::CLUSTER_CONFIG))?;
+    let values = std::fs::read_to_string(root.join(real_stack::CLUSTER_CONFIG))
+        .with_context(|| format!("cannot read {}", real_stack::CLUSTER_CONFIG))?;
     let file = out.join("otelcol-cluster.yaml");
-    std::fs::write(&file, realstack::config_section(&values)?)?;
-    realstack::validate_collector_config(collector, &file, &[("MY_POD_IP", "10.0.0.1")])
+    std::fs::write(&file, real_stack::config_section(&values)?)?;
+    real_stack::validate_collector_config(collector, &file, &[("MY_POD_IP", "10.0.0.1")])
 }
 
 #[cfg(test)]

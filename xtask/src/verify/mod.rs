@@ -67,29 +67,7 @@ pub struct Options {
     /// Cluster mode: whether the cluster runs Linkerd (`up --mesh`); it picks the chapters'
     /// expectations for that shape of trace.
     #[arg(long, value_enum, default_value = "on")]
-    pub mesh: crate::cluster::Mesh,
-}
-
-impl Options {
-    /// For a stack that `up --local` (or an exercise's check) started at `at`.
-    pub fn of_local_stack(at: &crate::local::Addresses, up_to: Option<u32>, timeout: Duration) -> Self {
-        Self {
-            chapter: None,
-            chapters: None,
-            mode: Mode::Local,
-            api: format!("http://{}", at.api),
-            host: None,
-            tracez: vec![
-                format!("apiserver=http://{}", at.api_tracez),
-                format!("todomanager=http://{}", at.todomanager_tracez),
-            ],
-            up_to,
-            jaeger: format!("http://{}", at.traces),
-            timeout,
-            logs: None,
-            mesh: crate::cluster::Mesh::On,
-        }
-    }
+    pub mesh: crate::expect::Mesh,
 }
 
 /// Verifies in the background while `watch` looks after the services every tenth of a second:
@@ -178,7 +156,7 @@ struct Verifier {
     colour: bool,
     /// Where the services' logs are (local mode).
     logs: std::path::PathBuf,
-    mesh: crate::cluster::Mesh,
+    mesh: crate::expect::Mesh,
 }
 
 /// Why an expected span was not found as described.
@@ -215,7 +193,7 @@ impl Verifier {
         }
         let requests = chapter.requests_for(self.mesh);
         if requests.is_empty() && !chapter.request.is_empty() {
-            let shape = if self.mesh == crate::cluster::Mesh::On { "with" } else { "without" };
+            let shape = if self.mesh == crate::expect::Mesh::On { "with" } else { "without" };
             println!("  - no expectation of this chapter holds for a cluster {shape} the mesh: nothing to check");
         }
         for request in requests {

@@ -157,7 +157,7 @@ fn rewrite_endpoints(node: &mut Yaml, at: &Addresses, internal: &Internal) -> an
                         LOCAL_ADDRESSES.iter().find(|(cluster, _)| cluster == endpoint).with_context(|| {
                             format!(
                                 "{CLUSTER_CONFIG} uses the address {endpoint}, which local mode does not know: \
-                             map it in LOCAL_ADDRESSES (xtask/src/realstack.rs)"
+                             map it in LOCAL_ADDRESSES (xtask/src/local/real_stack.rs)"
                             )
                         })?;
                     *endpoint = local(at, internal).to_string();

@@ -1,5 +1,8 @@
 //! `cargo xtask up --local`: the workshop's services as processes on this machine.
 
+pub mod real_stack;
+pub mod service;
+
 use std::{
     collections::BTreeSet,
     net::{SocketAddr, TcpListener, TcpStream},
@@ -126,6 +129,26 @@ pub struct Addresses {
 }
 
 impl Addresses {
+    /// The verification of the stack that `up --local` (or an exercise's check) started here.
+    pub fn verification(&self, up_to: Option<u32>, timeout: Duration) -> verify::Options {
+        verify::Options {
+            chapter: None,
+            chapters: None,
+            mode: crate::expect::Mode::Local,
+            api: format!("http://{}", self.api),
+            host: None,
+            tracez: vec![
+                format!("apiserver=http://{}", self.api_tracez),
+                format!("todomanager=http://{}", self.todomanager_tracez),
+            ],
+            up_to,
+            jaeger: format!("http://{}", self.traces),
+            timeout,
+            logs: None,
+            mesh: crate::expect::Mesh::On,
+        }
+    }
+
     /// Ports nobody uses right now (for the benchmark's stacks).
     pub fn free() -> anyhow::Result<Self> {
         let free = free_address;
@@ -221,18 +244,16 @@ pub fn up(options: &Options, chapter: Option<u32>) -> anyhow::Result<()> {
     })?;
 
     // From now on `cargo xtask service stop|start` can talk to this run.
-    let control = crate::service::Control::in_state(&state);
+    let control = crate::local::service::Control::in_state(&state);
     control.reset()?;
     for service in services.iter() {
         control.record_pid(service.name, service.pid())?;
     }
     print_summary(&at, &database_url, &services, options.stack);
-    let verification = verify::Options {
-        logs: Some(logs.clone()),
-        ..verify::Options::of_local_stack(&at, chapter, Duration::from_secs(30))
-    };
+    let verification =
+        verify::Options { logs: Some(logs.clone()), ..at.verification(chapter, Duration::from_secs(30)) };
     // A service stopped meanwhile (`cargo xtask service stop`) is reported; the rest go on.
-    let mut supervisor = crate::service::Supervisor::default();
+    let mut supervisor = crate::local::service::Supervisor::default();
     let watch = || supervisor.step(&mut services, &control);
     let Some(verified) = verify::while_watching(watch, verification)? else {
         return Ok(()); // Ctrl-C during the verification
@@ -244,7 +265,7 @@ pub fn up(options: &Options, chapter: Option<u32>) -> anyhow::Result<()> {
     }
     verify::say(verified, "The stack runs");
     println!("To watch a failure, stop one service and start it again: cargo xtask service stop todomanager");
-    let outcome = crate::service::supervise(&mut services, &control, supervisor);
+    let outcome = crate::local::service::supervise(&mut services, &control, supervisor);
     services.stop_all();
     outcome
 }
@@ -281,7 +302,7 @@ pub fn start_stack(launch: &Launch) -> anyhow::Result<Services> {
     };
     let mut services = Services::default();
     if launch.traces == Some(Stack::Real) {
-        crate::realstack::start(&mut services, at, launch.logs, launch.env, launch.tail_sampling)?;
+        crate::local::real_stack::start(&mut services, at, launch.logs, launch.env, launch.tail_sampling)?;
     }
     if launch.traces == Some(Stack::Store) {
         let store_env = [
