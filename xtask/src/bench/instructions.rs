@@ -14,6 +14,7 @@ use loadgen::{Order, Workload};
 use serde::Serialize;
 
 use super::{Options, Setup, Stack};
+use crate::local::Under;
 
 /// The services measured.
 const SERVICES: [&str; 2] = ["apiserver", "todomanager"];
@@ -66,7 +67,8 @@ fn measure(
 ) -> anyhow::Result<Count> {
     let callgrind_out = out.join(format!("callgrind.{}.{setup:?}.{process}", workload.name()));
     let arguments = ["--tool=callgrind".to_owned(), format!("--callgrind-out-file={}", callgrind_out.display())];
-    let under = (process, valgrind.to_str().context("valgrind's path")?, &arguments[..]);
+    let under =
+        Under { service: process, program: valgrind.to_str().context("valgrind's path")?, args: &arguments[..] };
     let mut stack = Stack::start(setup, binaries, Some(under))
         .with_context(|| format!("cannot start the stack of setup {setup:?} with {process} under callgrind"))?;
     let pid =

@@ -25,7 +25,7 @@ use self::{
     report::{Delivered, Outcome, PROCESSES, Round},
 };
 use crate::{
-    local::{Addresses, Launch, start_stack},
+    local::{Addresses, Launch, Traces, Tracing, Under, start_stack},
     processes::Services,
     project,
 };
@@ -113,7 +113,7 @@ struct Stack {
 impl Stack {
     /// Starts the stack of `setup` and its load generator; `under` runs one service under
     /// another program (callgrind, for `--instructions`).
-    fn start(setup: Setup, binaries: &Path, under: Option<(&str, &str, &[String])>) -> anyhow::Result<Self> {
+    fn start(setup: Setup, binaries: &Path, under: Option<Under>) -> anyhow::Result<Self> {
         let state = tempfile::tempdir()?;
         let at = Addresses::free()?;
         let database_url = format!("sqlite://{}?mode=rwc", state.path().join("todo.db").display());
@@ -123,8 +123,8 @@ impl Stack {
             at: &at,
             logs: state.path(),
             database_url: &database_url,
-            traces: (setup == Setup::B).then_some(crate::local::Stack::Store),
-            tracing_off: (setup == Setup::A, setup == Setup::A),
+            traces: if setup == Setup::B { Traces::To(crate::local::Stack::Store) } else { Traces::Nowhere },
+            tracing: Tracing { todomanager: setup != Setup::A, apiserver: setup != Setup::A },
             // The store keeps every span of the run, so that its count says how many arrived.
             env: &[("TRACESTORE_MAX_TRACES", "100000000".into()), ("TRACESTORE_MAX_MIB", "16384".into())],
             under,

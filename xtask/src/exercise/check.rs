@@ -8,7 +8,7 @@ use notify_debouncer_mini::{DebounceEventResult, new_debouncer, notify::Recursiv
 
 use super::catalog::Exercise;
 use crate::{
-    local::{self, Addresses, Launch, Stack},
+    local::{self, Addresses, Launch, Stack, Traces, Tracing},
     processes,
     progress::{self, Progress},
     project, verify,
@@ -103,8 +103,8 @@ fn once(exercises: &[Exercise], exercise: &Exercise, options: &Options) -> anyho
         at: &at,
         logs: &logs,
         database_url: &database_url,
-        traces: Some(Stack::Store),
-        tracing_off: (false, false),
+        traces: Traces::To(Stack::Store),
+        tracing: Tracing::ON,
         env: &[
             // Spans reach the store right after their request.
             vec![("OTEL_BSP_SCHEDULE_DELAY", "200".to_owned())],

@@ -236,8 +236,8 @@ pub fn up(options: &Options, chapter: Option<u32>) -> anyhow::Result<()> {
         at: &at,
         logs: &logs,
         database_url: &database_url,
-        traces: Some(options.stack),
-        tracing_off: (off_before(3), off_before(2)),
+        traces: Traces::To(options.stack),
+        tracing: Tracing { todomanager: !off_before(3), apiserver: !off_before(2) },
         env: &env,
         under: None,
         tail_sampling: options.tail_sampling,
@@ -276,18 +276,45 @@ pub struct Launch<'a> {
     pub at: &'a Addresses,
     pub logs: &'a Path,
     pub database_url: &'a str,
-    /// What receives the spans; with `None` the services still export to `at.otlp`, where
-    /// nothing listens then.
-    pub traces: Option<Stack>,
-    /// OTEL_SDK_DISABLED for (todomanager, apiserver).
-    pub tracing_off: (bool, bool),
+    /// What receives the spans.
+    pub traces: Traces,
+    /// Which services run with tracing (`OTEL_SDK_DISABLED` for the others).
+    pub tracing: Tracing,
     /// More environment, for every process.
     pub env: &'a [(&'static str, String)],
-    /// Runs the service of this name under a program with arguments (callgrind, for the
-    /// bench's instruction counts): `(service, program, args)`.
-    pub under: Option<(&'a str, &'a str, &'a [String])>,
+    /// One service run under another program (callgrind, for the bench's instruction counts).
+    pub under: Option<Under<'a>>,
     /// With the real stack: the collector samples whole traces (`--tail-sampling`).
     pub tail_sampling: bool,
+}
+
+/// What receives the services' spans.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Traces {
+    /// The stack of `--stack`: the trace store, or the real collector and Jaeger.
+    To(Stack),
+    /// Nothing: the services export to `at.otlp` all the same, where nothing listens (the
+    /// bench's setup C, whose exporter fails every batch).
+    Nowhere,
+}
+
+/// Which services trace.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Tracing {
+    pub todomanager: bool,
+    pub apiserver: bool,
+}
+
+impl Tracing {
+    pub const ON: Tracing = Tracing { todomanager: true, apiserver: true };
+}
+
+/// A service started under another program: `program ARGS… SERVICE-BINARY`.
+#[derive(Clone, Copy, Debug)]
+pub struct Under<'a> {
+    pub service: &'a str,
+    pub program: &'a str,
+    pub args: &'a [String],
 }
 
 /// Starts what receives the spans (if asked), todomanager and apiserver, wired to each other,
@@ -301,10 +328,10 @@ pub fn start_stack(launch: &Launch) -> anyhow::Result<Services> {
         move || http.get(&url).send().is_ok_and(|r| r.status().is_success())
     };
     let mut services = Services::default();
-    if launch.traces == Some(Stack::Real) {
+    if launch.traces == Traces::To(Stack::Real) {
         crate::local::real_stack::start(&mut services, at, launch.logs, launch.env, launch.tail_sampling)?;
     }
-    if launch.traces == Some(Stack::Store) {
+    if launch.traces == Traces::To(Stack::Store) {
         let store_env = [
             ("TRACESTORE_QUERY_LISTEN", at.traces.to_string()),
             ("TRACESTORE_OTLP_GRPC_LISTEN", at.otlp.to_string()),
@@ -330,7 +357,7 @@ pub fn start_stack(launch: &Launch) -> anyhow::Result<Services> {
         launch,
         "todomanager",
         &binary("todomanager")?,
-        &[&tracing_env(launch.tracing_off.0)[..], &todomanager_env, launch.env].concat(),
+        &[&tracing_env(!launch.tracing.todomanager)[..], &todomanager_env, launch.env].concat(),
     )?);
     wait_until_ready(&services, "todomanager", || {
         TcpStream::connect_timeout(&at.todomanager, Duration::from_millis(500)).is_ok()
@@ -344,7 +371,7 @@ pub fn start_stack(launch: &Launch) -> anyhow::Result<Services> {
         launch,
         "apiserver",
         &binary("apiserver")?,
-        &[&tracing_env(launch.tracing_off.1)[..], &apiserver_env, launch.env].concat(),
+        &[&tracing_env(!launch.tracing.apiserver)[..], &apiserver_env, launch.env].concat(),
     )?);
     wait_until_ready(&services, "apiserver", answers(format!("http://{}/ready", at.api)))?;
     Ok(services)
@@ -359,9 +386,9 @@ fn start_service(
 ) -> anyhow::Result<Service> {
     let log = launch.logs.join(format!("{name}.log"));
     match launch.under {
-        Some((service, program, args)) if service == name => {
-            let args: Vec<&str> = args.iter().map(String::as_str).chain(binary.to_str()).collect();
-            Service::start_with_args(name, Path::new(program), &args, env, log)
+        Some(under) if under.service == name => {
+            let args: Vec<&str> = under.args.iter().map(String::as_str).chain(binary.to_str()).collect();
+            Service::start_with_args(name, Path::new(under.program), &args, env, log)
         }
         _ => Service::start(name, binary, env, log),
     }

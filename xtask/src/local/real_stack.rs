@@ -30,7 +30,7 @@ pub const JAEGER_CONFIG: &str = "config/local/jaeger.yaml";
 pub const TAIL_SAMPLING_CONFIG: &str = "config/local/tail-sampling.yaml";
 
 /// Where the collector and Jaeger listen, besides the addresses the services know.
-pub struct Internal {
+pub struct RealStackAddresses {
     /// Jaeger's OTLP/gRPC receiver, where the collector exports.
     pub jaeger_otlp: SocketAddr,
     /// Jaeger's OTLP/HTTP receiver (its configuration has one, for tests that send to Jaeger
@@ -44,7 +44,7 @@ pub struct Internal {
     pub collector_metrics: SocketAddr,
 }
 
-impl Internal {
+impl RealStackAddresses {
     pub fn free() -> anyhow::Result<Self> {
         let free = local::free_address;
         Ok(Self {
@@ -58,7 +58,7 @@ impl Internal {
 }
 
 /// Picks a local address from those of the stack.
-type LocalAddress = fn(&Addresses, &Internal) -> SocketAddr;
+type LocalAddress = fn(&Addresses, &RealStackAddresses) -> SocketAddr;
 
 /// Each address of the cluster's collector configuration, and what takes its place locally.
 /// An address not listed here is an error: the local stack must not silently send elsewhere.
@@ -75,7 +75,7 @@ const LOCAL_ADDRESSES: [(&str, LocalAddress); 4] = [
 pub fn collector_config(
     cluster_values: &str,
     at: &Addresses,
-    internal: &Internal,
+    internal: &RealStackAddresses,
     tail_sampling: Option<&str>,
 ) -> anyhow::Result<String> {
     let mut config = config_of(cluster_values)?;
@@ -148,7 +148,7 @@ pub fn config_section(cluster_values: &str) -> anyhow::Result<String> {
     Ok(text)
 }
 
-fn rewrite_endpoints(node: &mut Yaml, at: &Addresses, internal: &Internal) -> anyhow::Result<()> {
+fn rewrite_endpoints(node: &mut Yaml, at: &Addresses, internal: &RealStackAddresses) -> anyhow::Result<()> {
     if let Yaml::Hash(hash) = node {
         for (key, value) in hash.iter_mut() {
             match (key.as_str(), value) {
@@ -196,7 +196,7 @@ pub fn start(
 ) -> anyhow::Result<()> {
     let jaeger = tools::require(tools::JAEGER)?;
     let collector = tools::require(tools::COLLECTOR)?;
-    let internal = Internal::free()?;
+    let internal = RealStackAddresses::free()?;
     let root = project::root();
 
     let jaeger_env = [
@@ -261,7 +261,7 @@ pub fn validate_collector_config(collector: &Path, config_file: &Path, env: &[(&
 mod tests {
     use super::*;
 
-    fn addresses() -> (Addresses, Internal) {
+    fn addresses() -> (Addresses, RealStackAddresses) {
         let local = |port| SocketAddr::from(([127, 0, 0, 1], port));
         let at = Addresses {
             api: local(8080),
@@ -272,7 +272,7 @@ mod tests {
             otlp: local(4317),
             otlp_http: local(4318),
         };
-        let internal = Internal {
+        let internal = RealStackAddresses {
             jaeger_otlp: local(14317),
             jaeger_otlp_http: local(14318),
             jaeger_query_grpc: local(16685),

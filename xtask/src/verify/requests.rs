@@ -1,0 +1,225 @@
+//! The chapters' requests, sent; their traces fetched and checked; the tracez pages and the
+//! log lines they must show.
+
+use std::{
+    collections::HashMap,
+    time::{Duration, Instant},
+};
+
+use anyhow::Context;
+use tracestore::model::Span;
+
+use crate::{
+    expect::{self, ExpectedSpan},
+    waterfall,
+};
+
+use super::{
+    Verifier,
+    matcher::{Failure, check, depths},
+};
+
+impl Verifier {
+    /// Checks that a service's tracez page shows spans named `expected.name`.
+    pub(super) fn tracez(&self, expected: &expect::Tracez) -> anyhow::Result<bool> {
+        let Some(base) = self.tracez.get(&expected.service) else {
+            anyhow::bail!("no tracez address for {}: pass --tracez {}=URL", expected.service, expected.service);
+        };
+        let url = format!("{base}/debug/tracez?format=json");
+        let page: serde_json::Value = self
+            .http
+            .get(&url)
+            .send()
+            .and_then(|response| response.json())
+            .with_context(|| format!("cannot read {url}: is {} running?", expected.service))?;
+        let count: u64 = page["spans"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|span| span["name"] == expected.name.as_str())
+            .map(|span| {
+                span["running"].as_u64().unwrap_or(0)
+                    + span["latency"].as_array().into_iter().flatten().filter_map(|count| count.as_u64()).sum::<u64>()
+            })
+            .sum();
+        if count > 0 {
+            println!("  ✓ {}'s tracez shows {count} span(s) `{}`", expected.service, expected.name);
+            Ok(true)
+        } else {
+            println!("  ✗ {}'s tracez ({base}/debug/tracez) shows no span `{}`", expected.service, expected.name);
+            println!(
+                "      → is tracing on in {service}? With OTEL_SDK_DISABLED=true it records nothing; unset it and restart {service}.",
+                service = expected.service
+            );
+            Ok(false)
+        }
+    }
+
+    /// Sends one request; prints and returns (status as expected, the trace id it names).
+    pub(super) fn send(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &std::collections::BTreeMap<String, String>,
+        body: Option<&str>,
+        status: u16,
+    ) -> anyhow::Result<(bool, Option<String>)> {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).with_context(|| format!("bad method {method}"))?;
+        let mut request = self.http.request(method.clone(), format!("{}{path}", self.api));
+        // With failure injection on, a chapter's check must not fail at random: ask for none,
+        // unless the chapter asks for a fault itself.
+        if !headers.keys().any(|name| name.eq_ignore_ascii_case(proto::INJECT_FAULT)) {
+            request = request.header(proto::INJECT_FAULT, "none");
+        }
+        if let Some(host) = &self.host {
+            request = request.header("host", host);
+        }
+        for (name, value) in headers {
+            request = request.header(name, value);
+        }
+        if let Some(body) = body {
+            request = request.header("content-type", "application/json").body(body.to_owned());
+        }
+        let response = request.send().with_context(|| {
+            format!("cannot reach the API at {}: is the stack up? (cargo xtask up --local, or --api URL)", self.api)
+        })?;
+        let got = response.status().as_u16();
+        let trace_id = response.headers().get("x-trace-id").and_then(|id| id.to_str().ok()).map(str::to_owned);
+        let ok = got == status;
+        let mark = if ok { "✓" } else { "✗" };
+        println!("{mark} {method} {path} → {got}{}", if ok { String::new() } else { format!(" (expected {status})") });
+        Ok((ok, trace_id))
+    }
+
+    pub(super) fn request(&self, request: &expect::Request) -> anyhow::Result<bool> {
+        let (status_ok, trace_id) =
+            self.send(&request.method, &request.path, &request.headers, request.body.as_deref(), request.status)?;
+        if request.span.is_empty() && request.log.is_empty() {
+            return Ok(status_ok);
+        }
+        let Some(trace_id) = trace_id else {
+            println!("  ✗ the answer has no X-Trace-Id header: apiserver did not trace this request.");
+            // Its other spans (a gRPC call as a root span) may still be on their way: wait a little.
+            let deadline = Instant::now() + self.timeout.min(Duration::from_secs(3));
+            let exports = loop {
+                let known = self.jaeger.services().unwrap_or_default().iter().any(|service| service == "apiserver");
+                if known || Instant::now() >= deadline {
+                    break known;
+                }
+                std::thread::sleep(Duration::from_millis(200));
+            };
+            if exports {
+                println!(
+                    "    → apiserver does export spans, so tracing is on, but no span was made for this HTTP \
+                     request: is the tracing middleware (telemetry::http::trace_requests) on its router?"
+                );
+            } else {
+                println!("    → is OTEL_SDK_DISABLED set for apiserver? Unset it and restart apiserver.");
+            }
+            return Ok(false);
+        };
+        println!("  trace {trace_id}  ({}/trace/{trace_id})", self.jaeger.base());
+        let mut passed = status_ok;
+        if let Some(caller) = request.trace_id.as_deref().filter(|caller| *caller != trace_id) {
+            passed = false;
+            println!(
+                "  ✗ apiserver started a new trace instead of going on with the caller's ({caller}): it did not \
+                 read the trace context the request carried ({}).",
+                request.headers.keys().cloned().collect::<Vec<_>>().join(", ")
+            );
+        }
+
+        let (spans, outcomes) = self.wait_for_trace(&trace_id, &request.span)?;
+        let depths = depths(&request.span);
+        for ((expected, outcome), depth) in request.span.iter().zip(&outcomes).zip(depths) {
+            let indent = "  ".repeat(depth.min(8));
+            match outcome {
+                Ok(_) => println!("  ✓ {indent}{}", expected.label()),
+                Err(failure) => {
+                    passed = false;
+                    println!("  ✗ {indent}{}", expected.label());
+                    println!("      → {}", self.diagnose(failure, expected, &request.span));
+                }
+            }
+        }
+        for expected in &request.log {
+            passed &= self.log_line(expected, &trace_id)?;
+        }
+        if request.span.is_empty() {
+            return Ok(passed);
+        }
+        if spans.is_empty() {
+            println!("  observed: no trace {trace_id} arrived within {:?}", self.timeout);
+        } else {
+            println!("  observed:");
+            for line in waterfall::render(&spans, self.colour).lines() {
+                println!("    {line}");
+            }
+        }
+        Ok(passed)
+    }
+
+    /// Checks that `expected.service`'s log has a line of this trace containing the text.
+    pub(super) fn log_line(&self, expected: &expect::ExpectedLog, trace_id: &str) -> anyhow::Result<bool> {
+        let deadline = Instant::now() + self.timeout.min(Duration::from_secs(5));
+        loop {
+            let lines = crate::logs::read_all(&self.logs)?;
+            let of_trace: Vec<_> = lines
+                .iter()
+                .filter(|line| line.service == expected.service && line.trace_id() == Some(trace_id))
+                .collect();
+            if of_trace.iter().any(|line| line.text.contains(&expected.contains)) {
+                println!("  ✓ {}'s log: a line of this trace says \"{}\"", expected.service, expected.contains);
+                return Ok(true);
+            }
+            if Instant::now() >= deadline {
+                println!(
+                    "  ✗ {}'s log ({}) has {} line(s) of this trace, none saying \"{}\"",
+                    expected.service,
+                    self.logs.display(),
+                    of_trace.len(),
+                    expected.contains
+                );
+                println!(
+                    "      → a line logged inside the request's span carries its trace id; outside any span it has none"
+                );
+                return Ok(false);
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// Polls Jaeger until every expected span is there as described, or the timeout passes.
+    #[allow(clippy::type_complexity)]
+    pub(super) fn wait_for_trace(
+        &self,
+        trace_id: &str,
+        expected: &[ExpectedSpan],
+    ) -> anyhow::Result<(Vec<Span>, Vec<Result<String, Failure>>)> {
+        let deadline = Instant::now() + self.timeout;
+        let mut pause = Duration::from_millis(200);
+        loop {
+            let spans = self.jaeger.trace(trace_id)?.unwrap_or_default();
+            let outcomes = check(expected, &spans);
+            if outcomes.iter().all(Result::is_ok) || Instant::now() >= deadline {
+                return Ok((spans, outcomes));
+            }
+            std::thread::sleep(pause.min(deadline.saturating_duration_since(Instant::now())));
+            pause = (pause * 2).min(Duration::from_secs(2));
+        }
+    }
+}
+
+/// `SERVICE=URL` pairs, over the local defaults.
+pub(super) fn tracez_pages(given: &[String]) -> anyhow::Result<HashMap<String, String>> {
+    let mut pages = HashMap::from([
+        ("apiserver".to_owned(), "http://127.0.0.1:8081".to_owned()),
+        ("todomanager".to_owned(), "http://127.0.0.1:8091".to_owned()),
+    ]);
+    for pair in given {
+        let (service, url) =
+            pair.split_once('=').with_context(|| format!("--tracez wants SERVICE=URL, got {pair:?}"))?;
+        pages.insert(service.to_owned(), url.trim_end_matches('/').to_owned());
+    }
+    Ok(pages)
+}
