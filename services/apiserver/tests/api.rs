@@ -4,7 +4,7 @@ use std::{net::SocketAddr, time::Duration};
 
 use reqwest::{Method, StatusCode, header::CONTENT_TYPE};
 use serde_json::{Value, json};
-use testkit::{Relay, TestDb};
+use testkit::{Relay, TestDb, todomanager::InProcess};
 use tokio::{net::TcpListener, sync::oneshot};
 
 /// Starts a server on an ephemeral port; it stops when the returned sender is dropped.
@@ -19,14 +19,6 @@ where
     let (stop, stopped) = oneshot::channel();
     tokio::spawn(serve(listener, stopped));
     (addr, stop)
-}
-
-async fn start_todomanager(database_url: &str) -> (SocketAddr, oneshot::Sender<()>) {
-    let store = todomanager::Store::open(database_url, testkit::DATABASE_TIMEOUT).await.unwrap();
-    spawn_server(|listener, stopped| async move {
-        todomanager::serve(listener, store, Default::default(), async { drop(stopped.await) }).await
-    })
-    .await
 }
 
 async fn start_apiserver(todomanager: SocketAddr, timeout: Duration) -> (String, oneshot::Sender<()>) {
@@ -49,14 +41,15 @@ async fn start_apiserver(todomanager: SocketAddr, timeout: Duration) -> (String,
 struct Stack {
     api: String,
     http: reqwest::Client,
-    _stops: [oneshot::Sender<()>; 2],
+    _stop_api: oneshot::Sender<()>,
+    _todomanager: InProcess,
 }
 
 impl Stack {
     async fn start(db: &TestDb) -> Self {
-        let (todomanager, stop_todomanager) = start_todomanager(&db.url).await;
-        let (api, stop_api) = start_apiserver(todomanager, Duration::from_secs(2)).await;
-        Self { api, http: reqwest::Client::new(), _stops: [stop_api, stop_todomanager] }
+        let todomanager = InProcess::start(&db.url).await;
+        let (api, stop_api) = start_apiserver(todomanager.addr, Duration::from_secs(2)).await;
+        Self { api, http: reqwest::Client::new(), _stop_api: stop_api, _todomanager: todomanager }
     }
 
     /// Sends a request with a JSON body (when given) and returns the status and the JSON answer.
@@ -305,15 +298,15 @@ async fn bad_requests_get_json_errors(db: &TestDb) {
 #[tokio::test(flavor = "multi_thread")]
 async fn liveness_and_readiness() {
     let db = testkit::sqlite();
-    let (todomanager, stop_todomanager) = start_todomanager(&db.url).await;
-    let (api, _stop_api) = start_apiserver(todomanager, Duration::from_millis(500)).await;
+    let todomanager = InProcess::start(&db.url).await;
+    let (api, _stop_api) = start_apiserver(todomanager.addr, Duration::from_millis(500)).await;
     let http = reqwest::Client::new();
 
     assert_eq!(answer(http.get(format!("{api}/ping"))).await, (StatusCode::OK, json!({"status": "ok"})));
     assert_eq!(answer(http.get(format!("{api}/ready"))).await, (StatusCode::OK, json!({"status": "ready"})));
 
     // Stopping takes a moment: wait for the event (readiness turning 503), with a deadline.
-    drop(stop_todomanager);
+    drop(todomanager);
     let deadline = std::time::Instant::now() + Duration::from_secs(15);
     loop {
         let (status, body) = answer(http.get(format!("{api}/ready"))).await;
@@ -331,8 +324,8 @@ async fn liveness_and_readiness() {
 #[tokio::test(flavor = "multi_thread")]
 async fn todomanager_unreachable_times_out_with_504() {
     let db = testkit::sqlite();
-    let (todomanager, _stop_todomanager) = start_todomanager(&db.url).await;
-    let relay = Relay::start(todomanager).await;
+    let todomanager = InProcess::start(&db.url).await;
+    let relay = Relay::start(todomanager.addr).await;
     let timeout = Duration::from_millis(700);
     let (api, _stop_api) = start_apiserver(relay.addr(), timeout).await;
     let http = reqwest::Client::new();

@@ -1,14 +1,14 @@
 //! One request, one trace: both services run as processes and export over OTLP/gRPC to a test
 //! collector; the tests assert the span tree that arrived.
 
-use std::{process::Command, time::Duration};
+use std::time::Duration;
 
 use reqwest::{StatusCode, header::HeaderMap};
 use serde_json::{Value, json};
 use testkit::{
     Collector,
     otlp::ReceivedSpan,
-    process::{Service, binary},
+    process::{self, Service},
 };
 
 /// todomanager and apiserver, exporting to `otlp_endpoint`.
@@ -27,25 +27,10 @@ impl Stack {
     }
 
     fn start_on(db: testkit::TestDb, otlp_endpoint: &str, extra_env: &[(&str, &str)]) -> Self {
-        let otel_env = |command: &mut Command| {
-            command.env("OTEL_EXPORTER_OTLP_ENDPOINT", otlp_endpoint).env("OTEL_BSP_SCHEDULE_DELAY", "100");
-            for (key, value) in extra_env {
-                command.env(key, value);
-            }
-        };
-        let mut command = Command::new(binary("todomanager"));
-        command.args(["--listen", "127.0.0.1:0", "--tracez-listen", "127.0.0.1:0", "--database-url", &db.url]);
-        otel_env(&mut command);
-        let todomanager = Service::start(command, "address");
-
-        let mut command = Command::new(binary("apiserver"));
-        command.args(["--listen", "127.0.0.1:0", "--tracez-listen", "127.0.0.1:0"]);
-        command.args(["--todomanager-url", &format!("http://{}", todomanager.field("address").unwrap())]);
-        otel_env(&mut command);
-        let apiserver = Service::start(command, "address");
-
+        let todomanager = process::todomanager_with_env(&db.url, Some(otlp_endpoint), extra_env);
+        let (apiserver, api) = process::apiserver_with_env(&todomanager, Some(otlp_endpoint), extra_env);
         Self {
-            api: format!("http://{}", apiserver.field("address").unwrap()),
+            api,
             apiserver_tracez: format!("http://{}/debug/tracez", apiserver.field("tracez").unwrap()),
             todomanager_tracez: format!("http://{}/debug/tracez", todomanager.field("tracez").unwrap()),
             apiserver,

@@ -9,6 +9,7 @@ pub mod otlp;
 pub mod process;
 pub mod real;
 mod relay;
+pub mod todomanager;
 
 pub use otlp::Collector;
 pub use relay::Relay;

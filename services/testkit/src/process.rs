@@ -169,7 +169,12 @@ fn start(name: &str, args: &[&str], otlp: Option<&str>, env: &[(&str, &str)]) ->
 /// else must not fail for it. Tests of database outages set a short timeout with
 /// [`todomanager_with_timeout`].
 pub fn todomanager(database_url: &str, otlp: Option<&str>) -> Service {
-    todomanager_with_timeout(database_url, "5s", otlp)
+    todomanager_with_env(database_url, otlp, &[])
+}
+
+/// todomanager on `database_url` with more environment (`OTEL_*` settings, say).
+pub fn todomanager_with_env(database_url: &str, otlp: Option<&str>, env: &[(&str, &str)]) -> Service {
+    start("todomanager", &["--database-url", database_url, "--database-timeout", "5s"], otlp, env)
 }
 
 /// todomanager on `database_url`, giving up on the database after `timeout` (`500ms`, say).

@@ -1,11 +1,9 @@
 //! todomanager over real gRPC, on every storage backend available here.
 
-use std::{net::SocketAddr, time::Duration};
+use std::time::Duration;
 
 use proto::{ListTodosReq, Todo, TodoIdReq, TodoManagerClient};
-use testkit::{Relay, TestDb};
-use todomanager::Store;
-use tokio::{net::TcpListener, sync::oneshot};
+use testkit::{Relay, TestDb, todomanager::InProcess};
 use tokio_stream::StreamExt;
 use tonic::{Code, transport::Channel};
 use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient};
@@ -14,26 +12,16 @@ use tonic_reflection::pb::v1::{
     server_reflection_request::MessageRequest, server_reflection_response::MessageResponse,
 };
 
-/// A todomanager serving on an ephemeral port until dropped.
-struct Server {
-    addr: SocketAddr,
-    _stop: oneshot::Sender<()>,
-}
+/// A todomanager serving on an ephemeral port until dropped (testkit's), with its clients.
+struct Server(InProcess);
 
 impl Server {
     async fn start(database_url: &str) -> Self {
-        let store = Store::open(database_url, testkit::DATABASE_TIMEOUT).await.expect("cannot open the store");
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (stop, stopped) = oneshot::channel::<()>();
-        tokio::spawn(todomanager::serve(listener, store, Default::default(), async {
-            let _ = stopped.await;
-        }));
-        Self { addr, _stop: stop }
+        Self(InProcess::start(database_url).await)
     }
 
     async fn channel(&self) -> Channel {
-        Channel::from_shared(format!("http://{}", self.addr)).unwrap().connect().await.unwrap()
+        Channel::from_shared(self.0.url()).unwrap().connect().await.unwrap()
     }
 
     async fn client(&self) -> TodoManagerClient<Channel> {
@@ -348,7 +336,7 @@ async fn a_request_that_is_not_grpc_gets_415() {
     frame.extend_from_slice(&message);
     for (content_type, expected) in [("application/json", 415), ("application/grpc", 200)] {
         let request =
-            tonic::codegen::http::Request::post(format!("http://{}/todo_mgr.TodoManager/CreateTodo", server.addr))
+            tonic::codegen::http::Request::post(format!("{}/todo_mgr.TodoManager/CreateTodo", server.0.url()))
                 .header("content-type", content_type)
                 .header("te", "trailers")
                 .body(tonic::body::Body::new(http_body_util::Full::new(bytes::Bytes::from(frame.clone()))))
