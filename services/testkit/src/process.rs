@@ -133,17 +133,9 @@ impl Drop for Service {
 }
 
 /// A port on 127.0.0.1 that nobody uses right now and that this test process has not handed out
-/// before (the system may hand out a port it took back twice in a row, and two servers told to
-/// share one fail to start).
+/// before (the same [`ports::free_address`] as the local stack's).
 pub fn free_address() -> std::net::SocketAddr {
-    static HANDED_OUT: std::sync::Mutex<std::collections::BTreeSet<u16>> =
-        std::sync::Mutex::new(std::collections::BTreeSet::new());
-    loop {
-        let address = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
-        if HANDED_OUT.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).insert(address.port()) {
-            return address;
-        }
-    }
+    ports::free_address().expect("a free port on 127.0.0.1")
 }
 
 /// An address where nothing listens: a port the system handed out and took back, and which

@@ -4,10 +4,8 @@ pub mod real_stack;
 pub mod service;
 
 use std::{
-    collections::BTreeSet,
     net::{SocketAddr, TcpListener, TcpStream},
     path::{Path, PathBuf},
-    sync::Mutex,
     time::{Duration, Instant},
 };
 
@@ -151,7 +149,7 @@ impl Addresses {
 
     /// Ports nobody uses right now (for the benchmark's stacks).
     pub fn free() -> anyhow::Result<Self> {
-        let free = free_address;
+        let free = ports::free_address;
         Ok(Self {
             api: free()?,
             api_tracez: free()?,
@@ -165,7 +163,7 @@ impl Addresses {
 
     fn of(options: &Options) -> Self {
         // Claimed: the real stack's internal ports, chosen later, must not be one of these.
-        let local = |port| claim(SocketAddr::from(([127, 0, 0, 1], port)));
+        let local = |port| ports::claim(SocketAddr::from(([127, 0, 0, 1], port)));
         Self {
             api: local(options.api_port),
             api_tracez: local(options.api_tracez_port),
@@ -423,29 +421,6 @@ fn service_binary(dir: &Path, name: &str) -> anyhow::Result<PathBuf> {
     Ok(path)
 }
 
-/// A port on 127.0.0.1 that nobody uses right now and that this process has not handed out
-/// before. The system may hand out a port it took back twice in a row; two services told to
-/// share one fail to start (it happened: apiserver's tracez on the store's OTLP port).
-pub fn free_address() -> anyhow::Result<SocketAddr> {
-    loop {
-        let address = TcpListener::bind("127.0.0.1:0")?.local_addr()?;
-        if newly_claimed(address) {
-            return Ok(address);
-        }
-    }
-}
-
-/// `address`, which [`free_address`] will not hand out from now on.
-fn claim(address: SocketAddr) -> SocketAddr {
-    newly_claimed(address);
-    address
-}
-
-fn newly_claimed(address: SocketAddr) -> bool {
-    static CLAIMED: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
-    CLAIMED.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).insert(address.port())
-}
-
 fn ensure_port_free(address: SocketAddr, option: &str) -> anyhow::Result<()> {
     TcpListener::bind(address).map(drop).with_context(|| {
         format!(
@@ -530,15 +505,5 @@ mod tests {
         };
         assert_eq!(env(false, None), ["INJECT_FAILURES=true", "FAILURE_RATE=0", "DELAY_RATE=0", "SLOW_LIST_RATE=0"]);
         assert_eq!(env(true, Some(3)), ["INJECT_FAILURES=true", "FAULT_SEED=3"]);
-    }
-
-    #[test]
-    fn free_addresses_are_never_handed_out_twice() {
-        let mut seen = BTreeSet::new();
-        for _ in 0..500 {
-            let address = free_address().unwrap();
-            assert!(seen.insert(address.port()), "port {} handed out twice", address.port());
-            // A port is taken back as soon as it is handed out: the system may give it again.
-        }
     }
 }

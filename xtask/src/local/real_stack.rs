@@ -46,7 +46,7 @@ pub struct RealStackAddresses {
 
 impl RealStackAddresses {
     pub fn free() -> anyhow::Result<Self> {
-        let free = local::free_address;
+        let free = ports::free_address;
         Ok(Self {
             jaeger_otlp: free()?,
             jaeger_otlp_http: free()?,
