@@ -3,7 +3,7 @@
 use crate::{
     exercise::catalog,
     expect::{self, Mode},
-    progress::Progress,
+    progress::{ExerciseState, Progress},
     project,
 };
 
@@ -25,10 +25,11 @@ pub fn run() -> anyhow::Result<()> {
         let modes: Vec<&str> =
             chapter.modes.iter().map(|mode| if *mode == Mode::Local { "local" } else { "cluster" }).collect();
         let of_chapter: Vec<_> = exercises.iter().filter(|exercise| exercise.chapter == chapter.number).collect();
-        let solved = of_chapter.iter().filter(|exercise| progress.solved.contains_key(&exercise.name)).count();
-        let exercises = match of_chapter.len() {
-            0 => String::new(),
-            all => format!("exercises {solved}/{all}"),
+        let count = |state| of_chapter.iter().filter(|exercise| progress.exercise(&exercise.name) == state).count();
+        let exercises = match (of_chapter.len(), count(ExerciseState::SeenSolution)) {
+            (0, _) => String::new(),
+            (all, 0) => format!("exercises {}/{all} solved", count(ExerciseState::Solved)),
+            (all, seen) => format!("exercises {}/{all} solved, {seen} solution seen", count(ExerciseState::Solved)),
         };
         println!("  {:>2}  {:<40} {:<15} {state:<32} {exercises}", chapter.number, chapter.title, modes.join("+"));
     }

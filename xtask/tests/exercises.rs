@@ -1,8 +1,10 @@
 //! Every exercise, the way a learner goes through it, in a copy of this checkout (a git
 //! repository of its own, so the real one is never switched): `start` takes the piece out on a
 //! branch; `check` on that code fails with the exercise's diagnosis (or the compiler's errors);
-//! `hint` helps; `solution | git apply` gives back exactly the finished code; `check` passes;
-//! `reset` returns to where the learner was, keeping the attempt. A change to the services that
+//! `hint` helps; the learner writes the answer (here: the start patch undone) and `check`
+//! passes, records it as solved and shows the reference next to it; `solution | git apply`
+//! gives back exactly the finished code; `reset` returns to where the learner was, keeping the
+//! attempt. Seeing the solution before solving makes an exercise "solution seen", not solved. A change to the services that
 //! makes an exercise stale (its patch no longer applies, or the unsolved code no longer fails
 //! the way the exercise says) fails here.
 //!
@@ -33,6 +35,7 @@ fn yes() -> bool {
 
 struct Exercise {
     name: String,
+    folder: PathBuf,
     spec: Spec,
 }
 
@@ -44,7 +47,7 @@ fn exercises(root: &Path) -> Vec<Exercise> {
             let text = std::fs::read_to_string(folder.join("exercise.toml")).unwrap();
             let folder_name = folder.file_name().unwrap().to_str().unwrap();
             let name = folder_name.split_once('-').unwrap().1.to_owned();
-            found.push(Exercise { name, spec: toml::from_str(&text).unwrap() });
+            found.push(Exercise { name, spec: toml::from_str(&text).unwrap(), folder });
         }
     }
     found
@@ -196,8 +199,28 @@ fn go_through(copy: &Path, one: &Exercise) -> Result<(), String> {
     let hint = text(&exercise(copy, &["hint"]));
     ensure(hint.contains("Hint 2 of"), format!("the second `hint` does not give the next one:\n{hint}"))?;
 
+    // The learner writes the answer (the start patch, undone).
+    let patch = one.folder.join("start.patch");
+    git(copy, &["apply", "--reverse", patch.to_str().unwrap()]);
+    let solved = exercise(copy, &["check"]);
+    let said = text(&solved);
+    ensure(solved.status.success(), format!("check fails on the solved code:\n{said}"))?;
+    ensure(said.contains("✓ Solved"), format!("check does not say solved:\n{said}"))?;
+    ensure(
+        said.contains("── Your change ──") && said.contains("── The reference solution ──"),
+        format!("check does not show the learner's change next to the reference:\n{said}"),
+    )?;
+    ensure(solved_count(copy) != solved_before, format!("a passing check did not record {name} as solved"))?;
+
+    // The solution, shown after solving: it stays solved, and applied to the unsolved code it
+    // gives back exactly the finished code.
+    git(copy, &["checkout", "--", "services"]);
     let solution = exercise(copy, &["solution"]);
     ensure(solution.status.success(), format!("solution failed:\n{}", text(&solution)))?;
+    ensure(
+        text(&solution).contains("stays solved"),
+        format!("solution does not say it stays solved:\n{}", text(&solution)),
+    )?;
     let mut apply = Command::new("git")
         .args(["apply", "-"])
         .current_dir(copy)
@@ -215,10 +238,6 @@ fn go_through(copy: &Path, one: &Exercise) -> Result<(), String> {
         git(copy, &["diff", "main", "--", "services"]).is_empty(),
         "the solution does not give back the finished code".into(),
     )?;
-
-    let solved = exercise(copy, &["check"]);
-    ensure(solved.status.success(), format!("check fails on the solved code:\n{}", text(&solved)))?;
-    ensure(text(&solved).contains("✓ Solved"), format!("check does not say solved:\n{}", text(&solved)))?;
 
     let reset = exercise(copy, &["reset"]);
     ensure(reset.status.success(), format!("reset failed:\n{}", text(&reset)))?;
@@ -320,4 +339,14 @@ fn check_watch_checks_again_on_every_save() {
     assert!(status.success(), "{output}");
     assert_eq!(output.matches("── Checking keep-probes-out").count(), 2, "{output}");
     assert!(output.contains("Not solved yet"), "the first check failed: {output}");
+    // The learner applied the solution shown by `solution`: it passes, but it is not theirs.
+    assert!(output.contains("recorded as \"solution seen\""), "{output}");
+    let listed = text(&exercise(copy, &["list"]));
+    let line = listed.lines().find(|line| line.starts_with("keep-probes-out")).unwrap_or_default();
+    assert!(line.contains("▶ started"), "{listed}");
+    assert!(listed.contains("0 of ") && listed.contains("1 more with the solution seen first"), "{listed}");
+    assert!(exercise(copy, &["reset"]).status.success());
+    let listed = text(&exercise(copy, &["list"]));
+    let line = listed.lines().find(|line| line.starts_with("keep-probes-out")).unwrap_or_default();
+    assert!(line.contains("◐ solution seen"), "{listed}");
 }

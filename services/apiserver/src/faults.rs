@@ -104,11 +104,9 @@ pub async fn inject(State(injector): State<Injector>, request: Request, next: Ne
 }
 
 async fn decide(injector: Injector, choice: Option<&str>, request: Request, next: Next) -> Response {
+    // Probes never fail: a failed probe takes the Pod out of service, or restarts it.
     let probe = matches!(request.uri().path(), "/ping" | "/ready");
-    if !injector.faults.inject_failures || probe {
-        return next.run(request).await;
-    }
-    let fate = injector.fate(choice);
+    let fate = if injector.faults.inject_failures && !probe { injector.fate(choice) } else { Fate::Normal };
     let span = tracing::Span::current();
     match fate {
         Fate::Error => {

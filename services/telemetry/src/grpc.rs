@@ -26,7 +26,7 @@ use tower::{Layer, Service};
 use tracing::{Instrument, Span, field::Empty};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
-use crate::propagation;
+use crate::{propagation, status::record_error};
 
 /// Spans for the RPCs a server answers.
 #[derive(Clone, Copy, Debug, Default)]
@@ -193,8 +193,7 @@ impl Call {
                 | Code::DataLoss
         );
         if code != Code::Ok && (!self.is_server || server_fault) {
-            self.span.record("otel.status_code", "ERROR");
-            self.span.record("error.type", status_name(code));
+            record_error(&self.span, status_name(code));
         }
     }
 }
@@ -240,8 +239,7 @@ impl<B: Body> Body for TracedBody<B> {
             }
             Some(Err(_)) if !this.call.ended => {
                 this.call.ended = true;
-                this.call.span.record("otel.status_code", "ERROR");
-                this.call.span.record("error.type", "stream_error");
+                record_error(&this.call.span, "stream_error");
             }
             // The body ended: whatever its status, the call is over.
             None => this.call.ended = true,

@@ -24,7 +24,7 @@ fn is_untraced(path: &str) -> bool {
     matches!(path, "/ping" | "/ready" | "/metrics") || path.starts_with("/debug/")
 }
 
-/// The middleware: `Router::layer(axum::middleware::from_fn(telemetry::http::trace_requests))`.
+/// The middleware: a SERVER span around each request that is not a probe.
 pub async fn trace_requests(request: Request, next: Next) -> Response {
     if is_untraced(request.uri().path()) {
         return next.run(request).await;
@@ -76,8 +76,7 @@ pub async fn trace_requests(request: Request, next: Next) -> Response {
     span.in_scope(|| tracing::info!(status = status.as_u16(), elapsed = ?started.elapsed(), "{name} answered"));
     span.record("http.response.status_code", status.as_u16());
     if status.is_server_error() {
-        span.record("otel.status_code", "ERROR");
-        span.record("error.type", status.as_str());
+        crate::status::record_error(&span, status.as_str());
     }
     if trace_id != opentelemetry::trace::TraceId::INVALID {
         let value = HeaderValue::from_str(&trace_id.to_string()).expect("hex is a valid header value");

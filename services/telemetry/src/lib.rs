@@ -24,6 +24,7 @@ pub mod propagation;
 mod resource;
 mod select;
 mod shutdown;
+pub mod status;
 mod stream;
 pub mod throttle;
 pub mod tracez;

@@ -263,7 +263,6 @@ fn record_error(span: &Span, error: &StoreError) {
         StoreError::Unavailable(_) => "unavailable",
         StoreError::Database(_) | StoreError::Open(_) => "database_error",
     };
-    span.record("otel.status_code", "ERROR");
+    telemetry::status::record_error(span, kind);
     span.record("otel.status_description", error.to_string());
-    span.record("error.type", kind);
 }

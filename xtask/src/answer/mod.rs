@@ -2,7 +2,8 @@
 //! learner's own traces. Each chapter's `questions.toml` asks things a trace answers ("which
 //! span made the slowest request slow?"); the right answer is computed from the traces in the
 //! store (and the services' logs) at that moment, never a fixed string (compute.rs). A wrong
-//! answer gets the right one, why, and how to find it.
+//! answer gets where to look, not the answer: that comes after the third wrong one, or with
+//! `--reveal`, and a question whose answer was shown no longer counts when answered.
 //!
 //! ```toml
 //! [[question]]
@@ -30,6 +31,10 @@ pub struct Options {
     /// Your answer (quote it when it has spaces).
     #[arg(requires = "id")]
     answer: Option<String>,
+
+    /// Show the answer, and why (the question then no longer counts as answered).
+    #[arg(long, requires = "id")]
+    reveal: bool,
 
     /// Jaeger's query address (API v3).
     #[arg(long, default_value = "http://127.0.0.1:16686")]
@@ -80,36 +85,80 @@ pub fn run(options: &Options) -> anyhow::Result<()> {
         let ids: Vec<&str> = questions.iter().map(|question| question.id.as_str()).collect();
         format!("there is no question {id:?}; there are: {}", ids.join(", "))
     })?;
-    let Some(answer) = &options.answer else {
+    if options.answer.is_none() && !options.reveal {
         println!(
             "{} (chapter {}): {}\n\nAnswer: cargo xtask answer {} \"…\"",
             question.id, question.chapter, question.ask, question.id
         );
         return Ok(());
-    };
+    }
     let jaeger = Jaeger::new(&options.jaeger)?;
     let logs = options.state_dir.clone().unwrap_or_else(|| project::root().join(".state/local")).join("logs");
     let truth = compute::answer(question, &jaeger, &logs)?;
+    let Some(answer) = &options.answer else {
+        reveal(question, &truth);
+        return Ok(());
+    };
     if truth.accepts(answer) {
+        let mut counts = true;
         Progress::update(|progress| {
-            progress.answered.insert(question.id.clone());
+            counts = !progress.revealed.contains(&question.id);
+            if counts {
+                progress.answered.insert(question.id.clone());
+            }
         });
         println!("✓ Right: {}.\n  {}", truth.answer, truth.why);
+        if !counts {
+            println!("  (Its answer was shown to you before: it does not count as answered.)");
+        }
         return Ok(());
     }
-    println!("✗ Not quite. In the traces there now, the answer is: {}", truth.answer);
-    println!("  Why: {}", truth.why);
-    println!("  How to find it: {}", question.how);
+    let mut wrong = 0;
+    Progress::update(|progress| {
+        let tries = progress.wrong_answers.entry(question.id.clone()).or_default();
+        *tries += 1;
+        wrong = *tries;
+    });
+    println!("✗ Not quite.");
+    if options.reveal || wrong >= TRIES {
+        reveal(question, &truth);
+    } else {
+        println!("  How to find it: {}", question.how);
+        println!(
+            "  Wrong answers so far: {wrong}; the answer is shown after {TRIES}, or with --reveal (the question \
+             then no longer counts)."
+        );
+    }
     anyhow::bail!("{:?} is not the answer to {}", answer, question.id)
 }
 
+/// How many wrong answers a question takes before its answer is shown.
+const TRIES: u32 = 3;
+
+/// Shows the answer and why; from now on the question does not count.
+fn reveal(question: &Question, truth: &compute::Truth) {
+    Progress::update(|progress| {
+        progress.revealed.insert(question.id.clone());
+    });
+    println!("  In the traces there now, the answer is: {}", truth.answer);
+    println!("  Why: {}", truth.why);
+    println!("  How to find it: {}", question.how);
+    println!("  (Shown, so {} no longer counts as answered.)", question.id);
+}
+
 fn list(questions: &[Question]) {
-    let answered = Progress::load().answered;
+    let progress = Progress::load();
     for question in questions {
-        let mark = if answered.contains(&question.id) { "✓" } else { "·" };
+        let mark = if progress.answered.contains(&question.id) {
+            "✓"
+        } else if progress.revealed.contains(&question.id) {
+            "◐"
+        } else {
+            "·"
+        };
         println!("{mark} {:<22} chapter {}  {}", question.id, question.chapter, question.ask);
     }
-    println!("\nAnswer one: cargo xtask answer ID \"your answer\"");
+    println!("\n✓ answered, ◐ answer shown (does not count). Answer one: cargo xtask answer ID \"your answer\"");
 }
 
 /// Every chapter's questions, in the chapters' order.

@@ -10,7 +10,7 @@ use super::catalog::Exercise;
 use crate::{
     local::{self, Addresses, Launch, Stack, Traces, Tracing},
     processes,
-    progress::{self, Progress},
+    progress::{self, ExerciseState, Progress, Started},
     project, verify,
 };
 
@@ -126,10 +126,14 @@ fn once(exercises: &[Exercise], exercise: &Exercise, options: &Options) -> anyho
     }
     println!("\n✓ Solved: {}", exercise.spec.goal);
     // Only the learner's own work counts: checking the finished code proves nothing.
-    let started = super::in_progress().ok().flatten().is_some_and(|started| started.name == exercise.name);
-    if started {
-        Progress::record_solved(&exercise.name);
+    let started = super::in_progress().ok().flatten().filter(|started| started.name == exercise.name);
+    if let Some(started) = &started {
+        if Progress::record_solved(&exercise.name) == ExerciseState::SeenSolution {
+            println!("  (You saw the solution before: recorded as \"solution seen\", not solved.)");
+        }
+        compare(exercise, started);
     }
+    let started = started.is_some();
     let reset = if started { "cargo xtask exercise reset, then " } else { "" };
     let next = exercises.iter().skip_while(|other| other.name != exercise.name).nth(1);
     match next {
@@ -138,6 +142,19 @@ fn once(exercises: &[Exercise], exercise: &Exercise, options: &Options) -> anyho
         None => println!("  That was the last exercise."),
     }
     Ok(Outcome::Solved)
+}
+
+/// The learner's change next to the reference solution, to compare: there is more than one
+/// right answer, and the differences are worth a look.
+fn compare(exercise: &Exercise, started: &Started) {
+    let Ok(git) = super::git::Git::at(&project::root()) else { return };
+    let (Ok(theirs), Ok(reference)) =
+        (git.diff_since(&started.start_commit), git.undoing(&exercise.patch(), &format!("{}^", started.start_commit)))
+    else {
+        return;
+    };
+    println!("\n── Your change ──\n{}", theirs.trim_end());
+    println!("\n── The reference solution ──\n{}", reference.trim_end());
 }
 
 /// Where `cargo build` puts the services: next to xtask, or under `CARGO_TARGET_DIR` when the

@@ -118,6 +118,11 @@ impl Git {
         Ok(true)
     }
 
+    /// What the work tree changes in services/ since `commit` (what the learner wrote).
+    pub fn diff_since(&self, commit: &str) -> anyhow::Result<String> {
+        self.read_exactly(&["diff", commit, "--", "services"])
+    }
+
     /// The diff that undoes `patch` on top of `base`: computed in a scratch index, so the work
     /// tree is not touched.
     pub fn undoing(&self, patch: &Path, base: &str) -> anyhow::Result<String> {

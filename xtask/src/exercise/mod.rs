@@ -13,7 +13,7 @@ mod git;
 use anyhow::Context;
 
 use crate::{
-    progress::{Progress, Started},
+    progress::{ExerciseState, Progress, Started},
     project,
 };
 use catalog::Exercise;
@@ -41,7 +41,8 @@ enum Command {
         /// Another exercise than the one in progress.
         name: Option<String>,
     },
-    /// The diff that solves the exercise, to read or to apply with `git apply`.
+    /// The diff that solves the exercise, to read or to apply with `git apply` (it then counts
+    /// as "solution seen", not solved).
     Solution {
         /// Another exercise than the one in progress.
         name: Option<String>,
@@ -95,15 +96,22 @@ fn list(exercises: &[Exercise]) {
     let current = progress.exercise.as_ref().map(|started| started.name.as_str());
     let width = exercises.iter().map(|exercise| exercise.name.len()).max().unwrap_or(0);
     for exercise in exercises {
-        let status = match progress.solved.get(&exercise.name) {
+        let status = match progress.exercise(&exercise.name) {
             _ if current == Some(exercise.name.as_str()) => "▶ started",
-            Some(_) => "✓ solved",
-            None => "· to do",
+            state => state.mark(),
         };
-        println!("{:<width$}  chapter {}  {status:<9}  {}", exercise.name, exercise.chapter, exercise.spec.goal);
+        println!("{:<width$}  chapter {}  {status:<15}  {}", exercise.name, exercise.chapter, exercise.spec.goal);
     }
-    let solved = exercises.iter().filter(|exercise| progress.solved.contains_key(&exercise.name)).count();
-    println!("\n{solved} of {} solved. Start one: cargo xtask exercise start NAME", exercises.len());
+    let count = |state| exercises.iter().filter(|exercise| progress.exercise(&exercise.name) == state).count();
+    let seen = match count(ExerciseState::SeenSolution) {
+        0 => String::new(),
+        seen => format!(" ({seen} more with the solution seen first: they do not count)"),
+    };
+    println!(
+        "\n{} of {} solved{seen}. Start one: cargo xtask exercise start NAME",
+        count(ExerciseState::Solved),
+        exercises.len()
+    );
 }
 
 fn start(exercise: &Exercise) -> anyhow::Result<()> {
@@ -196,10 +204,18 @@ fn solution(exercise: &Exercise) -> anyhow::Result<()> {
         None => "HEAD".to_owned(),
     };
     let diff = git.undoing(&exercise.patch(), &base)?;
+    let already = Progress::load().exercise(&exercise.name) == ExerciseState::Solved;
+    Progress::record_solution_seen(&exercise.name);
     print!("{diff}");
+    let counts = if already {
+        "You had solved it already: it stays solved."
+    } else {
+        "From now on it counts as \"solution seen\", not solved, even once `check` passes."
+    };
     eprintln!(
-        "\n(The diff above solves {}. Apply it to the unsolved code with:\n  cargo xtask exercise solution | git apply\n\
-         If you changed the same lines, put your changes aside first: git stash.)",
+        "\n(The diff above solves {}. {counts}\nApply it to the unsolved code with:\n  \
+         cargo xtask exercise solution | git apply\nIf you changed the same lines, put your changes aside first: \
+         git stash.)",
         exercise.name
     );
     Ok(())

@@ -4,7 +4,10 @@
 //! shown by `cargo xtask chapters`. Updates take a lock and replace the file whole, so two
 //! commands at once neither lose an update nor leave half a file.
 
-use std::{collections::BTreeMap, path::PathBuf};
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    path::PathBuf,
+};
 
 use serde::{Deserialize, Serialize};
 
@@ -19,12 +22,43 @@ pub struct Progress {
     /// The exercise in progress (`cargo xtask exercise start`), if any.
     #[serde(default)]
     pub exercise: Option<Started>,
-    /// Exercise name → when `cargo xtask exercise check` first found it solved.
+    /// Exercise name → when `cargo xtask exercise check` first found it solved by the learner.
     #[serde(default)]
     pub solved: BTreeMap<String, String>,
-    /// The questions answered right (`cargo xtask answer`).
+    /// Exercise name → when `cargo xtask exercise solution` showed its answer before it was
+    /// solved. A check that passes after that does not make it solved.
     #[serde(default)]
-    pub answered: std::collections::BTreeSet<String>,
+    pub seen_solution: BTreeMap<String, String>,
+    /// The questions answered right (`cargo xtask answer`) before their answer was revealed.
+    #[serde(default)]
+    pub answered: BTreeSet<String>,
+    /// Question id → how many wrong answers were given.
+    #[serde(default)]
+    pub wrong_answers: BTreeMap<String, u32>,
+    /// The questions whose answer was shown (`--reveal`, or after the third wrong answer):
+    /// answering them right no longer counts.
+    #[serde(default)]
+    pub revealed: BTreeSet<String>,
+}
+
+/// Where a learner stands with one exercise.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExerciseState {
+    ToDo,
+    /// The solution was shown before it was solved.
+    SeenSolution,
+    Solved,
+}
+
+impl ExerciseState {
+    /// The mark `list` and `chapters` show.
+    pub fn mark(self) -> &'static str {
+        match self {
+            ExerciseState::ToDo => "· to do",
+            ExerciseState::SeenSolution => "◐ solution seen",
+            ExerciseState::Solved => "✓ solved",
+        }
+    }
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -90,10 +124,38 @@ impl Progress {
         });
     }
 
-    pub fn record_solved(exercise: &str) {
+    pub fn exercise(&self, name: &str) -> ExerciseState {
+        if self.solved.contains_key(name) {
+            ExerciseState::Solved
+        } else if self.seen_solution.contains_key(name) {
+            ExerciseState::SeenSolution
+        } else {
+            ExerciseState::ToDo
+        }
+    }
+
+    /// Records a passing check of the learner's work; solved only if the solution was not
+    /// shown before. Returns the state it leaves.
+    pub fn record_solved(exercise: &str) -> ExerciseState {
+        let at = now();
+        let mut state = ExerciseState::Solved;
+        Self::update(|progress| {
+            if progress.exercise(exercise) == ExerciseState::SeenSolution {
+                state = ExerciseState::SeenSolution;
+            } else {
+                progress.solved.entry(exercise.to_owned()).or_insert(at);
+            }
+        });
+        state
+    }
+
+    /// Records that the solution was shown; an exercise already solved stays solved.
+    pub fn record_solution_seen(exercise: &str) {
         let at = now();
         Self::update(|progress| {
-            progress.solved.entry(exercise.to_owned()).or_insert(at);
+            if !progress.solved.contains_key(exercise) {
+                progress.seen_solution.entry(exercise.to_owned()).or_insert(at);
+            }
         });
     }
 }

@@ -1,0 +1,122 @@
+//! Nothing of an exercise's answer is printed before the learner writes it. An answer line is a
+//! line its start patch removes (the code the learner writes back) with 20 characters or more;
+//! none may appear verbatim in the chapters' text, in any hint but the last (the last names the
+//! API and where it is documented, not the code), or anywhere in the services as the learner
+//! gets them (the start patch applied: a doc comment or the code next door must not show it).
+
+use std::{
+    path::{Path, PathBuf},
+    process::Command,
+};
+
+use serde::Deserialize;
+
+#[derive(Deserialize)]
+struct Spec {
+    hints: Vec<String>,
+}
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_owned()
+}
+
+fn folders(dir: &Path) -> Vec<PathBuf> {
+    let mut folders: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|entries| entries.map(|entry| entry.unwrap().path()).filter(|path| path.is_dir()).collect())
+        .unwrap_or_default();
+    folders.sort();
+    folders
+}
+
+/// Every exercise's folder, in the chapters' order.
+fn exercise_folders() -> Vec<PathBuf> {
+    folders(&root().join("chapters")).iter().flat_map(|chapter| folders(&chapter.join("exercises"))).collect()
+}
+
+/// The lines the learner writes back: removed by the start patch, trimmed, 20 characters or more.
+fn answer_lines(patch: &str) -> Vec<String> {
+    patch
+        .lines()
+        .filter(|line| line.starts_with('-') && !line.starts_with("---"))
+        .map(|line| line[1..].trim().to_owned())
+        .filter(|line| line.chars().count() >= 20)
+        .collect()
+}
+
+/// How many lines of code the learner writes back (removed lines that are not blank).
+fn answer_size(patch: &str) -> usize {
+    patch
+        .lines()
+        .filter(|line| line.starts_with('-') && !line.starts_with("---") && !line[1..].trim().is_empty())
+        .count()
+}
+
+/// Every file below `dir` with its text (files that are not text are left out).
+fn texts(dir: &Path) -> Vec<(PathBuf, String)> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                if path.file_name().is_some_and(|name| name != "target") {
+                    stack.push(path);
+                }
+            } else if let Ok(text) = std::fs::read_to_string(&path) {
+                found.push((path, text));
+            }
+        }
+    }
+    found
+}
+
+/// The services as the learner gets them: a copy with the start patch applied.
+fn services_as_given(patch: &Path) -> (tempfile::TempDir, Vec<(PathBuf, String)>) {
+    let copy = tempfile::tempdir().unwrap();
+    let status = Command::new("cp").arg("-r").arg(root().join("services")).arg(copy.path()).status().unwrap();
+    assert!(status.success());
+    let applied = Command::new("git").arg("apply").arg(patch).current_dir(copy.path()).output().unwrap();
+    assert!(applied.status.success(), "{}: {}", patch.display(), String::from_utf8_lossy(&applied.stderr));
+    let texts = texts(&copy.path().join("services"));
+    (copy, texts)
+}
+
+#[test]
+fn no_answer_line_is_printed_before_it_is_written() {
+    let chapters: Vec<(PathBuf, String)> = texts(&root().join("chapters"))
+        .into_iter()
+        .filter(|(path, _)| path.extension().is_some_and(|e| e == "md"))
+        .collect();
+    let mut leaks = Vec::new();
+    let mut sizes = Vec::new();
+    for folder in exercise_folders() {
+        let name = folder.file_name().unwrap().to_string_lossy().into_owned();
+        let patch = std::fs::read_to_string(folder.join("start.patch")).unwrap();
+        let spec: Spec = toml::from_str(&std::fs::read_to_string(folder.join("exercise.toml")).unwrap()).unwrap();
+        sizes.push(answer_size(&patch));
+        let (_copy, services) = services_as_given(&folder.join("start.patch"));
+        for line in answer_lines(&patch) {
+            for (path, text) in &chapters {
+                if text.contains(&line) {
+                    leaks.push(format!("{name}: {line:?} is in {}", path.strip_prefix(root()).unwrap().display()));
+                }
+            }
+            let but_last = spec.hints.len().saturating_sub(1);
+            for (number, hint) in spec.hints.iter().take(but_last).enumerate() {
+                if hint.contains(&line) {
+                    leaks.push(format!("{name}: {line:?} is in hint {}", number + 1));
+                }
+            }
+            for (path, text) in &services {
+                if text.contains(&line) {
+                    let path = path.components().skip_while(|part| part.as_os_str() != "services").collect::<PathBuf>();
+                    leaks.push(format!("{name}: {line:?} is in {} as the learner gets it", path.display()));
+                }
+            }
+        }
+    }
+    sizes.sort_unstable();
+    let median = sizes.get(sizes.len() / 2).copied().unwrap_or_default();
+    eprintln!("{} exercises; lines of code each answer writes: {sizes:?}, median {median}", sizes.len());
+    assert!(leaks.is_empty(), "{} answer line(s) printed before they are written:\n{}", leaks.len(), leaks.join("\n"));
+}
