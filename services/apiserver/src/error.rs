@@ -5,7 +5,7 @@ use axum::{
     http::StatusCode,
     response::{IntoResponse, Response},
 };
-use telemetry::throttle::{Throttle, WARN_EVERY};
+use telemetry::hardening::log_throttle::{Throttle, WARN_EVERY};
 use tonic::Code;
 
 #[derive(Debug, thiserror::Error)]

@@ -185,7 +185,7 @@ async fn b3_single_header_joins_the_trace() {
 }
 
 /// With `RUST_LOG=debug` the libraries' own spans and debug events are enabled: they stay out of
-/// the trace, and our spans keep their parents (telemetry/src/select.rs).
+/// the trace, and our spans keep their parents (telemetry/src/hardening/span_selection.rs).
 #[tokio::test(flavor = "multi_thread")]
 async fn debug_logging_leaves_the_trace_as_it_is() {
     let collector = Collector::start().await;
@@ -508,7 +508,7 @@ async fn what_a_client_sends_is_bounded_in_spans() {
     };
     let agent = server_span(&agent_trace);
     let kept = agent.attribute("user_agent.original").unwrap();
-    assert_eq!(kept.len(), telemetry::limits::DEFAULT_VALUE_LENGTH);
+    assert_eq!(kept.len(), telemetry::hardening::value_limits::DEFAULT_VALUE_LENGTH);
     assert_eq!(agent.attribute("url.query"), Some("page_size=5&sig=REDACTED"));
     let made_up = server_span(&method_trace);
     assert_eq!(made_up.name, "HTTP /v1/todo");

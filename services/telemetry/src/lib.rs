@@ -12,28 +12,33 @@
 //! `OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES`, `OTEL_TRACES_SAMPLER` (default
 //! `parentbased_always_on`), `OTEL_PROPAGATORS` (default `tracecontext,baggage,b3multi`),
 //! `OTEL_SDK_DISABLED`, and the span limits (`OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT`, default
-//! 4096, and the SDK's count limits: see `limits.rs`). Log lines go to stderr with the trace and
+//! 4096, and the SDK's count limits: see `hardening/value_limits.rs`). Log lines go to stderr with the trace and
 //! span ids of their span.
 
+// The lesson, in reading order: how tracing is set up (this file, then the resource and the
+// exporter), how context travels (propagation), where spans are made (http, grpc, and the
+// stream a span must stay around), how a failed span is marked (status), and each service's
+// own view of its spans (tracez). The workarounds of the SDK's gaps are apart, in hardening/.
 pub mod exporter;
 pub mod grpc;
 pub mod http;
-pub mod limits;
 mod logging;
 pub mod propagation;
 mod resource;
-mod select;
 mod shutdown;
 pub mod status;
 mod stream;
-pub mod throttle;
 pub mod tracez;
+
+pub mod hardening;
 
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::{
     runtime, trace::SdkTracerProvider, trace::span_processor_with_async_runtime::BatchSpanProcessor,
 };
 use tracing_subscriber::{EnvFilter, layer::SubscriberExt, util::SubscriberInitExt};
+
+use hardening::{span_selection, value_limits};
 
 pub use shutdown::shutdown_signal;
 pub use stream::InSpan;
@@ -55,14 +60,14 @@ pub fn init(service_name: &'static str, service_version: &'static str) -> anyhow
     } else {
         opentelemetry::global::set_text_map_propagator(propagation::from_env()?);
         let exporter = exporter::from_env()?;
-        let max_value_length = limits::value_length_from_env()?;
+        let max_value_length = value_limits::value_length_from_env()?;
         // Batches spans on tokio; when the queue is full (OTEL_BSP_MAX_QUEUE_SIZE, default
         // 2048) new spans are dropped, counted and reported in the log, so a dead collector
         // cannot eat the memory.
         let batches = BatchSpanProcessor::builder(exporter, runtime::Tokio).build();
         // Each finished span goes through one chain: cut to the limits, counted by tracez,
         // queued for export.
-        let processor = limits::Limited::new(tracez.processor(batches, max_value_length), max_value_length);
+        let processor = value_limits::Limited::new(tracez.processor(batches, max_value_length), max_value_length);
         Some(
             SdkTracerProvider::builder()
                 .with_resource(resource::detect(service_name, service_version))
@@ -85,8 +90,8 @@ pub fn init(service_name: &'static str, service_version: &'static str) -> anyhow
             .with_tracked_inactivity(false)
             .with_context_activation(false)
     });
-    // Only our spans, and warnings and errors as their events, go into traces (select.rs).
-    let otel = otel.map(select::Select);
+    // Only our spans, and warnings and errors as their events, go into traces.
+    let otel = otel.map(span_selection::Select);
     let levels = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     tracing_subscriber::registry().with(levels).with(otel).with(logging::layer()).try_init()?;
 

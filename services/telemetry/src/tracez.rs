@@ -265,7 +265,7 @@ impl<P: SpanProcessor> SpanProcessor for TracezProcessor<P> {
 impl<P> TracezProcessor<P> {
     fn record_start(&self, span: &Span) {
         let Some(mut data) = span.exported_data() else { return };
-        crate::limits::cut_values(&mut data, self.max_value_length);
+        crate::hardening::value_limits::cut_values(&mut data, self.max_value_length);
         let mut spans = self.tracez.spans();
         if !spans.by_name.contains_key(data.name.as_ref()) {
             if spans.by_name.len() >= MAX_SPAN_NAMES {
@@ -296,14 +296,14 @@ impl<P> TracezProcessor<P> {
             return;
         }
         let mut sample = span.clone();
-        let mut bytes = crate::limits::estimated_bytes(&sample);
+        let mut bytes = crate::hardening::value_limits::estimated_bytes(&sample);
         let copies = usize::from(sample_latency) + usize::from(sample_error);
         if *sample_bytes + copies * bytes > MAX_SAMPLE_BYTES {
             sample.dropped_attributes_count += sample.attributes.len() as u32;
             sample.attributes = Vec::new();
             sample.events.dropped_count += sample.events.events.len() as u32;
             sample.events.events = Vec::new();
-            bytes = crate::limits::estimated_bytes(&sample);
+            bytes = crate::hardening::value_limits::estimated_bytes(&sample);
         }
         let sample = Arc::new(sample);
         let mut keep = |bucket: &mut Bucket, wanted: bool| match wanted {

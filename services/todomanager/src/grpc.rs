@@ -3,7 +3,7 @@
 use std::pin::Pin;
 
 use proto::{DeleteTodoRes, ListTodosReq, TodoIdReq};
-use telemetry::throttle::{Throttle, WARN_EVERY};
+use telemetry::hardening::log_throttle::{Throttle, WARN_EVERY};
 use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status};
 
