@@ -17,11 +17,13 @@
 //! name = "POST /v1/todo"
 //! kind = "server"
 //! parent = "root"                       # "root", or the id of another span: its direct child
+//! parent_span_id = "00f067aa0ba902b7"   # or a caller's span outside the trace store
 //! attributes = { "http.route" = "/v1/todo" }   # equal to
 //! attributes_exist = ["client.address"]        # present
 //! attributes_match = { "url.path" = "^/v1/" }  # matches a regular expression
 //! error = false                         # its status is Error (true) or not (false)
 //! events = ["injected failure*"]        # event names it has (globs)
+//! why = "a 5xx is the server's failure" # said when the span is there but not as described
 //!
 //! [[request.log]]                       # a line of the service's log in this request's trace
 //! service = "apiserver"                 # (local mode: xtask reads .state/local/logs)
@@ -140,6 +142,9 @@ pub struct ExpectedSpan {
     pub kind: Option<String>,
     pub parent: Option<String>,
     pub ancestor: Option<String>,
+    /// The id of its parent when that is a span of the caller's, outside the trace store (the
+    /// span id the request's `traceparent` or B3 headers carried).
+    pub parent_span_id: Option<String>,
     #[serde(default)]
     pub attributes: BTreeMap<String, String>,
     #[serde(default)]
@@ -151,6 +156,8 @@ pub struct ExpectedSpan {
     /// Names of events the span must have (globs): a warning logged inside it, say.
     #[serde(default)]
     pub events: Vec<String>,
+    /// What it means when the span is there but not as described: said after the problems.
+    pub why: Option<String>,
 }
 
 impl ExpectedSpan {

@@ -18,7 +18,7 @@ impl Verifier {
                     Some(span) => format!(
                         "{} reported `{}` in another trace ({}) as a root span: it was made where no span was \
                          current. Work handed to a task of its own (tokio::spawn) does not take the current span \
-                         along: instrument the task with it (`.in_current_span()`).",
+                         along by itself.",
                         span.service, span.name, span.trace_id
                     ),
                     None => text.clone(),

@@ -63,7 +63,10 @@ pub(super) fn check(expected: &[ExpectedSpan], spans: &[Span]) -> Vec<Result<Str
                 used.insert(span.span_id.as_str());
                 Ok(span.span_id.clone())
             }
-            Some((_, problems)) => Err(Failure::Other(problems.join("; "))),
+            Some((_, problems)) => Err(Failure::Other(match &want.why {
+                Some(why) => format!("{}: {why}", problems.join("; ")),
+                None => problems.join("; "),
+            })),
             None if !spans.iter().any(|span| glob(&want.service, &span.service)) => {
                 Err(Failure::NoSpansFrom(want.service.clone()))
             }
@@ -126,6 +129,14 @@ pub(super) fn problems(
                 ),
             }),
         },
+    }
+    if let Some(wanted) = want.parent_span_id.as_deref()
+        && span.parent_span_id != wanted
+    {
+        problems.push(match span.parent_span_id.as_str() {
+            "" => format!("`{}` has no parent, expected the caller's span {wanted}", span.name),
+            other => format!("`{}` is a child of span {other}, expected the caller's span {wanted}", span.name),
+        });
     }
     if let Some(id) = want.ancestor.as_deref() {
         match matched.get(id) {
