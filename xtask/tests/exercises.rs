@@ -4,7 +4,9 @@
 //! `hint` helps; the learner writes the answer (here: the start patch undone) and `check`
 //! passes, records it as solved and shows the reference next to it; `solution | git apply`
 //! gives back exactly the finished code; `reset` returns to where the learner was, keeping the
-//! attempt. Seeing the solution before solving makes an exercise "solution seen", not solved. A change to the services that
+//! attempt. Seeing the solution before solving makes an exercise "solution seen", not solved.
+//! Each exercise's decoys (plausible wrong answers) are applied to the unsolved code in turn,
+//! and `check` must reject each one, saying what its `says` names. A change to the services that
 //! makes an exercise stale (its patch no longer applies, or the unsolved code no longer fails
 //! the way the exercise says) fails here.
 //!
@@ -27,6 +29,15 @@ struct Spec {
     #[serde(default = "yes")]
     compiles: bool,
     open: Vec<String>,
+    #[serde(default, rename = "decoy")]
+    decoys: Vec<Decoy>,
+}
+
+/// A plausible wrong answer, and what `check` must say of it.
+#[derive(Deserialize)]
+struct Decoy {
+    patch: String,
+    says: String,
 }
 
 fn yes() -> bool {
@@ -137,6 +148,9 @@ fn every_exercise_fails_unsolved_and_passes_solved() {
     let copy = copy.path();
     let exercises = exercises(copy);
     assert!(exercises.len() >= 8, "the workshop promises at least eight exercises");
+    let without: Vec<&str> =
+        exercises.iter().filter(|one| one.spec.decoys.is_empty()).map(|one| one.name.as_str()).collect();
+    eprintln!("exercises without a decoy yet: {without:?}");
 
     let listed = text(&exercise(copy, &["list"]));
     for one in &exercises {
@@ -193,6 +207,17 @@ fn go_through(copy: &Path, one: &Exercise) -> Result<(), String> {
     )?;
     ensure(said.contains(&one.spec.diagnosis), format!("check does not say {:?}:\n{said}", one.spec.diagnosis))?;
     ensure(said.contains("cargo xtask exercise hint"), format!("check does not point to the hints:\n{said}"))?;
+
+    // Each plausible wrong answer is rejected, with the diagnosis its writer needs.
+    for decoy in &one.spec.decoys {
+        git(copy, &["apply", one.folder.join(&decoy.patch).to_str().unwrap()]);
+        let rejected = exercise(copy, &["check", "--timeout", "5s"]);
+        let said = text(&rejected);
+        git(copy, &["checkout", "--", "services"]);
+        ensure(!rejected.status.success(), format!("check passes the wrong answer {}:\n{said}", decoy.patch))?;
+        ensure(said.contains(&decoy.says), format!("check does not say {:?} of {}:\n{said}", decoy.says, decoy.patch))?;
+        ensure(solved_count(copy) == solved_before, format!("a wrong answer recorded {name} as solved"))?;
+    }
 
     let hint = text(&exercise(copy, &["hint"]));
     ensure(hint.contains("Hint 1 of"), format!("no first hint:\n{hint}"))?;

@@ -6,7 +6,9 @@
 //! - `start.patch`: the change that takes the piece out of the finished code (`git diff`
 //!   output). The finished code in `services/` is the solution, so an exercise cannot drift
 //!   from it: a change to the services that the patch no longer fits fails the tests;
-//! - `expect.toml`: what must hold when it is solved, in the chapters' format (expect.rs).
+//! - `expect.toml`: what must hold when it is solved, in the chapters' format (expect.rs);
+//! - `decoys/*.patch`: plausible wrong or partial answers, each a change to the unsolved code
+//!   that `check` must reject, saying why (xtask/tests/exercises.rs applies each one).
 //!
 //! ```toml
 //! goal = "Give every HTTP request a SERVER span"
@@ -14,7 +16,11 @@
 //! open = ["services/apiserver/src/routes.rs"]
 //! diagnosis = "the answer has no X-Trace-Id header"   # `check` prints it while unsolved
 //! compiles = true                                     # false: the exercise starts from a compile error
-//! hints = ["…", "…", "…"]
+//! hints = ["…", "…", "…"]                            # the last names the API, not the code
+//!
+//! [[decoy]]
+//! patch = "decoys/outside-the-faults.patch"   # applied to the unsolved code
+//! says = "the fault layer ran outside"        # what `check` must say of it
 //! ```
 //!
 //! A trainer adds an exercise by adding such a folder: no Rust to change.
@@ -42,6 +48,20 @@ pub struct Spec {
     #[serde(default = "yes")]
     pub compiles: bool,
     pub hints: Vec<String>,
+    /// Plausible wrong answers that `check` must reject.
+    #[serde(default, rename = "decoy")]
+    pub decoys: Vec<Decoy>,
+}
+
+/// A wrong or partial answer, and what `check` says of it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Decoy {
+    /// The change to the unsolved code, relative to the exercise's folder.
+    pub patch: String,
+    /// What `check` must say (the diagnosis a learner who wrote it needs).
+    #[expect(dead_code, reason = "read by the tests, which parse exercise.toml themselves")]
+    pub says: String,
 }
 
 fn yes() -> bool {
@@ -92,6 +112,10 @@ pub fn load_all(chapters_dir: &Path) -> anyhow::Result<Vec<Exercise>> {
             anyhow::ensure!(!spec.hints.is_empty(), "{}: give at least one hint", file.display());
             let exercise = Exercise { name, chapter, chapter_folder: chapter_folder.clone(), folder, spec };
             anyhow::ensure!(exercise.patch().is_file(), "{} is missing", exercise.patch().display());
+            for decoy in &exercise.spec.decoys {
+                let patch = exercise.folder.join(&decoy.patch);
+                anyhow::ensure!(patch.is_file(), "{}: the decoy {} is missing", file.display(), patch.display());
+            }
             exercise.claims()?;
             anyhow::ensure!(
                 !exercises.iter().any(|other: &Exercise| other.name == exercise.name),

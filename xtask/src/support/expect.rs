@@ -122,6 +122,9 @@ pub struct Request {
     pub trace_id: Option<String>,
     /// The shape of the cluster whose traces this describes: with the mesh, without, or both.
     pub mesh: Option<Mesh>,
+    /// What it means when this request, unlike the others, was not traced: said instead of the
+    /// general diagnosis.
+    pub why: Option<String>,
     #[serde(default)]
     pub span: Vec<ExpectedSpan>,
     /// Log lines the request's trace must have (local mode, where xtask can read the logs).

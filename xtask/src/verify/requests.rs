@@ -108,7 +108,9 @@ impl Verifier {
                 }
                 std::thread::sleep(Duration::from_millis(200));
             };
-            if exports {
+            if let Some(why) = &request.why {
+                println!("    → {why}");
+            } else if exports {
                 println!(
                     "    → apiserver does export spans, so tracing is on, but no span was made for this HTTP \
                      request: is the tracing middleware (telemetry::http::trace_requests) on its router?"
