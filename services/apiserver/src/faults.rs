@@ -76,7 +76,8 @@ impl Faults {
         match choice {
             Some("error") => Fate::Error,
             Some("delay") => Fate::Delay,
-            Some("none" | "slow") => Fate::Normal,
+            // Passed on to todomanager, which makes them happen there.
+            Some("none" | "slow" | "db-error") => Fate::Normal,
             _ => match rng.f64() {
                 roll if roll < self.failure_rate => Fate::Error,
                 roll if roll < self.failure_rate + self.delay_rate => Fate::Delay,
@@ -88,7 +89,7 @@ impl Faults {
 
 tokio::task_local! {
     /// What this request chose for todomanager, passed on with its calls: `none` (opted out:
-    /// never made slow there either) or `slow`.
+    /// never made slow there either), `slow`, or `db-error` (its database queries fail).
     pub static PASSED_ON: Option<&'static str>;
 }
 
@@ -98,6 +99,7 @@ pub async fn inject(State(injector): State<Injector>, request: Request, next: Ne
     let passed_on = match choice.as_deref() {
         Some("none") => Some("none"),
         Some("slow") if injector.faults.inject_failures => Some("slow"),
+        Some("db-error") if injector.faults.inject_failures => Some("db-error"),
         _ => None,
     };
     PASSED_ON.scope(passed_on, decide(injector, choice.as_deref(), request, next)).await

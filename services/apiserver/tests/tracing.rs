@@ -386,6 +386,49 @@ async fn injected_failures_show_in_the_trace() {
     assert_eq!(reqwest::get(format!("{}/ping", stack.api)).await.unwrap().status(), StatusCode::OK);
 }
 
+/// A database failure on demand (`X-Inject-Fault: db-error`): the database itself rejects the
+/// query, and the trace tells it as it would a real one: the database span in error with the
+/// database's own message, nothing labelled as injected. Without failure injection the header
+/// changes nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_database_failure_on_request_is_the_databases_own() {
+    let collector = Collector::start().await;
+    let stack = Stack::start(
+        &collector.endpoint(),
+        &[("INJECT_FAILURES", "true"), ("FAILURE_RATE", "0"), ("DELAY_RATE", "0"), ("SLOW_LIST_RATE", "0")],
+    );
+    let client = reqwest::Client::new();
+    let create = |api: &str| {
+        client.post(format!("{api}/v1/todo")).header("X-Inject-Fault", "db-error").json(&json!({"text": "lost"}))
+    };
+    let response = create(&stack.api).send().await.unwrap();
+    // todomanager answered INTERNAL: for apiserver, a failure behind it.
+    assert_eq!(response.status(), StatusCode::BAD_GATEWAY);
+    let trace_id = trace_id_header(response.headers());
+    let spans = collector
+        .wait_for("the failed insert", |spans| {
+            spans.iter().any(|span| span.trace_id == trace_id && span.name == "db-create")
+        })
+        .await;
+    let spans = of_trace(spans, &trace_id);
+    let db = find(&spans, "todomanager", "db-create");
+    assert!(db.is_error, "{db:#?}");
+    assert_eq!(db.attribute("error.type"), Some("database_error"));
+    assert!(db.status_message.contains("no_such_column"), "the database's own message: {db:#?}");
+    assert!(spans.iter().all(|span| span.attribute("fault.injected").is_none()), "nothing says it was injected");
+    let rpc = find(&spans, "todomanager", "todo_mgr.TodoManager/CreateTodo");
+    assert_eq!(rpc.attribute("rpc.response.status_code"), Some("INTERNAL"));
+    // The list fails the same way, in its stream.
+    let list = client.get(format!("{}/v1/todo", stack.api)).header("X-Inject-Fault", "db-error").send().await.unwrap();
+    assert!(list.status().is_server_error(), "{}", list.status());
+    let listed: Value = client.get(format!("{}/v1/todo", stack.api)).send().await.unwrap().json().await.unwrap();
+    assert_eq!(listed, json!([]), "nothing was written");
+
+    // Without failure injection, the header is ignored.
+    let plain = Stack::start(&collector.endpoint(), &[]);
+    assert_eq!(create(&plain.api).send().await.unwrap().status(), StatusCode::CREATED);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn injected_delays_and_slow_lists_show_in_the_trace() {
     let collector = Collector::start().await;

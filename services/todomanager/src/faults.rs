@@ -45,6 +45,14 @@ impl Faults {
         (self.inject_failures && rng.f64() < self.slow_list_rate).then(|| Duration::from_millis(rng.u64(1000..=3000)))
     }
 
+    /// Whether this call asked for its database queries to fail (metadata `x-inject-fault:
+    /// db-error`, passed on from `X-Inject-Fault: db-error` at apiserver). The failure is the
+    /// database's own: nothing labels it as injected, so a learner reads it as a real one.
+    pub fn database_fails(&self, metadata: &tonic::metadata::MetadataMap) -> bool {
+        self.inject_failures
+            && metadata.get(proto::INJECT_FAULT).and_then(|value| value.to_str().ok()) == Some("db-error")
+    }
+
     /// Sleeps 1–3 s for the chosen share of calls, marking the current span; never for a call
     /// whose caller opted out (metadata `x-inject-fault: none`, which apiserver passes on
     /// from `cargo xtask verify` and `helm test`).

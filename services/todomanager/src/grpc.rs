@@ -27,15 +27,22 @@ impl TodoService {
     pub fn new(store: Store, faults: Faults) -> Self {
         Self { store, faults, draws: faults.draws() }
     }
+
+    /// The store, or for a call that asked for a database failure, the store whose queries
+    /// fail (faults.rs).
+    fn store_for<T>(&self, request: &Request<T>) -> Store {
+        if self.faults.database_fails(request.metadata()) { self.store.failing() } else { self.store.clone() }
+    }
 }
 
 #[tonic::async_trait]
 impl proto::TodoManager for TodoService {
     async fn create_todo(&self, request: Request<proto::Todo>) -> Result<Response<proto::Todo>, Status> {
+        let store = self.store_for(&request);
         let todo = request.into_inner();
         let owner = valid_owner(&todo.owner)?;
         let text = valid_text(&todo.text)?;
-        let created = self.store.create(owner, text, todo.done).await?;
+        let created = store.create(owner, text, todo.done).await?;
         Ok(Response::new(created.into()))
     }
 
@@ -49,29 +56,33 @@ impl proto::TodoManager for TodoService {
                 .map_err(|_| Status::invalid_argument("after_id is beyond the largest id"))?,
         };
         self.faults.maybe_slow_down(request.metadata(), &self.draws).await;
-        let todos = self.store.list(owner, page).map(|row| row.map(proto::Todo::from).map_err(Status::from));
+        let todos =
+            self.store_for(&request).list(owner, page).map(|row| row.map(proto::Todo::from).map_err(Status::from));
         Ok(Response::new(Box::pin(todos)))
     }
 
     async fn get_todo(&self, request: Request<TodoIdReq>) -> Result<Response<proto::Todo>, Status> {
+        let store = self.store_for(&request);
         let request = request.into_inner();
         let owner = valid_owner(&request.owner)?;
-        let todo = self.store.get(owner, valid_id(request.id)?).await?;
+        let todo = store.get(owner, valid_id(request.id)?).await?;
         Ok(Response::new(todo.into()))
     }
 
     async fn update_todo(&self, request: Request<proto::Todo>) -> Result<Response<proto::Todo>, Status> {
+        let store = self.store_for(&request);
         let todo = request.into_inner();
         let owner = valid_owner(&todo.owner)?;
         let changes = changes(&todo)?;
-        let updated = self.store.update(owner, valid_id(todo.id)?, changes).await?;
+        let updated = store.update(owner, valid_id(todo.id)?, changes).await?;
         Ok(Response::new(updated.into()))
     }
 
     async fn delete_todo(&self, request: Request<TodoIdReq>) -> Result<Response<DeleteTodoRes>, Status> {
+        let store = self.store_for(&request);
         let request = request.into_inner();
         let owner = valid_owner(&request.owner)?;
-        self.store.delete(owner, valid_id(request.id)?).await?;
+        store.delete(owner, valid_id(request.id)?).await?;
         Ok(Response::new(DeleteTodoRes { success: true }))
     }
 }

@@ -89,7 +89,14 @@ pub struct Store {
     /// `db.system.name`: what the URL's scheme says the server is (MariaDB and MySQL speak
     /// one protocol; the semantic conventions name them apart).
     system: &'static str,
+    /// Every query fails, for real: the database rejects a statement in its place (a call
+    /// that asked for it with `x-inject-fault: db-error`; see [`Store::failing`]).
+    failing: bool,
 }
+
+/// What a failing store runs in place of each query: the database rejects it (a column that
+/// does not exist), with its own error, as a real mistake in a query would be.
+const FAILING_QUERY: &str = "SELECT no_such_column FROM todos";
 
 impl Store {
     /// Opens the database at `url` (`sqlite://todo.db?mode=rwc` , `mysql://user:pass@host/db` or `mariadb://…`)
@@ -118,7 +125,20 @@ impl Store {
                 "unsupported database URL {url:?}: use sqlite://FILE?mode=rwc or mysql://USER:PASSWORD@HOST/DATABASE"
             )));
         };
-        Ok(Self { pool, server, system })
+        Ok(Self { pool, server, system, failing: false })
+    }
+
+    /// This store, with every query failing (failure injection: `X-Inject-Fault: db-error`).
+    pub fn failing(&self) -> Self {
+        Self { failing: true, ..self.clone() }
+    }
+
+    /// The database's answer to [`FAILING_QUERY`]: its error.
+    async fn fail(pool: &Pool) -> StoreError {
+        match on_pool!(pool, |pool| sqlx::query(FAILING_QUERY).execute(pool).await.map(drop)) {
+            Err(error) => error.into(),
+            Ok(()) => StoreError::Open(format!("{FAILING_QUERY:?} was expected to fail, and did not")),
+        }
     }
 
     /// Which kind of database this is, for logs and the tracing attribute `db.system.name`.
@@ -135,7 +155,7 @@ impl Store {
     pub async fn create(&self, owner: &str, text: &str, done: bool) -> Result<Todo, StoreError> {
         const INSERT: &str = "INSERT INTO todos (owner, text, done) VALUES (?, ?, ?)";
         let span = self.span("db-create", "INSERT", INSERT);
-        traced(span, async {
+        self.traced(span, async {
             let id = match &self.pool {
                 Pool::Sqlite(pool) => {
                     let result = sqlx::query(INSERT).bind(owner).bind(text).bind(done).execute(pool).await?;
@@ -153,12 +173,13 @@ impl Store {
 
     pub async fn get(&self, owner: &str, id: i64) -> Result<Todo, StoreError> {
         let span = self.span("db-get", "SELECT", SELECT_ONE);
-        let todo = traced(span, async {
-            Ok(on_pool!(&self.pool, |pool| {
-                sqlx::query_as(SELECT_ONE).bind(id).bind(owner).fetch_optional(pool).await
-            })?)
-        })
-        .await?;
+        let todo = self
+            .traced(span, async {
+                Ok(on_pool!(&self.pool, |pool| {
+                    sqlx::query_as(SELECT_ONE).bind(id).bind(owner).fetch_optional(pool).await
+                })?)
+            })
+            .await?;
         todo.ok_or(StoreError::NotFound { id })
     }
 
@@ -167,8 +188,12 @@ impl Store {
     pub fn list(&self, owner: String, page: Page) -> impl Stream<Item = Result<Todo, StoreError>> + Send + 'static {
         let span = self.span("db-list", "SELECT", SELECT_PAGE);
         let pool = self.pool.clone();
+        let failing = self.failing;
         let limit = page.size.map_or(i64::MAX, i64::from);
         let rows = async_stream::try_stream! {
+            if failing {
+                Err(Self::fail(&pool).await)?;
+            }
             match pool {
                 Pool::Sqlite(pool) => {
                     let mut rows = sqlx::query_as(SELECT_PAGE).bind(&owner).bind(page.after_id).bind(limit).fetch(&pool);
@@ -200,28 +225,30 @@ impl Store {
         // MySQL counts only rows whose values changed, so "0 rows affected" does not mean
         // "not found": read the row back in the same transaction instead.
         let span = self.span("db-update", "UPDATE", UPDATE);
-        let todo: Option<Todo> = traced(span, async {
-            Ok(on_pool!(&self.pool, |pool| {
-                let mut tx = pool.begin().await?;
-                sqlx::query(UPDATE).bind(text).bind(done).bind(id).bind(owner).execute(&mut *tx).await?;
-                let todo = sqlx::query_as(SELECT_ONE).bind(id).bind(owner).fetch_optional(&mut *tx).await?;
-                tx.commit().await?;
-                todo
-            }))
-        })
-        .await?;
+        let todo: Option<Todo> = self
+            .traced(span, async {
+                Ok(on_pool!(&self.pool, |pool| {
+                    let mut tx = pool.begin().await?;
+                    sqlx::query(UPDATE).bind(text).bind(done).bind(id).bind(owner).execute(&mut *tx).await?;
+                    let todo = sqlx::query_as(SELECT_ONE).bind(id).bind(owner).fetch_optional(&mut *tx).await?;
+                    tx.commit().await?;
+                    todo
+                }))
+            })
+            .await?;
         todo.ok_or(StoreError::NotFound { id })
     }
 
     pub async fn delete(&self, owner: &str, id: i64) -> Result<(), StoreError> {
         const DELETE: &str = "DELETE FROM todos WHERE id = ? AND owner = ?";
         let span = self.span("db-delete", "DELETE", DELETE);
-        let deleted = traced(span, async {
-            Ok(on_pool!(&self.pool, |pool| {
-                sqlx::query(DELETE).bind(id).bind(owner).execute(pool).await?.rows_affected()
-            }))
-        })
-        .await?;
+        let deleted = self
+            .traced(span, async {
+                Ok(on_pool!(&self.pool, |pool| {
+                    sqlx::query(DELETE).bind(id).bind(owner).execute(pool).await?.rows_affected()
+                }))
+            })
+            .await?;
         if deleted == 0 { Err(StoreError::NotFound { id }) } else { Ok(()) }
     }
 }
@@ -247,14 +274,20 @@ impl Store {
     }
 }
 
-/// Runs `work` inside `span` and records a failure on it. A missing row is an answer, not a
-/// database error.
-async fn traced<T>(span: Span, work: impl Future<Output = Result<T, StoreError>>) -> Result<T, StoreError> {
-    let result = work.instrument(span.clone()).await;
-    if let Err(error) = &result {
-        record_error(&span, error);
+impl Store {
+    /// Runs `work` inside `span` (or, when this store is failing, the query that fails) and
+    /// records a failure on it. A missing row is an answer, not a database error.
+    async fn traced<T>(&self, span: Span, work: impl Future<Output = Result<T, StoreError>>) -> Result<T, StoreError> {
+        let result = if self.failing {
+            Err(Self::fail(&self.pool).instrument(span.clone()).await)
+        } else {
+            work.instrument(span.clone()).await
+        };
+        if let Err(error) = &result {
+            record_error(&span, error);
+        }
+        result
     }
-    result
 }
 
 fn record_error(span: &Span, error: &StoreError) {
