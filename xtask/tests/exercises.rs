@@ -150,7 +150,7 @@ fn every_exercise_fails_unsolved_and_passes_solved() {
     assert!(exercises.len() >= 8, "the workshop promises at least eight exercises");
     let without: Vec<&str> =
         exercises.iter().filter(|one| one.spec.decoys.is_empty()).map(|one| one.name.as_str()).collect();
-    eprintln!("exercises without a decoy yet: {without:?}");
+    assert!(without.is_empty(), "every exercise has a plausible wrong answer that check rejects; not: {without:?}");
 
     let listed = text(&exercise(copy, &["list"]));
     for one in &exercises {
