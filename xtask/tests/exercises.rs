@@ -359,6 +359,8 @@ fn check_watch_checks_again_on_every_save() {
         let _ = watching.kill();
     }
     let status = watching.wait().unwrap();
+    // What it said after the verdict, up to its end (the reader stops at the end of its output).
+    output.extend(said.iter());
     let output = output.join("\n");
     assert!(solved, "no second check that passed:\n{output}");
     assert!(status.success(), "{output}");
