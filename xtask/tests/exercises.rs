@@ -275,7 +275,8 @@ fn go_through(copy: &Path, one: &Exercise) -> Result<(), String> {
     Ok(())
 }
 
-/// `start` refuses to switch branches over uncommitted work, and says what to do.
+/// `start` refuses to switch branches over uncommitted work, and says what to do; from one
+/// exercise to another it moves by itself.
 #[test]
 fn start_refuses_uncommitted_changes() {
     let copy = a_copy();
@@ -296,18 +297,23 @@ fn start_refuses_uncommitted_changes() {
     let unknown = text(&exercise(copy, &["start", "no-such-exercise"]));
     assert!(unknown.contains("there is no exercise") && unknown.contains("http-middleware"), "{unknown}");
 
-    // One exercise at a time; starting the same one again is not an error.
+    // One exercise at a time; starting the same one again is not an error; starting another
+    // leaves this one, its attempt kept on its branch.
     git(copy, &["checkout", "--", "services/apiserver/src/routes.rs"]);
     assert!(exercise(copy, &["start", "http-middleware"]).status.success());
     let again = exercise(copy, &["start", "http-middleware"]);
     assert!(text(&again).contains("already started"), "{}", text(&again));
+    std::fs::write(copy.join("services/apiserver/src/attempt.rs"), "// my attempt\n").unwrap();
     let other = exercise(copy, &["start", "route-names"]);
-    assert!(!other.status.success());
-    assert!(text(&other).contains("in the middle of the exercise http-middleware"), "{}", text(&other));
-    assert_eq!(git(copy, &["branch", "--show-current"]), "exercise/http-middleware");
+    assert!(other.status.success(), "{}", text(&other));
+    assert!(text(&other).contains("Leaving http-middleware for route-names"), "{}", text(&other));
+    assert_eq!(git(copy, &["branch", "--show-current"]), "exercise/route-names");
+    let kept = git(copy, &["show", "--stat", "--format=%s", "exercise/http-middleware"]);
+    assert!(kept.contains("my attempt") && kept.contains("attempt.rs"), "{kept}");
 }
 
-/// `check --watch` checks again when a file under services/ is saved, and ends once solved.
+/// `check --watch` checks again when a file under services/ is saved; once solved it starts the
+/// next exercise and watches on; `h` gives a hint, `q` ends it.
 #[test]
 fn check_watch_checks_again_on_every_save() {
     let _turn = take_turn();
@@ -316,6 +322,7 @@ fn check_watch_checks_again_on_every_save() {
     assert!(exercise(copy, &["start", "keep-probes-out"]).status.success());
 
     let mut watching = exercise_command(copy, &["check", "--watch", "--timeout", "5s"])
+        .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -355,25 +362,32 @@ fn check_watch_checks_again_on_every_save() {
         assert!(apply.wait().unwrap().success());
     }
     let solved = first && wait_for("✓ Solved");
-    if !solved {
+    // Solved, it goes on to the next exercise by itself, and takes commands while it waits.
+    let moved_on = solved && wait_for("▶ server-errors") && wait_for("Watching");
+    let mut typed = watching.stdin.take().unwrap();
+    let hinted = moved_on && typed.write_all(b"h\n").is_ok() && wait_for("Hint 1 of");
+    let _ = typed.write_all(b"q\n");
+    drop(typed);
+    if !hinted {
         let _ = watching.kill();
     }
     let status = watching.wait().unwrap();
-    // What it said after the verdict, up to its end (the reader stops at the end of its output).
+    // What it said after that, up to its end (the reader stops at the end of its output).
     output.extend(said.iter());
     let output = output.join("\n");
     assert!(solved, "no second check that passed:\n{output}");
-    assert!(status.success(), "{output}");
+    assert!(moved_on, "it did not go on to the next exercise:\n{output}");
+    assert!(hinted, "h gave no hint:\n{output}");
+    assert!(status.success(), "q ends it:\n{output}");
     assert_eq!(output.matches("── Checking keep-probes-out").count(), 2, "{output}");
     assert!(output.contains("Not solved yet"), "the first check failed: {output}");
+    assert!(output.contains("── Checking server-errors"), "the next one was checked: {output}");
     // The learner applied the solution shown by `solution`: it passes, but it is not theirs.
     assert!(output.contains("recorded as \"solution seen\""), "{output}");
     let listed = text(&exercise(copy, &["list"]));
-    let line = listed.lines().find(|line| line.starts_with("keep-probes-out")).unwrap_or_default();
-    assert!(line.contains("▶ started"), "{listed}");
+    let line = |name: &str| listed.lines().find(|line| line.starts_with(name)).unwrap_or_default().to_owned();
+    assert!(line("keep-probes-out").contains("◐ solution seen"), "{listed}");
+    assert!(line("server-errors").contains("▶ started"), "{listed}");
     assert!(listed.contains("0 of ") && listed.contains("1 more with the solution seen first"), "{listed}");
-    assert!(exercise(copy, &["reset"]).status.success());
-    let listed = text(&exercise(copy, &["list"]));
-    let line = listed.lines().find(|line| line.starts_with("keep-probes-out")).unwrap_or_default();
-    assert!(line.contains("◐ solution seen"), "{listed}");
+    assert_eq!(git(copy, &["branch", "--show-current"]), "exercise/server-errors");
 }

@@ -1,6 +1,8 @@
 //! `cargo xtask exercise check`: builds the services as they are in the work tree, starts the
 //! whole local stack for this check alone (free ports, a fresh database) and verifies the
-//! exercise's claims against the traces that arrive. `--watch` checks again on every save.
+//! exercise's claims against the traces that arrive. `--watch` checks again on every save, goes
+//! on to the next exercise once one is solved (as rustlings does), and takes `h` (a hint) and
+//! `q` (quit) on its terminal.
 
 use std::{path::PathBuf, sync::mpsc, time::Duration};
 
@@ -19,7 +21,8 @@ pub struct Options {
     /// Check this exercise instead of the one in progress (on the code as it is).
     name: Option<String>,
 
-    /// Check again whenever a file under services/ is saved, until the exercise is solved.
+    /// Check again whenever a file under services/ is saved; once the exercise in progress is
+    /// solved, start the next one and go on. Type h and Enter for a hint, q and Enter to stop.
     #[arg(long)]
     watch: bool,
 
@@ -37,7 +40,7 @@ enum Outcome {
 
 pub fn run(exercises: &[Exercise], options: &Options) -> anyhow::Result<()> {
     processes::stop_on_signal()?;
-    let exercise = super::chosen(exercises, options.name.as_deref())?;
+    let mut exercise = super::chosen(exercises, options.name.as_deref())?;
     if !options.watch {
         return match once(exercises, exercise, options)? {
             Outcome::Solved => Ok(()),
@@ -49,20 +52,60 @@ pub fn run(exercises: &[Exercise], options: &Options) -> anyhow::Result<()> {
     let mut debouncer = new_debouncer(Duration::from_millis(300), sender)?;
     let services = project::root().join("services");
     debouncer.watcher().watch(&services, RecursiveMode::Recursive)?;
+    let typed = typed_lines();
     loop {
         if once(exercises, exercise, options)? == Outcome::Solved {
-            return Ok(());
+            let in_progress = super::in_progress()?.is_some_and(|started| started.name == exercise.name);
+            let next = in_progress.then(|| super::next_to_do(exercises, exercise)).flatten();
+            let Some(next) = next else { return Ok(()) };
+            println!("\n{}\n\nOn to the next exercise.\n", "═".repeat(72));
+            super::start(next)?;
+            exercise = next;
+            // Switching branches saved files: those are not the learner's saves. Check the new
+            // exercise at once instead.
+            std::thread::sleep(Duration::from_millis(600));
+            while changes.try_recv().is_ok() {}
+            println!("\n{}\n", "─".repeat(72));
+            continue;
         }
-        println!("\nWatching {} for changes; Ctrl-C stops.", services.display());
-        if !wait_for_a_save(&changes) {
-            return Ok(());
+        loop {
+            println!("\nWatching {} for changes (h: a hint, q: stop).", services.display());
+            match wait(&changes, &typed) {
+                Wake::Saved => break,
+                Wake::Hint => super::hint(exercise)?,
+                Wake::Stop => return Ok(()),
+            }
         }
         println!("\n{}\n", "─".repeat(72));
     }
 }
 
-/// Waits until a source file is saved (true) or the user presses Ctrl-C (false).
-fn wait_for_a_save(changes: &mpsc::Receiver<DebounceEventResult>) -> bool {
+/// What ends a wait in watch mode.
+enum Wake {
+    /// A source file was saved.
+    Saved,
+    /// The learner asked for a hint.
+    Hint,
+    /// Ctrl-C, `q`, or the end of the terminal's input.
+    Stop,
+}
+
+/// The lines typed on the terminal, read on a thread of their own.
+fn typed_lines() -> mpsc::Receiver<String> {
+    let (sender, lines) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::stdin().lines() {
+            let Ok(line) = line else { break };
+            if sender.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    lines
+}
+
+/// Waits until a source file is saved, the learner types a command, or Ctrl-C.
+fn wait(changes: &mpsc::Receiver<DebounceEventResult>, typed: &mpsc::Receiver<String>) -> Wake {
     let is_source = |path: &PathBuf| {
         let extension = path.extension().and_then(|extension| extension.to_str()).unwrap_or_default();
         ["rs", "toml", "proto", "sql"].contains(&extension)
@@ -70,12 +113,20 @@ fn wait_for_a_save(changes: &mpsc::Receiver<DebounceEventResult>) -> bool {
     };
     loop {
         if processes::stop_requested() {
-            return false;
+            return Wake::Stop;
+        }
+        // Without a terminal (input at its end), only saves and Ctrl-C count.
+        if let Ok(line) = typed.try_recv() {
+            match line.trim() {
+                "h" | "H" => return Wake::Hint,
+                "q" | "Q" => return Wake::Stop,
+                _ => println!("(h and Enter: a hint; q and Enter: stop)"),
+            }
         }
         match changes.recv_timeout(Duration::from_millis(200)) {
-            Ok(Ok(events)) if events.iter().any(|event| is_source(&event.path)) => return true,
+            Ok(Ok(events)) if events.iter().any(|event| is_source(&event.path)) => return Wake::Saved,
             Ok(_) | Err(mpsc::RecvTimeoutError::Timeout) => {}
-            Err(mpsc::RecvTimeoutError::Disconnected) => return false,
+            Err(mpsc::RecvTimeoutError::Disconnected) => return Wake::Stop,
         }
     }
 }
@@ -133,13 +184,17 @@ fn once(exercises: &[Exercise], exercise: &Exercise, options: &Options) -> anyho
         }
         compare(exercise, started);
     }
-    let started = started.is_some();
-    let reset = if started { "cargo xtask exercise reset, then " } else { "" };
-    let next = exercises.iter().skip_while(|other| other.name != exercise.name).nth(1);
+    let next = super::next_to_do(exercises, exercise);
     match next {
-        Some(next) => println!("  Next: {reset}cargo xtask exercise start {} ({})", next.name, next.spec.goal),
-        None if started => println!("  That was the last exercise. cargo xtask exercise reset takes you back."),
-        None => println!("  That was the last exercise."),
+        // In watch mode the next one starts by itself.
+        Some(next) if !options.watch => {
+            println!("\n  Next: cargo xtask exercise start {} ({})", next.name, next.spec.goal)
+        }
+        Some(_) => {}
+        None if started.is_some() => {
+            println!("\n  No exercise left to solve. cargo xtask exercise reset takes you back.")
+        }
+        None => println!("\n  No exercise left to solve."),
     }
     Ok(Outcome::Solved)
 }

@@ -29,7 +29,8 @@ pub struct Options {
 enum Command {
     /// The exercises: name, chapter, status and goal.
     List,
-    /// Start an exercise: a branch of your own, with the piece to write taken out.
+    /// Start an exercise: a branch of your own, with the piece to write taken out (an exercise in
+    /// progress is left first, its attempt kept on its branch).
     Start {
         /// The exercise (see `list`).
         name: String,
@@ -114,7 +115,9 @@ fn list(exercises: &[Exercise]) {
     );
 }
 
-fn start(exercise: &Exercise) -> anyhow::Result<()> {
+/// Starts `exercise`: its own branch, the piece taken out. An exercise in progress is left
+/// first, its attempt kept on its branch (as `reset` does).
+pub(super) fn start(exercise: &Exercise) -> anyhow::Result<()> {
     let root = project::root();
     let git = Git::at(&root)?;
     if let Some(started) = in_progress()? {
@@ -123,11 +126,8 @@ fn start(exercise: &Exercise) -> anyhow::Result<()> {
             "{} is already started: you are on its branch. Check your work with `cargo xtask exercise check`.",
             exercise.name
         );
-        anyhow::bail!(
-            "you are in the middle of the exercise {}: `cargo xtask exercise reset` first (it keeps your attempt on \
-             its branch)",
-            started.name
-        );
+        println!("Leaving {} for {}.", started.name, exercise.name);
+        leave(&started)?;
     }
     let changed = git.uncommitted()?;
     anyhow::ensure!(
@@ -169,13 +169,14 @@ fn start(exercise: &Exercise) -> anyhow::Result<()> {
         println!("  (The code does not compile as it is: the compiler's errors are part of the exercise.)");
     }
     println!("\n  cargo xtask exercise check           builds, runs the stack, says what is still missing");
-    println!("  cargo xtask exercise check --watch   the same, again whenever you save a file under services/");
+    println!("  cargo xtask exercise check --watch   the same, again whenever you save a file under services/,");
+    println!("                                       and on to the next exercise once this one is solved");
     println!("  cargo xtask exercise hint            when you are stuck");
     println!("  cargo xtask exercise reset           back to {back_to}, your attempt kept on {branch}");
     Ok(())
 }
 
-fn hint(exercise: &Exercise) -> anyhow::Result<()> {
+pub(super) fn hint(exercise: &Exercise) -> anyhow::Result<()> {
     let hints = &exercise.spec.hints;
     let mut shown = 0;
     Progress::update(|progress| {
@@ -226,6 +227,16 @@ fn reset() -> anyhow::Result<()> {
         println!("No exercise is in progress: nothing to reset.");
         return Ok(());
     };
+    leave(&started)?;
+    println!(
+        "\nBack on {}. Your attempt: git diff {} exercise/{}\n`cargo xtask exercise start {}` goes on with it.",
+        started.back_to, started.back_to, started.name, started.name
+    );
+    Ok(())
+}
+
+/// Saves the attempt on the exercise's branch and goes back to where the learner was.
+fn leave(started: &Started) -> anyhow::Result<()> {
     let git = Git::at(&project::root())?;
     let branch = format!("exercise/{}", started.name);
     if git.commit_everything(&format!("exercise {}: my attempt", started.name))? {
@@ -233,11 +244,17 @@ fn reset() -> anyhow::Result<()> {
     }
     git.switch(&started.back_to)?;
     Progress::update(|progress| progress.exercise = None);
-    println!(
-        "\nBack on {}. Your attempt: git diff {} {branch}\n`cargo xtask exercise start {}` goes on with it.",
-        started.back_to, started.back_to, started.name
-    );
     Ok(())
+}
+
+/// The first exercise after `exercise` that the learner has not solved.
+pub(super) fn next_to_do<'a>(exercises: &'a [Exercise], exercise: &Exercise) -> Option<&'a Exercise> {
+    let progress = Progress::load();
+    exercises
+        .iter()
+        .skip_while(|other| other.name != exercise.name)
+        .skip(1)
+        .find(|other| progress.exercise(&other.name) != ExerciseState::Solved)
 }
 
 /// `path` relative to the checkout, for messages.
