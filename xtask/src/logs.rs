@@ -42,9 +42,19 @@ pub struct Line {
 impl Line {
     /// The trace it was logged in, if any.
     pub fn trace_id(&self) -> Option<&str> {
-        let (_, after) = self.text.split_once("trace_id")?;
+        self.id("trace_id", 32)
+    }
+
+    /// The id of the span the line was logged in.
+    pub fn span_id(&self) -> Option<&str> {
+        self.id("span_id", 16)
+    }
+
+    /// The `digits` hex digits after `name` (`name=…` in text, `"name":"…"` in JSON).
+    fn id(&self, name: &str, digits: usize) -> Option<&str> {
+        let (_, after) = self.text.split_once(name)?;
         let id = after.trim_start_matches(['=', '"', ':']);
-        id.get(..32).filter(|id| id.bytes().all(|byte| byte.is_ascii_hexdigit()))
+        id.get(..digits).filter(|id| id.bytes().all(|byte| byte.is_ascii_hexdigit()))
     }
 }
 

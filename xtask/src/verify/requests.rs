@@ -170,9 +170,23 @@ impl Verifier {
                 .iter()
                 .filter(|line| line.service == expected.service && line.trace_id() == Some(trace_id))
                 .collect();
-            if of_trace.iter().any(|line| line.text.contains(&expected.contains)) {
+            let saying: Vec<_> = of_trace.iter().filter(|line| line.text.contains(&expected.contains)).collect();
+            // The line's span id must be a span of the trace: the one it was logged in.
+            let spans = if saying.is_empty() { Vec::new() } else { self.jaeger.trace(trace_id)?.unwrap_or_default() };
+            let in_a_span = |line: &&&crate::logs::Line| spans.iter().any(|span| Some(span.span_id.as_str()) == line.span_id());
+            if saying.iter().any(in_a_span) {
                 println!("  ✓ {}'s log: a line of this trace says \"{}\"", expected.service, expected.contains);
                 return Ok(true);
+            }
+            if Instant::now() >= deadline && !saying.is_empty() {
+                println!(
+                    "  ✗ {}'s log has the line \"{}\" with this trace's id, but its span id ({}) is no span of the trace",
+                    expected.service,
+                    expected.contains,
+                    saying[0].span_id().unwrap_or("none")
+                );
+                println!("      → the span id on a line is the id of the span it was logged in");
+                return Ok(false);
             }
             if Instant::now() >= deadline {
                 println!(
