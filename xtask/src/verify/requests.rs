@@ -196,9 +196,18 @@ impl Verifier {
                     of_trace.len(),
                     expected.contains
                 );
-                println!(
-                    "      → a line logged inside the request's span carries its trace id; outside any span it has none"
-                );
+                let any_ids = lines.iter().any(|line| line.service == expected.service && line.trace_id().is_some());
+                if any_ids {
+                    println!(
+                        "      → a line logged inside the request's span carries its trace id; outside any span it has none"
+                    );
+                } else {
+                    println!(
+                        "      → no line of {}'s log carries any trace id: the ids are those of the span current in \
+                         `tracing` when the line is written (OpenTelemetry's own current context need not follow it)",
+                        expected.service
+                    );
+                }
                 return Ok(false);
             }
             std::thread::sleep(Duration::from_millis(200));
