@@ -118,7 +118,7 @@ fn run(command: Command) -> anyhow::Result<()> {
         Command::Up(mut args) => {
             if let Some(chapter) = args.chapter {
                 anyhow::ensure!(
-                    chapter >= cluster::FIRST_CLUSTER_CHAPTER,
+                    chapter >= project::FIRST_CLUSTER_CHAPTER,
                     "chapters 0–8 run on this machine: cargo xtask up --local --chapter {chapter}"
                 );
             }

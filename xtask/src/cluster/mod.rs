@@ -53,13 +53,9 @@ pub const REPOSITORIES: [(&str, &str); 4] = [
     ("traefik", "https://traefik.github.io/charts"),
 ];
 
-/// The first chapter that runs in the cluster, and the last.
-pub const FIRST_CLUSTER_CHAPTER: u32 = 9;
-/// From this chapter on the ingress starts the traces (the edge).
-pub const EDGE_CHAPTER: u32 = 10;
-/// From this chapter on failure injection is on in the cluster.
-pub const FAULTS_CHAPTER: u32 = 11;
-pub const LAST_CHAPTER: u32 = 11;
+// The chapters' numbers are the workshop's map, shared with the local mode and the chapters'
+// expectations: they live in support/project.rs.
+pub use crate::project::{EDGE_CHAPTER, FAULTS_CHAPTER, FIRST_CLUSTER_CHAPTER, LAST_CHAPTER};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Ingress {

@@ -171,7 +171,7 @@ mod tests {
         assert!(exercises.len() >= 8, "the workshop has at least eight exercises");
         for exercise in &exercises {
             assert!(
-                (1..crate::cluster::FIRST_CLUSTER_CHAPTER).contains(&exercise.chapter),
+                (1..crate::project::FIRST_CLUSTER_CHAPTER).contains(&exercise.chapter),
                 "{} sits in a chapter that runs on a laptop (the check starts the local stack)",
                 exercise.name
             );

@@ -13,9 +13,9 @@ use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::{
-    cluster::FIRST_CLUSTER_CHAPTER,
     processes::{self, Service, Services},
-    project, verify,
+    project::{self, FIRST_CLUSTER_CHAPTER},
+    verify,
 };
 
 /// The first chapter whose stack has failure injection on (finding the failing request).

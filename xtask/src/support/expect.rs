@@ -290,7 +290,7 @@ mod tests {
     /// (apiserver straight below Traefik); chapter 9, the mesh's own, has nothing without it.
     #[test]
     fn each_cluster_shape_has_its_expectations() {
-        use crate::cluster::{EDGE_CHAPTER, FIRST_CLUSTER_CHAPTER};
+        use crate::project::{EDGE_CHAPTER, FIRST_CLUSTER_CHAPTER};
         let chapters = load_all(&crate::project::root().join("chapters")).unwrap();
         let chapter = |number| chapters.iter().find(|chapter| chapter.number == number).unwrap();
         let services = |request: &Request| request.span.iter().map(|span| span.service.clone()).collect::<Vec<_>>();

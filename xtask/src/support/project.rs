@@ -51,6 +51,14 @@ pub fn fnv1a(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, byte| (hash ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3))
 }
 
+/// The first chapter that runs in the cluster, and the last.
+pub const FIRST_CLUSTER_CHAPTER: u32 = 9;
+/// From this chapter on the ingress starts the traces (the edge).
+pub const EDGE_CHAPTER: u32 = 10;
+/// From this chapter on failure injection is on in the cluster.
+pub const FAULTS_CHAPTER: u32 = 11;
+pub const LAST_CHAPTER: u32 = 11;
+
 #[cfg(test)]
 mod tests {
     use super::*;

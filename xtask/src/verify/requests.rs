@@ -173,7 +173,8 @@ impl Verifier {
             let saying: Vec<_> = of_trace.iter().filter(|line| line.text.contains(&expected.contains)).collect();
             // The line's span id must be a span of the trace: the one it was logged in.
             let spans = if saying.is_empty() { Vec::new() } else { self.jaeger.trace(trace_id)?.unwrap_or_default() };
-            let in_a_span = |line: &&&crate::logs::Line| spans.iter().any(|span| Some(span.span_id.as_str()) == line.span_id());
+            let in_a_span =
+                |line: &&&crate::logs::Line| spans.iter().any(|span| Some(span.span_id.as_str()) == line.span_id());
             if saying.iter().any(in_a_span) {
                 println!("  ✓ {}'s log: a line of this trace says \"{}\"", expected.service, expected.contains);
                 return Ok(true);
