@@ -276,7 +276,7 @@ impl Store {
 
 impl Store {
     /// Runs `work` inside `span` (or, when this store is failing, the query that fails) and
-    /// records a failure on it. A missing row is an answer, not a database error.
+    /// records a failure on it.
     async fn traced<T>(&self, span: Span, work: impl Future<Output = Result<T, StoreError>>) -> Result<T, StoreError> {
         let result = if self.failing {
             Err(Self::fail(&self.pool).instrument(span.clone()).await)
@@ -290,6 +290,8 @@ impl Store {
     }
 }
 
+/// Marks the database span of a failed operation. A missing row is an answer, not a database
+/// error; the others say what kind of failure it was, and the database's own message.
 fn record_error(span: &Span, error: &StoreError) {
     let kind = match error {
         StoreError::NotFound { .. } => return,
