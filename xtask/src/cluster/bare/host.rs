@@ -30,9 +30,18 @@ pub const SYSCTLS: [&str; 5] = [
 
 /// Folders the cluster's programs make outside `.state/` (paths they do not let us choose):
 /// containerd's shim sockets (/run/containerd/s), the Pods' network namespaces, libcni's cache,
-/// the kubelet's links to container logs.
-pub const OUTSIDE_STATE: [&str; 5] =
-    ["/run/containerd", "/run/netns", "/var/lib/cni", "/var/log/containers", "/var/log/pods"];
+/// the kubelet's links to container logs, and the kubelet's device plugin socket, whose folder
+/// is fixed whatever its --root-dir (k8s.io/kubelet pkg/apis/deviceplugin/v1beta1/constants.go,
+/// `DevicePluginPath`): the parent goes too when it was not there before.
+pub const OUTSIDE_STATE: [&str; 7] = [
+    "/run/containerd",
+    "/run/netns",
+    "/var/lib/cni",
+    "/var/log/containers",
+    "/var/log/pods",
+    "/var/lib/kubelet/device-plugins",
+    "/var/lib/kubelet",
+];
 
 /// The cgroup hierarchies whose new top-level groups `down` removes.
 const CGROUP_ROOT: &str = "/sys/fs/cgroup";
