@@ -386,6 +386,32 @@ async fn injected_failures_show_in_the_trace() {
     assert_eq!(reqwest::get(format!("{}/ping", stack.api)).await.unwrap().status(), StatusCode::OK);
 }
 
+/// Head sampling at 0 % with the services' own sampler: nothing is recorded, except the request
+/// that asks for its trace (`X-Debug-Trace: 1`), which is recorded whole, in both services.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_request_that_asks_for_its_trace_is_kept_at_any_share() {
+    let collector = Collector::start().await;
+    let env = [("OTEL_TRACES_SAMPLER", "parentbased_traceidratio"), ("OTEL_TRACES_SAMPLER_ARG", "0")];
+    let stack = Stack::start(&collector.endpoint(), &env);
+    let client = reqwest::Client::new();
+    let plain = client.get(format!("{}/v1/todo", stack.api)).send().await.unwrap();
+    assert_eq!(plain.status(), StatusCode::OK);
+    let unrecorded = trace_id_header(plain.headers());
+    let asked = client.get(format!("{}/v1/todo", stack.api)).header("X-Debug-Trace", "1").send().await.unwrap();
+    let recorded = trace_id_header(asked.headers());
+    let spans = collector
+        .wait_for("the trace asked for", |spans| {
+            spans.iter().any(|span| span.trace_id == recorded && span.name == "db-list")
+                && spans.iter().any(|span| span.trace_id == recorded && span.name == "GET /v1/todo")
+        })
+        .await;
+    let server = find(&spans, "apiserver", "GET /v1/todo");
+    assert_eq!(server.trace_id, recorded);
+    assert!(server.attribute("http.request.header.x-debug-trace").is_some(), "{server:#?}");
+    assert!(spans.iter().any(|span| span.service == "todomanager" && span.trace_id == recorded));
+    assert!(spans.iter().all(|span| span.trace_id != unrecorded), "the plain request was recorded");
+}
+
 /// A database failure on demand (`X-Inject-Fault: db-error`): the database itself rejects the
 /// query, and the trace tells it as it would a real one: the database span in error with the
 /// database's own message, nothing labelled as injected. Without failure injection the header

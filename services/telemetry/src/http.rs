@@ -64,6 +64,11 @@ pub async fn trace_requests(request: Request, next: Next) -> Response {
         otel.status_code = Empty,
         error.type = Empty,
     );
+    // A request may ask for its trace whatever the sampling share (sampling.rs reads it).
+    if let Some(value) = request.headers().get(crate::sampling::DEBUG_HEADER).and_then(|value| value.to_str().ok()) {
+        let values = opentelemetry::Array::String(vec![value.to_owned().into()]);
+        span.set_attribute(crate::sampling::DEBUG_ATTRIBUTE, opentelemetry::Value::Array(values));
+    }
     // Continue the caller's trace (ingress, mesh proxy, curl with a traceparent), if any.
     let _ = span.set_parent(propagation::extract(request.headers()));
     let trace_id = span.context().span().span_context().trace_id();

@@ -16,7 +16,7 @@
 //! span ids of their span.
 
 // The lesson, in reading order: how tracing is set up (this file, then the resource and the
-// exporter), how context travels (propagation), where spans are made (http, grpc, and the
+// exporter), how context travels (propagation), which traces are kept (sampling), where spans are made (http, grpc, and the
 // stream a span must stay around), how a failed span is marked (status), and each service's
 // own view of its spans (tracez). The workarounds of the SDK's gaps are apart, in hardening/.
 pub mod exporter;
@@ -25,6 +25,7 @@ pub mod http;
 mod logging;
 pub mod propagation;
 mod resource;
+pub mod sampling;
 mod shutdown;
 pub mod status;
 mod stream;
@@ -68,12 +69,13 @@ pub fn init(service_name: &'static str, service_version: &'static str) -> anyhow
         // Each finished span goes through one chain: cut to the limits, counted by tracez,
         // queued for export.
         let processor = value_limits::Limited::new(tracez.processor(batches, max_value_length), max_value_length);
-        Some(
-            SdkTracerProvider::builder()
-                .with_resource(resource::detect(service_name, service_version))
-                .with_span_processor(processor)
-                .build(),
-        )
+        let mut builder = SdkTracerProvider::builder()
+            .with_resource(resource::detect(service_name, service_version))
+            .with_span_processor(processor);
+        if let Some(sampler) = sampling::from_env()? {
+            builder = builder.with_sampler(sampler);
+        }
+        Some(builder.build())
     };
 
     let otel = provider.as_ref().map(|provider| {

@@ -159,7 +159,7 @@ pub struct ExpectedSpan {
     /// Names of events the span must have (globs): a warning logged inside it, say.
     #[serde(default)]
     pub events: Vec<String>,
-    /// What it means when the span is there but not as described: said after the problems.
+    /// What it means when the span is missing or not as described: said with the problems.
     pub why: Option<String>,
 }
 

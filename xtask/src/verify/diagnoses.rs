@@ -15,6 +15,9 @@ impl Verifier {
             Failure::Other(text) => return text.clone(),
             Failure::NotInTrace(text) => {
                 return match self.root_span_elsewhere(&expected.service, &expected.name) {
+                    None if expected.why.is_some() => {
+                        format!("{text}: {}", expected.why.as_deref().unwrap_or_default())
+                    }
                     Some(span) => format!(
                         "{} reported `{}` in another trace ({}) as a root span: it was made where no span was \
                          current. Work handed to a task of its own (tokio::spawn) does not take the current span \
@@ -24,7 +27,11 @@ impl Verifier {
                     None => text.clone(),
                 };
             }
-            Failure::NoSpansFrom(service) => service,
+            Failure::NoSpansFrom(service) => match &expected.why {
+                // The expectation knows better than the general guess below.
+                Some(why) => return format!("no span from {service} in this trace: {why}"),
+                None => service,
+            },
         };
         let caller = expected
             .parent
