@@ -16,6 +16,7 @@
 //! open = ["services/apiserver/src/routes.rs"]
 //! diagnosis = "the answer has no X-Trace-Id header"   # `check` prints it while unsolved
 //! compiles = true                                     # false: the exercise starts from a compile error
+//! env = { OTEL_TRACES_SAMPLER_ARG = "0" }             # for the services while `check` runs
 //! hints = ["…", "…", "…"]                            # the last names the API, not the code
 //!
 //! [[decoy]]
@@ -51,6 +52,10 @@ pub struct Spec {
     /// Plausible wrong answers that `check` must reject.
     #[serde(default, rename = "decoy")]
     pub decoys: Vec<Decoy>,
+    /// More environment for the services while `check` runs (the standard `OTEL_*` variables
+    /// an exercise is about, say).
+    #[serde(default)]
+    pub env: std::collections::BTreeMap<String, String>,
 }
 
 /// A wrong or partial answer, and what `check` says of it.

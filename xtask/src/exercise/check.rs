@@ -161,6 +161,8 @@ fn once(exercises: &[Exercise], exercise: &Exercise, options: &Options) -> anyho
             vec![("OTEL_BSP_SCHEDULE_DELAY", "200".to_owned())],
             // Failures happen only where a claim asks for one (X-Inject-Fault).
             local::faults_env(false, None),
+            // What the exercise is about (its exercise.toml).
+            exercise.spec.env.iter().map(|(name, value)| (name.as_str(), value.clone())).collect(),
         ]
         .concat(),
         under: None,

@@ -279,7 +279,7 @@ pub struct Launch<'a> {
     /// Which services run with tracing (`OTEL_SDK_DISABLED` for the others).
     pub tracing: Tracing,
     /// More environment, for every process.
-    pub env: &'a [(&'static str, String)],
+    pub env: &'a [(&'a str, String)],
     /// One service run under another program (callgrind, for the bench's instruction counts).
     pub under: Option<Under<'a>>,
     /// With the real stack: the collector samples whole traces (`--tail-sampling`).

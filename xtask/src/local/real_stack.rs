@@ -191,7 +191,7 @@ pub fn start(
     services: &mut Services,
     at: &Addresses,
     logs: &Path,
-    env: &[(&'static str, String)],
+    env: &[(&str, String)],
     tail_sampling: bool,
 ) -> anyhow::Result<()> {
     let jaeger = tools::require(tools::JAEGER)?;
