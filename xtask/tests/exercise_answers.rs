@@ -131,3 +131,26 @@ fn no_answer_line_is_printed_before_it_is_written() {
     eprintln!("{} exercises; lines of code each answer writes: {sizes:?}, median {median}", sizes.len());
     assert!(leaks.is_empty(), "{} answer line(s) printed before they are written:\n{}", leaks.len(), leaks.join("\n"));
 }
+
+/// Every decoy applies to the unsolved code (the start patch applied): a change to the services
+/// that makes one stale fails here in a second, not after the long exercises test has built.
+#[test]
+fn every_decoy_applies_to_the_unsolved_code() {
+    let mut stale = Vec::new();
+    for folder in exercise_folders() {
+        let (copy, _) = services_as_given(&folder.join("start.patch"));
+        for decoy in folders(&folder).into_iter().filter(|path| path.ends_with("decoys")).flat_map(|dir| {
+            let mut patches: Vec<PathBuf> =
+                std::fs::read_dir(dir).unwrap().map(|entry| entry.unwrap().path()).collect();
+            patches.sort();
+            patches
+        }) {
+            let checked =
+                Command::new("git").args(["apply", "--check"]).arg(&decoy).current_dir(copy.path()).output().unwrap();
+            if !checked.status.success() {
+                stale.push(format!("{}: {}", decoy.display(), String::from_utf8_lossy(&checked.stderr).trim()));
+            }
+        }
+    }
+    assert!(stale.is_empty(), "decoys that no longer apply:\n{}", stale.join("\n"));
+}
