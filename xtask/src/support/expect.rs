@@ -21,6 +21,8 @@
 //! attributes = { "http.route" = "/v1/todo" }   # equal to
 //! attributes_exist = ["client.address"]        # present
 //! attributes_match = { "url.path" = "^/v1/" }  # matches a regular expression
+//! resource = { "service.version" = "0.1.0" }   # the reporting resource's attributes, equal to
+//! resource_exist = ["service.instance.id"]     # present
 //! error = false                         # its status is Error (true) or not (false)
 //! events = ["injected failure*"]        # event names it has (globs)
 //! why = "a 5xx is the server's failure" # said when the span is there but not as described
@@ -154,6 +156,12 @@ pub struct ExpectedSpan {
     pub attributes_exist: Vec<String>,
     #[serde(default)]
     pub attributes_match: BTreeMap<String, String>,
+    /// Attributes of the resource that reported it, equal to these.
+    #[serde(default)]
+    pub resource: BTreeMap<String, String>,
+    /// Attributes the resource must have, whatever their value.
+    #[serde(default)]
+    pub resource_exist: Vec<String>,
     /// Whether the span's status is Error.
     pub error: Option<bool>,
     /// Names of events the span must have (globs): a warning logged inside it, say.

@@ -169,6 +169,18 @@ pub(super) fn problems(
             problems.push(format!("attribute {key} is missing"));
         }
     }
+    for (key, value) in &want.resource {
+        match span.resource.get(key) {
+            Some(actual) if actual == value => {}
+            Some(actual) => problems.push(format!("its resource's {key} is {actual:?}, expected {value:?}")),
+            None => problems.push(format!("its resource has no {key} (expected {value:?})")),
+        }
+    }
+    for key in &want.resource_exist {
+        if !span.resource.contains_key(key) {
+            problems.push(format!("its resource has no {key}"));
+        }
+    }
     match want.error {
         Some(true) if !span.is_error => {
             problems.push(format!("`{}` is not marked as an error (its status is not Error)", span.name))
