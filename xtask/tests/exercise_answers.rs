@@ -5,7 +5,8 @@
 //! (the start patch applied: a doc comment or the code next door must not show it).
 //!
 //! Two lines are idioms, not answers: they open or fill every span in the services, and the
-//! learner has read them since chapter 2 ([`IDIOMS`]). Everything else counts.
+//! learner has read them since chapter 2 ([`IDIOMS`]); imports are not answers either (the
+//! compiler names what is missing). Everything else counts.
 
 use std::{
     path::{Path, PathBuf},
@@ -51,7 +52,8 @@ fn answer_lines(patch: &str) -> Vec<String> {
         .lines()
         .filter(|line| line.starts_with('-') && !line.starts_with("---"))
         .map(|line| line[1..].trim().to_owned())
-        .filter(|line| line.chars().count() >= 20 && !IDIOMS.contains(&line.as_str()))
+        // Imports are no decision: the compiler names what is missing.
+        .filter(|line| line.chars().count() >= 20 && !IDIOMS.contains(&line.as_str()) && !line.starts_with("use "))
         .collect()
 }
 
