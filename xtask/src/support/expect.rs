@@ -27,6 +27,12 @@
 //! events = ["injected failure*"]        # event names it has (globs)
 //! why = "a 5xx is the server's failure" # said when the span is there but not as described
 //!
+//! [[request.overlap]]                   # spans of the trace that run at the same time
+//! service = "apiserver"
+//! name = "todo_mgr.TodoManager/DeleteTodo"
+//! at_least = 4
+//! why = "the deletes ran one after another"
+//!
 //! [[request.log]]                       # a line of the service's log in this request's trace
 //! service = "apiserver"                 # (local mode: xtask reads .state/local/logs)
 //! contains = "answered"
@@ -132,6 +138,34 @@ pub struct Request {
     /// Log lines the request's trace must have (local mode, where xtask can read the logs).
     #[serde(default)]
     pub log: Vec<ExpectedLog>,
+    /// Spans of the trace that must run at the same time (work that need not wait for itself).
+    #[serde(default)]
+    pub overlap: Vec<ExpectedOverlap>,
+}
+
+/// Spans of one service and name in the request's trace, at least `at_least` of which run at
+/// one moment.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExpectedOverlap {
+    pub service: String,
+    pub name: String,
+    pub at_least: usize,
+    /// What it means when they do not.
+    pub why: String,
+}
+
+/// The most of `spans` (start and end, in any unit) that run at one moment.
+pub fn most_at_once(spans: impl IntoIterator<Item = (u64, u64)>) -> usize {
+    // Ends before starts at the same instant: spans that touch do not overlap.
+    let mut edges: Vec<(u64, i32)> = spans.into_iter().flat_map(|(start, end)| [(start, 1), (end, -1)]).collect();
+    edges.sort_unstable();
+    let (mut running, mut most) = (0i32, 0i32);
+    for (_, step) in edges {
+        running += step;
+        most = most.max(running);
+    }
+    usize::try_from(most).unwrap_or(0)
 }
 
 fn get() -> String {
@@ -278,6 +312,13 @@ pub fn glob(pattern: &str, text: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_most_spans_at_one_time_are_counted() {
+        assert_eq!(most_at_once([]), 0);
+        assert_eq!(most_at_once([(0, 10), (10, 20), (20, 30)]), 1, "one after another, touching");
+        assert_eq!(most_at_once([(0, 10), (5, 15), (6, 7), (20, 30)]), 3);
+    }
 
     #[test]
     fn globs() {

@@ -10,7 +10,7 @@ use anyhow::Context;
 use tracestore::model::Span;
 
 use crate::{
-    expect::{self, ExpectedSpan},
+    expect::{self, ExpectedSpan, glob},
     waterfall,
 };
 
@@ -146,6 +146,22 @@ impl Verifier {
         }
         for expected in &request.log {
             passed &= self.log_line(expected, &trace_id)?;
+        }
+        for expected in &request.overlap {
+            let times = spans
+                .iter()
+                .filter(|span| glob(&expected.service, &span.service) && glob(&expected.name, &span.name))
+                .map(|span| (span.start_unix_nano, span.end_unix_nano));
+            let (count, most) = (times.clone().count(), expect::most_at_once(times));
+            if most >= expected.at_least {
+                println!("  ✓ {most} of the {count} `{}` spans of {} ran at one time", expected.name, expected.service);
+            } else {
+                passed = false;
+                println!(
+                    "  ✗ of the {count} `{}` spans of {}, at most {most} ran at one time (wanted {}): {}",
+                    expected.name, expected.service, expected.at_least, expected.why
+                );
+            }
         }
         if request.span.is_empty() {
             return Ok(passed);
