@@ -155,6 +155,12 @@ impl Verifier {
             let (count, most) = (times.clone().count(), expect::most_at_once(times));
             if most >= expected.at_least {
                 println!("  ✓ {most} of the {count} `{}` spans of {} ran at one time", expected.name, expected.service);
+            } else if count == 0 {
+                passed = false;
+                println!(
+                    "  ✗ no `{}` span of {} is in this trace to run at the same time",
+                    expected.name, expected.service
+                );
             } else {
                 passed = false;
                 println!(
