@@ -386,6 +386,59 @@ async fn injected_failures_show_in_the_trace() {
     assert_eq!(reqwest::get(format!("{}/ping", stack.api)).await.unwrap().status(), StatusCode::OK);
 }
 
+/// The caller's session (`X-Session-Id`) travels as baggage with the request: apiserver's spans
+/// and todomanager's record it as `session.id` (that the caller's own baggage stays: baggage.rs).
+#[tokio::test(flavor = "multi_thread")]
+async fn the_session_travels_as_baggage_to_every_service() {
+    let collector = Collector::start().await;
+    let stack = Stack::start(&collector.endpoint(), &[]);
+    let response = reqwest::Client::new()
+        .get(format!("{}/v1/todo", stack.api))
+        .header("X-Session-Id", "s-42")
+        .header("baggage", "tenant.id=acme")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let trace_id = trace_id_header(response.headers());
+    let spans = collector
+        .wait_for("the list", |spans| {
+            spans.iter().any(|span| {
+                span.trace_id == trace_id
+                    && span.name == "todo_mgr.TodoManager/ListTodos"
+                    && span.service == "todomanager"
+            }) && spans.iter().any(|span| span.trace_id == trace_id && span.name == "GET /v1/todo")
+        })
+        .await;
+    let spans = of_trace(spans, &trace_id);
+    for (service, name) in [
+        ("apiserver", "GET /v1/todo"),
+        ("apiserver", "todo_mgr.TodoManager/ListTodos"),
+        ("todomanager", "todo_mgr.TodoManager/ListTodos"),
+    ] {
+        assert_eq!(find_kind(&spans, service, name).attribute("session.id"), Some("s-42"), "{service} {name}");
+    }
+    // Without the header, no session.
+    let plain = reqwest::get(format!("{}/v1/todo", stack.api)).await.unwrap();
+    let plain_trace = trace_id_header(plain.headers());
+    let spans = collector
+        .wait_for("the plain list", |spans| {
+            spans.iter().any(|span| span.trace_id == plain_trace && span.name == "GET /v1/todo")
+        })
+        .await;
+    assert_eq!(find(&of_trace(spans, &plain_trace), "apiserver", "GET /v1/todo").attribute("session.id"), None);
+}
+
+/// The span of `service` named `name` whose kind fits the name's place: the server span for a
+/// service's own RPC, else the first.
+fn find_kind<'a>(spans: &'a [ReceivedSpan], service: &str, name: &str) -> &'a ReceivedSpan {
+    let kind = if service == "todomanager" || !name.starts_with("todo_mgr") { "server" } else { "client" };
+    spans
+        .iter()
+        .find(|span| span.service == service && span.name == name && span.kind == kind)
+        .unwrap_or_else(|| panic!("no {kind} span {service}/{name} in {spans:#?}"))
+}
+
 /// Head sampling at 0 % with the services' own sampler: nothing is recorded, except the request
 /// that asks for its trace (`X-Debug-Trace: 1`), which is recorded whole, in both services.
 #[tokio::test(flavor = "multi_thread")]

@@ -155,6 +155,8 @@ impl<S> Traced<S> {
                 propagation::inject(&span.context(), request.headers_mut());
             }
         }
+        // The session the request belongs to, if its baggage carries one (baggage.rs).
+        crate::baggage::record_session(&span);
         span
     }
 }

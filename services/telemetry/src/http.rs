@@ -14,7 +14,7 @@ use opentelemetry::trace::TraceContextExt;
 use tracing::{Instrument, field::Empty};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
-use crate::propagation;
+use crate::{baggage, propagation};
 
 /// The response header that carries the trace id.
 pub const TRACE_ID_HEADER: HeaderName = HeaderName::from_static("x-trace-id");
@@ -69,8 +69,14 @@ pub async fn trace_requests(request: Request, next: Next) -> Response {
         let values = opentelemetry::Array::String(vec![value.to_owned().into()]);
         span.set_attribute(crate::sampling::DEBUG_ATTRIBUTE, opentelemetry::Value::Array(values));
     }
-    // Continue the caller's trace (ingress, mesh proxy, curl with a traceparent), if any.
-    let _ = span.set_parent(propagation::extract(request.headers()));
+    // Continue the caller's trace (ingress, mesh proxy, curl with a traceparent), if any, with
+    // the caller's session in the baggage that goes on with the request (baggage.rs).
+    let mut parent = propagation::extract(request.headers());
+    if let Some(session) = request.headers().get(baggage::SESSION_HEADER).and_then(|value| value.to_str().ok()) {
+        parent = baggage::with_session(&parent, session);
+    }
+    let _ = span.set_parent(parent);
+    baggage::record_session(&span);
     let trace_id = span.context().span().span_context().trace_id();
 
     let started = std::time::Instant::now();

@@ -16,9 +16,11 @@
 //! span ids of their span.
 
 // The lesson, in reading order: how tracing is set up (this file, then the resource and the
-// exporter), how context travels (propagation), which traces are kept (sampling), where spans are made (http, grpc, and the
+// exporter), how context travels (propagation, and baggage beside it), which traces are kept
+// (sampling), where spans are made (http, grpc, and the
 // stream a span must stay around), how a failed span is marked (status), and each service's
 // own view of its spans (tracez). The workarounds of the SDK's gaps are apart, in hardening/.
+pub mod baggage;
 pub mod exporter;
 pub mod grpc;
 pub mod http;
