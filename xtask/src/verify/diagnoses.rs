@@ -28,9 +28,12 @@ impl Verifier {
                 };
             }
             Failure::NoSpansFrom(service) => match &expected.why {
-                // The expectation knows better than the general guess below.
-                Some(why) => return format!("no span from {service} in this trace: {why}"),
-                None => service,
+                // Unless the span is plainly elsewhere (a trace of its own), the expectation
+                // knows better than the general guesses below.
+                Some(why) if self.root_span_elsewhere(service, &expected.name).is_none() => {
+                    return format!("no span from {service} in this trace: {why}");
+                }
+                _ => service,
             },
         };
         let caller = expected
