@@ -75,9 +75,10 @@ impl TodoManager {
             match page.last() {
                 Some(last) if page.len() == PAGE as usize => after_id = last.id,
                 _ => {
-                    let span = tracing::Span::current();
-                    span.record("todos.pages", pages);
-                    span.record("todos.finished", finished.len());
+                    // This function's span: the step's.
+                    let step = tracing::Span::current();
+                    step.record("todos.pages", pages);
+                    step.record("todos.finished", finished.len());
                     break;
                 }
             }
