@@ -1,7 +1,7 @@
 //! The span matcher: the expected spans, in order, against the observed ones, and what does not
 //! match (a wrong parent, a missing attribute, a status) said of each.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use regex::Regex;
 use tracestore::model::Span;
@@ -157,30 +157,8 @@ pub(super) fn problems(
             }
         }
     }
-    for (key, value) in &want.attributes {
-        match span.attributes.get(key) {
-            Some(actual) if actual == value => {}
-            Some(actual) => problems.push(format!("attribute {key} is {actual:?}, expected {value:?}")),
-            None => problems.push(format!("attribute {key} is missing (expected {value:?})")),
-        }
-    }
-    for key in &want.attributes_exist {
-        if !span.attributes.contains_key(key) {
-            problems.push(format!("attribute {key} is missing"));
-        }
-    }
-    for (key, value) in &want.resource {
-        match span.resource.get(key) {
-            Some(actual) if actual == value => {}
-            Some(actual) => problems.push(format!("its resource's {key} is {actual:?}, expected {value:?}")),
-            None => problems.push(format!("its resource has no {key} (expected {value:?})")),
-        }
-    }
-    for key in &want.resource_exist {
-        if !span.resource.contains_key(key) {
-            problems.push(format!("its resource has no {key}"));
-        }
-    }
+    compare("attribute", &want.attributes, &want.attributes_exist, &span.attributes, &mut problems);
+    compare("resource attribute", &want.resource, &want.resource_exist, &span.resource, &mut problems);
     match want.error {
         Some(true) if !span.is_error => {
             problems.push(format!("`{}` is not marked as an error (its status is not Error)", span.name))
@@ -207,4 +185,24 @@ pub(super) fn problems(
         }
     }
     problems
+}
+
+/// What `actual` lacks of `equal` (keys and values) and of `exist` (keys), said of each.
+fn compare(
+    what: &str,
+    equal: &BTreeMap<String, String>,
+    exist: &[String],
+    actual: &BTreeMap<String, String>,
+    problems: &mut Vec<String>,
+) {
+    for (key, value) in equal {
+        match actual.get(key) {
+            Some(found) if found == value => {}
+            Some(found) => problems.push(format!("{what} {key} is {found:?}, expected {value:?}")),
+            None => problems.push(format!("{what} {key} is missing (expected {value:?})")),
+        }
+    }
+    for key in exist.iter().filter(|key| !actual.contains_key(*key)) {
+        problems.push(format!("{what} {key} is missing"));
+    }
 }
