@@ -180,7 +180,7 @@ fn the_chapters_questions_are_answered_from_the_traces() {
     // where to look, and nothing of the answer.
     let (right, said) = answer(&up, state.path(), &["slowest-span", "apiserver GET /v1/todo"]);
     assert!(!right && said.contains("✗ Not quite") && said.contains("How to find it"), "{said}");
-    assert!(!said.contains("the answer is") && !said.contains("ListTodos"), "the answer is not given away: {said}");
+    assert!(!said.contains("the answer is:") && !said.contains("ListTodos"), "the answer is not given away: {said}");
     let (right, said) = answer(&up, state.path(), &["slowest-span", "todomanager todo_mgr.TodoManager/ListTodos"]);
     assert!(right && said.starts_with("✓ Right"), "{said}");
 
@@ -188,7 +188,7 @@ fn the_chapters_questions_are_answered_from_the_traces() {
     for question in ["failed-requests", "failures-kept"] {
         for wrong in 1..=2 {
             let (right, said) = answer(&up, state.path(), &[question, "1000"]);
-            assert!(!right && !said.contains("the answer is"), "wrong answer {wrong}: {said}");
+            assert!(!right && !said.contains("the answer is:"), "wrong answer {wrong}: {said}");
         }
         let (right, said) = answer(&up, state.path(), &[question, "1000"]);
         assert!(!right, "{said}");
