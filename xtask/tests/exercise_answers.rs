@@ -13,7 +13,10 @@ use std::{
     process::Command,
 };
 
+use exercise_folders::folders;
 use serde::Deserialize;
+
+mod exercise_folders;
 
 /// Lines that every span of the services has: showing them gives no exercise away.
 const IDIOMS: [&str; 2] = [
@@ -33,17 +36,9 @@ fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_owned()
 }
 
-fn folders(dir: &Path) -> Vec<PathBuf> {
-    let mut folders: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map(|entries| entries.map(|entry| entry.unwrap().path()).filter(|path| path.is_dir()).collect())
-        .unwrap_or_default();
-    folders.sort();
-    folders
-}
-
 /// Every exercise's folder, in the chapters' order.
 fn exercise_folders() -> Vec<PathBuf> {
-    folders(&root().join("chapters")).iter().flat_map(|chapter| folders(&chapter.join("exercises"))).collect()
+    exercise_folders::exercise_folders(&root())
 }
 
 /// The lines the learner writes back: removed by the start patch, trimmed, 20 characters or more.

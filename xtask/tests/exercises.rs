@@ -22,6 +22,8 @@ use std::{
 
 use serde::Deserialize;
 
+mod exercise_folders;
+
 #[derive(Deserialize)]
 struct Spec {
     goal: String,
@@ -52,24 +54,15 @@ struct Exercise {
 
 /// The exercises as the catalog lays them out: chapters/NN-*/exercises/NN-name/exercise.toml.
 fn exercises(root: &Path) -> Vec<Exercise> {
-    let mut found = Vec::new();
-    for chapter in sorted(&root.join("chapters")) {
-        for folder in sorted(&chapter.join("exercises")) {
+    exercise_folders::exercise_folders(root)
+        .into_iter()
+        .map(|folder| {
             let text = std::fs::read_to_string(folder.join("exercise.toml")).unwrap();
             let folder_name = folder.file_name().unwrap().to_str().unwrap();
             let name = folder_name.split_once('-').unwrap().1.to_owned();
-            found.push(Exercise { name, spec: toml::from_str(&text).unwrap(), folder });
-        }
-    }
-    found
-}
-
-fn sorted(dir: &Path) -> Vec<PathBuf> {
-    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map(|entries| entries.map(|entry| entry.unwrap().path()).filter(|path| path.is_dir()).collect())
-        .unwrap_or_default();
-    entries.sort();
-    entries
+            Exercise { name, spec: toml::from_str(&text).unwrap(), folder }
+        })
+        .collect()
 }
 
 fn git(dir: &Path, args: &[&str]) -> String {
