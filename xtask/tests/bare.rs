@@ -13,7 +13,7 @@ mod common;
 
 use std::{collections::BTreeSet, path::Path, process::Command, time::Duration};
 
-use common::{Down, kubectl, text, wait_until, xtask};
+use common::{Down, kubectl, last_lines, text, wait_until, xtask_ok};
 
 const TEST: &str = "the bare cluster test";
 
@@ -295,9 +295,8 @@ fn a_bare_cluster_runs_pods_from_our_images_and_down_leaves_the_host_as_it_was()
     let before = Host::now();
     let down = Down;
 
-    let up = xtask(&["up", "--provider", "bare", "--cluster-only"]);
-    assert!(up.status.success(), "up failed");
-    assert!(text(&up).contains(".state/bare/kubeconfig"), "up names the kubeconfig");
+    let up = xtask_ok(&["up", "--provider", "bare", "--cluster-only"]);
+    assert!(up.contains(".state/bare/kubeconfig"), "up names the kubeconfig");
 
     // CoreDNS runs from the image xtask wrote.
     let pods = text(&kubectl(&[
@@ -316,20 +315,18 @@ fn a_bare_cluster_runs_pods_from_our_images_and_down_leaves_the_host_as_it_was()
     a_pod_reaches_coredns_through_a_service_by_its_name();
 
     // Every image of the workshop, written and imported; MariaDB's keeps the chart's contract.
-    assert!(xtask(&["images", "--provider", "bare"]).status.success(), "images failed");
+    xtask_ok(&["images", "--provider", "bare"]);
     mariadb_keeps_the_charts_contract();
     traefik_is_the_pinned_release();
 
     // A second `up` finds everything running and changes nothing.
-    let again = xtask(&["up", "--provider", "bare", "--cluster-only"]);
-    assert!(again.status.success());
-    let again = text(&again);
+    let again = xtask_ok(&["up", "--provider", "bare", "--cluster-only"]);
     let ran: Vec<&str> =
         again.lines().filter(|line| line.starts_with("✓ [") && !line.contains("already done")).collect();
-    assert_eq!(ran.len(), 1, "only the check of the machine runs again:\n{again}");
-    assert!(ran[0].contains("Check this machine"), "{again}");
+    assert_eq!(ran.len(), 1, "only the check of the machine runs again:\n{}", last_lines(&again, 40));
+    assert!(ran[0].contains("Check this machine"), "{}", last_lines(&again, 40));
 
-    let status = text(&xtask(&["status", "--provider", "bare"]));
+    let status = xtask_ok(&["status", "--provider", "bare"]);
     assert!(
         status.contains("kubelet")
             && status.contains("running, pid")
@@ -338,14 +335,13 @@ fn a_bare_cluster_runs_pods_from_our_images_and_down_leaves_the_host_as_it_was()
     );
 
     // A plain `down` puts the host back and keeps the data; the next `up` runs on it.
-    assert!(xtask(&["down", "--provider", "bare"]).status.success(), "down failed");
+    xtask_ok(&["down", "--provider", "bare"]);
     assert_eq!(before, Host::now(), "down (keeping the data) left the host changed");
     assert!(testkit::real::workspace_root().join(".state/bare/etcd").is_dir(), "a plain down keeps the data");
-    assert!(xtask(&["up", "--provider", "bare", "--cluster-only"]).status.success(), "up over kept data failed");
+    xtask_ok(&["up", "--provider", "bare", "--cluster-only"]);
     a_pod_reaches_coredns_through_a_service_by_its_name();
 
-    let stopped = xtask(&["down", "--provider", "bare", "--delete-cluster", "--yes"]);
-    assert!(stopped.status.success(), "down failed");
+    xtask_ok(&["down", "--provider", "bare", "--delete-cluster", "--yes"]);
     drop(down);
     let after = Host::now();
     assert_eq!(before, after, "down left the host changed");

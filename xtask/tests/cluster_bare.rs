@@ -14,7 +14,7 @@ mod common;
 
 use std::path::PathBuf;
 
-use common::{Down, from_nothing, kubectl, text, xtask};
+use common::{Down, from_nothing, kubectl, last_lines, text, xtask};
 
 const TEST: &str = "cluster mode on the bare cluster";
 
@@ -79,17 +79,18 @@ fn chapters_10_and_11_hold_on_a_real_cluster_without_the_mesh() {
     let up = |chapter: &str| {
         let args = ["up", "--provider", "bare", "--charts", &charts, "--mesh", "off", "--chapter", chapter, "--check"];
         let output = xtask(&args);
-        assert!(output.status.success(), "up --chapter {chapter} --check failed");
-        out(&output)
+        let said = out(&output);
+        assert!(output.status.success(), "up --chapter {chapter} --check failed:\n{}", last_lines(&said, 30));
+        said
     };
 
     // Chapter 10: Traefik's server and client spans, apiserver's straight below, todomanager's.
     let edge = up("10");
     for line in ["✓ traefik  *  (server)", "✓   traefik  *  (client)", "✓     apiserver  POST /v1/todo  (server)"]
     {
-        assert!(edge.contains(line), "chapter 10 saw `{line}`:\n{edge}");
+        assert!(edge.contains(line), "chapter 10 did not see `{line}`:\n{}", last_lines(&edge, 30));
     }
-    assert!(edge.contains("✓ every expectation holds"), "{edge}");
+    assert!(edge.contains("✓ every expectation holds"), "{}", last_lines(&edge, 30));
 
     // The chart's own test, against the release on the cluster.
     let root = testkit::real::workspace_root();
@@ -102,8 +103,15 @@ fn chapters_10_and_11_hold_on_a_real_cluster_without_the_mesh() {
 
     // Chapter 11: failure injection on (an upgrade of the app), its traces marked.
     let faults = up("11");
-    assert!(faults.contains("Install the todo app") && !faults.contains("Install the todo app (already done"));
-    assert!(faults.contains("── Chapter 11") && faults.contains("✓ every expectation holds"), "{faults}");
+    assert!(
+        faults.contains("Install the todo app") && !faults.contains("Install the todo app (already done"),
+        "chapter 11 upgrades the app"
+    );
+    assert!(
+        faults.contains("── Chapter 11") && faults.contains("✓ every expectation holds"),
+        "{}",
+        last_lines(&faults, 30)
+    );
 
     // Again: every release up to date; only the checks run (the machine's, the app's readiness).
     let again = up("11");
@@ -112,16 +120,17 @@ fn chapters_10_and_11_hold_on_a_real_cluster_without_the_mesh() {
         .filter(|line| line.starts_with("✓ [") && !line.contains("already done"))
         .filter(|line| !line.contains("Check this machine") && !line.contains("Wait until the app is ready"))
         .collect();
-    assert!(changed.is_empty(), "a second up changes nothing, yet: {changed:#?}\n{again}");
-    assert!(again.contains("✓ every expectation holds"), "{again}");
+    assert!(changed.is_empty(), "a second up changes nothing, yet: {changed:#?}");
+    assert!(again.contains("✓ every expectation holds"), "{}", last_lines(&again, 30));
 
     // A code change: `images` writes new images and rolls the app out with them, as chapter 11
     // installed it; the new Pods serve chapter 11, and `up` finds the app as it would install it.
     let (old_image, old_pods) = deployed("apiserver");
     let change = CodeChange::append(root.join("services/apiserver/src/main.rs"), "// changed by cluster_bare.rs");
     let images = xtask(&["images", "--provider", "bare"]);
-    assert!(images.status.success(), "images failed");
-    assert!(out(&images).contains("The app runs the new images (chapter 11, mesh Off, Traefik"), "{}", out(&images));
+    let said = out(&images);
+    assert!(images.status.success(), "images failed:\n{}", last_lines(&said, 30));
+    assert!(said.contains("The app runs the new images (chapter 11, mesh Off, Traefik"), "{}", last_lines(&said, 30));
     let (new_image, new_pods) = deployed("apiserver");
     assert_ne!(new_image, old_image, "the Deployment runs the new image");
     assert!(
@@ -129,8 +138,8 @@ fn chapters_10_and_11_hold_on_a_real_cluster_without_the_mesh() {
         "new Pods: {old_pods:?} → {new_pods:?}"
     );
     let served = up("11");
-    assert!(served.contains("Install the todo app (already done"), "{served}");
-    assert!(served.contains("✓ every expectation holds"), "{served}");
+    assert!(served.contains("Install the todo app (already done"), "{}", last_lines(&served, 30));
+    assert!(served.contains("✓ every expectation holds"), "{}", last_lines(&served, 30));
     drop(change);
 
     // Linkerd, meshed chapter 9: its CRDs and control plane are installed from the charts, and
@@ -141,7 +150,8 @@ fn chapters_10_and_11_hold_on_a_real_cluster_without_the_mesh() {
     let said = out(&linkerd);
     assert!(
         said.contains("the images of linkerd cannot be pulled") && said.contains("cr.l5d.io/linkerd/proxy:edge-26.8.3"),
-        "{said}"
+        "{}",
+        last_lines(&said, 30)
     );
     // Every CRD of linkerd-crds is Established, Linkerd's and the Gateway API's.
     let crds: serde_json::Value = serde_json::from_str(&text(&kubectl(&["get", "crds", "--output", "json"]))).unwrap();
@@ -204,6 +214,7 @@ fn chapters_10_and_11_hold_on_a_real_cluster_without_the_mesh() {
         assert!(objects > 10, "{release}: {objects} objects");
     }
 
-    assert!(xtask(&["down", "--provider", "bare", "--delete-cluster", "--yes"]).status.success());
+    let stopped = xtask(&["down", "--provider", "bare", "--delete-cluster", "--yes"]);
+    assert!(stopped.status.success(), "down failed:\n{}", last_lines(&out(&stopped), 30));
     drop(down);
 }

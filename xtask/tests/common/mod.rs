@@ -21,6 +21,14 @@ pub fn xtask(args: &[&str]) -> Output {
     output
 }
 
+/// `cargo xtask ARGS`, which must succeed: what it printed (its end in the failure's message).
+pub fn xtask_ok(args: &[&str]) -> String {
+    let output = xtask(args);
+    let said = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    assert!(output.status.success(), "xtask {} failed:\n{}", args.join(" "), last_lines(&said, 30));
+    said
+}
+
 /// kubectl of `cargo xtask tools install` at the bare cluster.
 pub fn kubectl(args: &[&str]) -> Output {
     let root = testkit::real::workspace_root();
@@ -36,13 +44,28 @@ pub fn text(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
-/// Brings the cluster down even when an assertion failed half-way.
+/// The last `lines` lines of what a command printed: in a failure's message, where the end of a
+/// test's output (all that a CI log may keep of it) shows it.
+pub fn last_lines(said: &str, lines: usize) -> String {
+    let kept: Vec<&str> = said.lines().collect();
+    kept[kept.len().saturating_sub(lines)..].join("\n")
+}
+
+/// Brings the cluster down even when an assertion failed half-way. Quietly: its one line comes
+/// after the failure's message, which stays at the end of the test's output.
 pub struct Down;
 
 impl Drop for Down {
     fn drop(&mut self) {
         if std::thread::panicking() {
-            let _ = xtask(&["down", "--provider", "bare", "--delete-cluster", "--yes"]);
+            let args = ["down", "--provider", "bare", "--delete-cluster", "--yes"];
+            let down = Command::new(env!("CARGO_BIN_EXE_xtask")).args(args).output();
+            let said = match down {
+                Ok(output) if output.status.success() => "brought down after the failure above".to_owned(),
+                Ok(output) => format!("down failed too:\n{}", last_lines(&String::from_utf8_lossy(&output.stderr), 15)),
+                Err(error) => format!("down did not start: {error}"),
+            };
+            eprintln!("(the bare cluster: {said})");
         }
     }
 }
