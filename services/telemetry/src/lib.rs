@@ -37,8 +37,10 @@ pub mod hardening;
 
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::{
-    runtime, trace::SdkTracerProvider, trace::span_processor_with_async_runtime::BatchSpanProcessor,
+    runtime,
+    trace::{SdkTracerProvider, SpanProcessor, span_processor_with_async_runtime::BatchSpanProcessor},
 };
+use tracing_opentelemetry::OpenTelemetryLayer;
 use tracing_subscriber::{EnvFilter, layer::SubscriberExt, util::SubscriberInitExt};
 
 use hardening::{span_selection, value_limits};
@@ -68,32 +70,18 @@ pub fn init(service_name: &'static str, service_version: &'static str) -> anyhow
         // 2048) new spans are dropped, counted and reported in the log, so a dead collector
         // cannot eat the memory.
         let batches = BatchSpanProcessor::builder(exporter, runtime::Tokio).build();
-        // Each finished span goes through one chain: cut to the limits, counted by tracez,
-        // queued for export.
-        let processor = value_limits::Limited::new(tracez.processor(batches, max_value_length), max_value_length);
         let mut builder = SdkTracerProvider::builder()
             .with_resource(resource::detect(service_name, service_version))
-            .with_span_processor(processor);
+            .with_span_processor(on_the_way_out(batches, &tracez, max_value_length));
+        // The SDK reads OTEL_TRACES_SAMPLER itself; for one of its values the services have their own.
         if let Some(sampler) = sampling::from_env()? {
             builder = builder.with_sampler(sampler);
         }
         Some(builder.build())
     };
-
-    let otel = provider.as_ref().map(|provider| {
-        tracing_opentelemetry::layer()
-            .with_tracer(provider.tracer(service_name))
-            // Cost, not lesson: by default every span also gets its source file, line, module,
-            // thread and target, and busy/idle times (8 attributes more to record, keep and
-            // send), and each poll makes the span's context current. Our spans carry what the
-            // semantic conventions ask for, and nothing here reads the current context. Saves
-            // about 75,000 instructions per request in apiserver (callgrind; README.md).
-            .with_location(false)
-            .with_threads(false)
-            .with_target(false)
-            .with_tracked_inactivity(false)
-            .with_context_activation(false)
-    });
+    let otel = provider
+        .as_ref()
+        .map(|provider| without_extras(tracing_opentelemetry::layer().with_tracer(provider.tracer(service_name))));
     // Only our spans, and warnings and errors as their events, go into traces.
     let otel = otel.map(span_selection::Select);
     let levels = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
@@ -103,6 +91,35 @@ pub fn init(service_name: &'static str, service_version: &'static str) -> anyhow
         tracing::info!("OTEL_SDK_DISABLED is set: no spans are recorded or exported");
     }
     Ok(Telemetry { provider, tracez })
+}
+
+/// Each finished span goes through one chain on its way to `export`: cut to the limits, counted
+/// by tracez, queued for export.
+fn on_the_way_out<P: SpanProcessor>(
+    export: P,
+    tracez: &Tracez,
+    max_value_length: usize,
+) -> impl SpanProcessor + use<P> {
+    value_limits::Limited::new(tracez.processor(export, max_value_length), max_value_length)
+}
+
+/// Cost, not lesson: by default every span also gets its source file, line, module, thread and
+/// target, and busy/idle times (8 attributes more to record, keep and send), and each poll makes
+/// the span's context current. Our spans carry what the semantic conventions ask for, and nothing
+/// here reads the current context. Saves about 75,000 instructions per request in apiserver
+/// (callgrind; README.md).
+fn without_extras<S, T>(layer: OpenTelemetryLayer<S, T>) -> OpenTelemetryLayer<S, T>
+where
+    S: tracing::Subscriber + for<'span> tracing_subscriber::registry::LookupSpan<'span>,
+    T: opentelemetry::trace::Tracer + 'static,
+    T::Span: Send + Sync,
+{
+    layer
+        .with_location(false)
+        .with_threads(false)
+        .with_target(false)
+        .with_tracked_inactivity(false)
+        .with_context_activation(false)
 }
 
 /// Logs only, no tracing: for processes that must not trace themselves (the trace store).

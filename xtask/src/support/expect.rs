@@ -141,6 +141,11 @@ pub struct Request {
     /// Spans of the trace that must run at the same time (work that need not wait for itself).
     #[serde(default)]
     pub overlap: Vec<ExpectedOverlap>,
+    /// The services get SIGTERM right after the answer, and are waited for, before the trace is
+    /// looked for: its spans must still arrive (a shutdown that flushes what is batched). Only
+    /// `exercise check`, which starts the services for itself, can do it.
+    #[serde(default)]
+    pub stop_after: bool,
 }
 
 /// Spans of one service and name in the request's trace, at least `at_least` of which run at

@@ -175,6 +175,20 @@ impl Services {
         Ok(())
     }
 
+    /// Stops these services (SIGTERM, then waiting for each to exit), the last started first;
+    /// the others keep running.
+    pub fn stop_these(&self, names: &[&str]) -> anyhow::Result<()> {
+        for service in self.0.iter().rev().filter(|service| names.contains(&service.name)) {
+            service.stop()?;
+            println!(
+                "  stopped {} ({})",
+                service.name,
+                service.exited()?.map(|status| status.to_string()).unwrap_or_default()
+            );
+        }
+        Ok(())
+    }
+
     pub fn stop_all(&mut self) {
         while let Some(service) = self.0.pop() {
             println!("stopping {} (pid {})", service.name, service.pid());

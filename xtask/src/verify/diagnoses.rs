@@ -8,7 +8,7 @@ use crate::expect::{ExpectedSpan, glob};
 
 use super::{Verifier, matcher::Failure};
 
-impl Verifier {
+impl Verifier<'_> {
     /// Turns a failure into a sentence that says what is wrong and what to do.
     pub(super) fn diagnose(&self, failure: &Failure, expected: &ExpectedSpan, all: &[ExpectedSpan]) -> String {
         let service = match failure {

@@ -118,11 +118,16 @@ pub fn verify(options: &Options) -> anyhow::Result<bool> {
 }
 
 /// Checks one set of claims (an exercise's), reporting as for a chapter; true when all hold.
-pub fn claims(options: &Options, claims: &Chapter) -> anyhow::Result<bool> {
-    Verifier::new(options)?.chapter(claims)
+/// `stop_services` stops the services, for a request that asks for it (`stop_after`).
+pub fn claims(
+    options: &Options,
+    claims: &Chapter,
+    stop_services: &dyn Fn() -> anyhow::Result<()>,
+) -> anyhow::Result<bool> {
+    Verifier { stop_services: Some(stop_services), ..Verifier::new(options)? }.chapter(claims)
 }
 
-struct Verifier {
+struct Verifier<'a> {
     http: reqwest::blocking::Client,
     host: Option<String>,
     /// Service → the address of its tracez page.
@@ -134,9 +139,11 @@ struct Verifier {
     /// Where the services' logs are (local mode).
     logs: std::path::PathBuf,
     mesh: crate::expect::Mesh,
+    /// Stops the services (a request's `stop_after`), where the caller started them.
+    stop_services: Option<&'a dyn Fn() -> anyhow::Result<()>>,
 }
 
-impl Verifier {
+impl Verifier<'_> {
     fn new(options: &Options) -> anyhow::Result<Self> {
         Ok(Self {
             http: reqwest::blocking::Client::builder().timeout(Duration::from_secs(10)).build()?,
@@ -148,6 +155,7 @@ impl Verifier {
             colour: waterfall::colours_wanted(),
             logs: options.logs.clone().unwrap_or_else(|| project::root().join(".state/local/logs")),
             mesh: options.mesh,
+            stop_services: None,
         })
     }
 

@@ -19,7 +19,7 @@ use super::{
     matcher::{Failure, check, depths},
 };
 
-impl Verifier {
+impl Verifier<'_> {
     /// Checks that a service's tracez page shows spans named `expected.name`.
     pub(super) fn tracez(&self, expected: &expect::Tracez) -> anyhow::Result<bool> {
         let Some(base) = self.tracez.get(&expected.service) else {
@@ -94,6 +94,11 @@ impl Verifier {
     pub(super) fn request(&self, request: &expect::Request) -> anyhow::Result<bool> {
         let (status_ok, trace_id) =
             self.send(&request.method, &request.path, &request.headers, request.body.as_deref(), request.status)?;
+        if request.stop_after {
+            let stop = self.stop_services.context("only `cargo xtask exercise check` can stop the services")?;
+            println!("  the services get SIGTERM now, right after the answer; then the trace is looked for");
+            stop()?;
+        }
         if request.span.is_empty() && request.log.is_empty() {
             return Ok(status_ok);
         }
@@ -174,6 +179,12 @@ impl Verifier {
         }
         if spans.is_empty() {
             println!("  observed: no trace {trace_id} arrived within {:?}", self.timeout);
+            if request.stop_after {
+                println!(
+                    "      → the services were stopped right after the answer: the spans still waiting in a batch \
+                     are lost unless the shutdown flushes them before the process exits"
+                );
+            }
         } else {
             println!("  observed:");
             for line in waterfall::render(&spans, self.colour).lines() {
