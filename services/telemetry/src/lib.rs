@@ -87,7 +87,7 @@ pub fn init(service_name: &'static str, service_version: &'static str) -> anyhow
     let levels = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     tracing_subscriber::registry().with(levels).with(otel).with(logging::layer()).try_init()?;
 
-    if provider.is_none() {
+    if sdk_disabled() {
         tracing::info!("OTEL_SDK_DISABLED is set: no spans are recorded or exported");
     }
     Ok(Telemetry { provider, tracez })
