@@ -191,6 +191,9 @@ impl Services {
 
     pub fn stop_all(&mut self) {
         while let Some(service) = self.0.pop() {
+            if service.exited().is_ok_and(|status| status.is_some()) {
+                continue;
+            }
             println!("stopping {} (pid {})", service.name, service.pid());
             if let Err(error) = service.stop() {
                 eprintln!("cannot stop {}: {error:#}", service.name);

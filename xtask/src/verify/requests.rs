@@ -145,7 +145,11 @@ impl Verifier<'_> {
                 Err(failure) => {
                     passed = false;
                     println!("  ✗ {indent}{}", expected.label());
-                    println!("      → {}", self.diagnose(failure, expected, &request.span));
+                    // Nothing arrived from services stopped right after the answer: the one
+                    // diagnosis is the exit's, below, not each span's.
+                    if !(request.stop_after && spans.is_empty()) {
+                        println!("      → {}", self.diagnose(failure, expected, &request.span));
+                    }
                 }
             }
         }
