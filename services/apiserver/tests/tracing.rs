@@ -538,6 +538,37 @@ async fn injected_delays_and_slow_lists_show_in_the_trace() {
     assert!(list.end_unix_nano - list.start_unix_nano >= 1_000_000_000);
 }
 
+/// A request that names its fault meets that one and no other: with every list made slow at
+/// random, `X-Inject-Fault: delay` still gets a list at todomanager's normal pace (a check that
+/// asks for a delay must not time out at random).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_request_that_names_its_fault_meets_no_other() {
+    let collector = Collector::start().await;
+    let stack = Stack::start(&collector.endpoint(), &every_list_slower_than("900ms"));
+    let client = reqwest::Client::new();
+    let url = format!("{}/v1/todo", stack.api);
+    // An injected error: the 500 at apiserver, and nothing else.
+    let failed = client.get(&url).header("X-Inject-Fault", "error").send().await.unwrap();
+    assert_eq!(failed.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    // An injected delay: apiserver's 100 ms, then a list at todomanager's normal pace, within
+    // apiserver's timeout (900 ms; a slow list takes 1 to 3 s).
+    let delayed = client.get(&url).header("X-Inject-Fault", "delay").send().await.unwrap();
+    assert_eq!(delayed.status(), StatusCode::OK, "a slow list besides the delay that was asked for");
+    let trace_id = trace_id_header(delayed.headers());
+    let spans = collector
+        .wait_for("the delayed request's list", |spans| {
+            let mine = || spans.iter().filter(|span| span.trace_id == trace_id);
+            mine().any(|span| span.name == "db-list") && mine().any(|span| span.name == "GET /v1/todo")
+        })
+        .await;
+    let spans = of_trace(spans, &trace_id);
+    assert_eq!(find(&spans, "apiserver", "GET /v1/todo").attribute("fault.injected"), Some("delay"));
+    assert_eq!(find_kind(&spans, "todomanager", "todo_mgr.TodoManager/ListTodos").attribute("fault.injected"), None);
+    // Without a fault named, the list is slow: the configuration above does make it so.
+    let response = client.get(&url).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::GATEWAY_TIMEOUT);
+}
+
 /// Failure injection that makes every list slow (1–3 s in todomanager) and nothing else, with
 /// apiserver giving up after `timeout`.
 fn every_list_slower_than(timeout: &str) -> [(&str, &str); 5] {
