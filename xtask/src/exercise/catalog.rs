@@ -8,7 +8,9 @@
 //!   from it: a change to the services that the patch no longer fits fails the tests;
 //! - `expect.toml`: what must hold when it is solved, in the chapters' format (expect.rs);
 //! - `decoys/*.patch`: plausible wrong or partial answers, each a change to the unsolved code
-//!   that `check` must reject, saying why (xtask/tests/exercises.rs applies each one).
+//!   that `check` must reject, saying why (xtask/tests/exercises.rs applies each one);
+//! - for an exercise whose answer is a test (`[test]`), `mutants/*.patch`: breaks of the
+//!   finished code that the learner's test must catch (tested.rs), and no `expect.toml`.
 //!
 //! ```toml
 //! goal = "Give every HTTP request a SERVER span"
@@ -22,6 +24,12 @@
 //! [[decoy]]
 //! patch = "decoys/outside-the-faults.patch"   # applied to the unsolved code
 //! says = "the fault layer ran outside"        # what `check` must say of it
+//!
+//! [test]                                               # the answer is a test, run with
+//! cargo = ["--package", "todomanager", "--test", "db_span"]   # `cargo test` and these
+//! [[test.mutant]]
+//! patch = "mutants/failure-unmarked.patch"    # applied to the finished code
+//! says = "a failed query leaves its span unmarked"   # what the test must catch
 //! ```
 //!
 //! A trainer adds an exercise by adding such a folder: no Rust to change.
@@ -56,6 +64,28 @@ pub struct Spec {
     /// an exercise is about, say).
     #[serde(default)]
     pub env: std::collections::BTreeMap<String, String>,
+    /// The answer is a test: `check` runs it instead of the stack.
+    pub test: Option<TestSpec>,
+}
+
+/// How `check` runs the learner's test, and the breaks it must catch.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TestSpec {
+    /// The arguments of `cargo test` that run it (and only the tests of its file).
+    pub cargo: Vec<String>,
+    #[serde(rename = "mutant")]
+    pub mutants: Vec<Mutant>,
+}
+
+/// A break of the finished code the learner's test must catch.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Mutant {
+    /// The change to the finished code, relative to the exercise's folder.
+    pub patch: String,
+    /// What it breaks, as `check` says it: "your test passes when …".
+    pub says: String,
 }
 
 /// A wrong or partial answer, and what `check` says of it.
@@ -88,9 +118,14 @@ impl Exercise {
         self.folder.join("start.patch")
     }
 
-    /// What must hold once solved.
+    /// What must hold once solved (an exercise whose answer is a test has no claims).
     pub fn claims(&self) -> anyhow::Result<Chapter> {
         expect::load(&self.folder.join("expect.toml"), self.chapter)
+    }
+
+    /// A mutant's patch.
+    pub fn mutant(&self, mutant: &Mutant) -> PathBuf {
+        self.folder.join(&mutant.patch)
     }
 
     /// The git branch a learner's attempt lives on.
@@ -121,7 +156,16 @@ pub fn load_all(chapters_dir: &Path) -> anyhow::Result<Vec<Exercise>> {
                 let patch = exercise.folder.join(&decoy.patch);
                 anyhow::ensure!(patch.is_file(), "{}: the decoy {} is missing", file.display(), patch.display());
             }
-            exercise.claims()?;
+            match &exercise.spec.test {
+                Some(test) => {
+                    anyhow::ensure!(!test.mutants.is_empty(), "{}: a test must have a mutant to catch", file.display());
+                    for mutant in &test.mutants {
+                        let patch = exercise.mutant(mutant);
+                        anyhow::ensure!(patch.is_file(), "{}: the mutant {} is missing", file.display(), patch.display());
+                    }
+                }
+                None => drop(exercise.claims()?),
+            }
             anyhow::ensure!(
                 !exercises.iter().any(|other: &Exercise| other.name == exercise.name),
                 "two exercises are named {:?}",

@@ -32,7 +32,7 @@ pub struct Options {
 }
 
 #[derive(PartialEq, Eq)]
-enum Outcome {
+pub(super) enum Outcome {
     Solved,
     Unsolved,
     DoesNotCompile,
@@ -133,10 +133,55 @@ fn wait(changes: &mpsc::Receiver<DebounceEventResult>, typed: &mpsc::Receiver<St
 
 fn once(exercises: &[Exercise], exercise: &Exercise, options: &Options) -> anyhow::Result<Outcome> {
     println!("── Checking {}: {} ──\n", exercise.name, exercise.spec.goal);
+    let outcome = match &exercise.spec.test {
+        Some(test) => super::tested::check(exercise, test)?,
+        None => traced(exercise, options)?,
+    };
+    match outcome {
+        Outcome::Solved => {}
+        Outcome::Unsolved => {
+            println!("\n✗ Not solved yet: {}", exercise.spec.goal);
+            if exercise.spec.test.is_none() {
+                let logs = progress::state_dir().join("exercises").join(&exercise.name).join("logs");
+                println!("  The services' logs: {}", logs.display());
+            }
+            println!("  Stuck? cargo xtask exercise hint");
+            return Ok(outcome);
+        }
+        Outcome::DoesNotCompile => {
+            println!("  Stuck? cargo xtask exercise hint");
+            return Ok(outcome);
+        }
+    }
+    println!("\n✓ Solved: {}", exercise.spec.goal);
+    // Only the learner's own work counts: checking the finished code proves nothing.
+    let started = super::in_progress().ok().flatten().filter(|started| started.name == exercise.name);
+    if let Some(started) = &started {
+        if Progress::record_solved(&exercise.name) == ExerciseState::SeenSolution {
+            println!("  (You saw the solution before: recorded as \"solution seen\", not solved.)");
+        }
+        compare(exercise, started);
+    }
+    let next = super::next_to_do(exercises, exercise);
+    match next {
+        // In watch mode the next one starts by itself.
+        Some(next) if !options.watch => {
+            println!("\n  Next: cargo xtask exercise start {} ({})", next.name, next.spec.goal)
+        }
+        Some(_) => {}
+        None if started.is_some() => {
+            println!("\n  No exercise left to solve. cargo xtask exercise reset takes you back.")
+        }
+        None => println!("\n  No exercise left to solve."),
+    }
+    Ok(Outcome::Solved)
+}
+
+/// Builds the services, starts the stack and verifies the exercise's claims on its traces.
+fn traced(exercise: &Exercise, options: &Options) -> anyhow::Result<Outcome> {
     if local::build_services(false, &[]).is_err() {
         anyhow::ensure!(!processes::stop_requested(), "interrupted");
         println!("\n✗ The code does not compile: cargo's errors above say where and why.");
-        println!("  Stuck? cargo xtask exercise hint");
         return Ok(Outcome::DoesNotCompile);
     }
 
@@ -173,34 +218,7 @@ fn once(exercises: &[Exercise], exercise: &Exercise, options: &Options) -> anyho
     let stop_services = || services.stop_these(&["apiserver", "todomanager"]);
     let solved = verify::claims(&verification, &claims, &stop_services);
     services.stop_all();
-    if !solved? {
-        println!("\n✗ Not solved yet: {}", exercise.spec.goal);
-        println!("  The services' logs: {}", logs.display());
-        println!("  Stuck? cargo xtask exercise hint");
-        return Ok(Outcome::Unsolved);
-    }
-    println!("\n✓ Solved: {}", exercise.spec.goal);
-    // Only the learner's own work counts: checking the finished code proves nothing.
-    let started = super::in_progress().ok().flatten().filter(|started| started.name == exercise.name);
-    if let Some(started) = &started {
-        if Progress::record_solved(&exercise.name) == ExerciseState::SeenSolution {
-            println!("  (You saw the solution before: recorded as \"solution seen\", not solved.)");
-        }
-        compare(exercise, started);
-    }
-    let next = super::next_to_do(exercises, exercise);
-    match next {
-        // In watch mode the next one starts by itself.
-        Some(next) if !options.watch => {
-            println!("\n  Next: cargo xtask exercise start {} ({})", next.name, next.spec.goal)
-        }
-        Some(_) => {}
-        None if started.is_some() => {
-            println!("\n  No exercise left to solve. cargo xtask exercise reset takes you back.")
-        }
-        None => println!("\n  No exercise left to solve."),
-    }
-    Ok(Outcome::Solved)
+    Ok(if solved? { Outcome::Solved } else { Outcome::Unsolved })
 }
 
 /// The learner's change next to the reference solution, to compare: there is more than one

@@ -93,6 +93,12 @@ impl Git {
         self.read(&["apply", "--check", &patch.to_string_lossy()]).is_ok()
     }
 
+    /// Applies `patch` to the work tree (or takes it out again, `reverse`).
+    pub fn apply(&self, patch: &Path, reverse: bool) -> anyhow::Result<()> {
+        let patch = patch.to_string_lossy();
+        if reverse { self.change(&["apply", "--reverse", &patch]) } else { self.change(&["apply", &patch]) }
+    }
+
     pub fn switch_new(&self, branch: &str) -> anyhow::Result<()> {
         self.change(&["switch", "--create", branch])
     }

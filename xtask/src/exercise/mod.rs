@@ -1,6 +1,7 @@
 //! `cargo xtask exercise`: hands-on exercises. Each one takes a piece of tracing out of the
 //! finished services (catalog.rs); the learner writes it back, and `check` runs the real stack
-//! and verifies the traces that arrive, as a chapter's `verify` does (check.rs).
+//! and verifies the traces that arrive, as a chapter's `verify` does (check.rs), or, where the
+//! answer is a test, runs it on the code and on breaks of it (tested.rs).
 //!
 //! The learner's work lives on a git branch of its own, `exercise/<name>` (git.rs): `start`
 //! creates it with the piece taken out, `reset` goes back to where the learner was and keeps the
@@ -9,6 +10,7 @@
 pub mod catalog;
 mod check;
 mod git;
+mod tested;
 
 use anyhow::Context;
 
