@@ -151,3 +151,20 @@ fn every_decoy_applies_to_the_unsolved_code() {
     }
     assert!(stale.is_empty(), "decoys that no longer apply:\n{}", stale.join("\n"));
 }
+
+/// Every mutant (the breaks an exercise's test must catch) applies to the finished code.
+#[test]
+fn every_mutant_applies_to_the_finished_code() {
+    let mut stale = Vec::new();
+    for folder in exercise_folders() {
+        let Ok(entries) = std::fs::read_dir(folder.join("mutants")) else { continue };
+        for mutant in entries.map(|entry| entry.unwrap().path()) {
+            let checked =
+                Command::new("git").args(["apply", "--check"]).arg(&mutant).current_dir(root()).output().unwrap();
+            if !checked.status.success() {
+                stale.push(format!("{}: {}", mutant.display(), String::from_utf8_lossy(&checked.stderr).trim()));
+            }
+        }
+    }
+    assert!(stale.is_empty(), "mutants that no longer apply:\n{}", stale.join("\n"));
+}

@@ -161,7 +161,12 @@ pub fn load_all(chapters_dir: &Path) -> anyhow::Result<Vec<Exercise>> {
                     anyhow::ensure!(!test.mutants.is_empty(), "{}: a test must have a mutant to catch", file.display());
                     for mutant in &test.mutants {
                         let patch = exercise.mutant(mutant);
-                        anyhow::ensure!(patch.is_file(), "{}: the mutant {} is missing", file.display(), patch.display());
+                        anyhow::ensure!(
+                            patch.is_file(),
+                            "{}: the mutant {} is missing",
+                            file.display(),
+                            patch.display()
+                        );
                     }
                 }
                 None => drop(exercise.claims()?),

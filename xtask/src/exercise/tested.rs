@@ -46,8 +46,8 @@ pub fn check(exercise: &Exercise, test: &TestSpec) -> anyhow::Result<Outcome> {
         }
         Run::Failed => {
             println!("{}", tail(&output, 30));
-            println!("\n✗ Your test fails on the code as it is, which is right: a test that fails whatever the code does");
-            println!("  catches nothing. It must pass here, and fail when the code breaks.");
+            println!("\n✗ Your test fails on the code as it is, and this code is right: a test that fails whatever");
+            println!("  the code does catches nothing. It must pass here, and fail when the code breaks.");
             return Ok(Outcome::Unsolved);
         }
         Run::Passed(0) => {
@@ -89,6 +89,8 @@ fn cargo_test(args: &[String]) -> anyhow::Result<(Run, String)> {
     let output = duct::cmd(project::cargo(), &args)
         .dir(project::root())
         .env("CARGO_TERM_COLOR", "never")
+        // A failed assertion's message, not thirty lines of backtrace under it.
+        .env("RUST_BACKTRACE", "0")
         .stderr_to_stdout()
         .stdout_capture()
         .unchecked()
