@@ -820,3 +820,36 @@ async fn todomanager_finishes_the_rpcs_in_flight() {
     let exit = tokio::task::spawn_blocking(move || todomanager.wait()).await.unwrap();
     assert!(exit.success(), "todomanager exited with {exit}");
 }
+
+/// The history of two changes made together is written in one batch, in a trace of its own,
+/// whose span links to the span of each request (todomanager's server span): from either
+/// request's trace a link leads to the write, and the write's database span is its child.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_batch_of_history_links_to_every_request_it_writes_for() {
+    let collector = Collector::start().await;
+    let stack = Stack::start(&collector.endpoint(), &[("HISTORY_WINDOW", "1s")]);
+    let (first, second) = (stack.create(&[]).await, stack.create(&[]).await);
+    let spans = collector
+        .wait_for("the history's write", |spans| {
+            spans.iter().any(|span| span.name == "history-write" && span.links.len() >= 2)
+                && spans.iter().any(|span| span.name == "db-history-write")
+        })
+        .await;
+    let batch = spans.iter().find(|span| span.name == "history-write").unwrap();
+    assert_eq!(batch.service, "todomanager");
+    assert!(batch.parent_span_id.is_empty(), "a trace of its own: {batch:#?}");
+    assert!(![&first, &second].contains(&&batch.trace_id), "in no request's trace");
+    assert_eq!(batch.attribute("history.changes"), Some("2"));
+    for trace_id in [&first, &second] {
+        let server =
+            find_kind(&of_trace(spans.clone(), trace_id), "todomanager", "todo_mgr.TodoManager/CreateTodo").clone();
+        assert!(
+            batch.links.iter().any(|link| link.trace_id == server.trace_id && link.span_id == server.span_id),
+            "a link to {trace_id}'s CreateTodo: {:?}",
+            batch.links
+        );
+    }
+    let write = spans.iter().find(|span| span.name == "db-history-write").unwrap();
+    assert_eq!((&write.trace_id, &write.parent_span_id), (&batch.trace_id, &batch.span_id));
+    assert_eq!(write.attribute("db.operation.name"), Some("INSERT"));
+}

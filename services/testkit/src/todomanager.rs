@@ -5,10 +5,11 @@ use std::net::SocketAddr;
 
 use tokio::{net::TcpListener, sync::oneshot};
 
-/// A todomanager serving until dropped.
+/// A todomanager serving until dropped (or [`InProcess::stop`]ped).
 pub struct InProcess {
     pub addr: SocketAddr,
-    _stop: oneshot::Sender<()>,
+    stop: oneshot::Sender<()>,
+    served: tokio::task::JoinHandle<anyhow::Result<()>>,
 }
 
 impl InProcess {
@@ -19,10 +20,18 @@ impl InProcess {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
-        tokio::spawn(todomanager::serve(listener, store, Default::default(), async {
+        // The history is written 50 ms after a change: a test reads it soon after.
+        let history_window = std::time::Duration::from_millis(50);
+        let served = tokio::spawn(todomanager::serve(listener, store, Default::default(), history_window, async {
             let _ = stopped.await;
         }));
-        Self { addr, _stop: stop }
+        Self { addr, stop, served }
+    }
+
+    /// Stops it as a SIGTERM would, and waits until it has finished (its history written).
+    pub async fn stop(self) {
+        let _ = self.stop.send(());
+        self.served.await.expect("todomanager's task panicked").expect("todomanager failed");
     }
 
     /// Its address as a gRPC client wants it.

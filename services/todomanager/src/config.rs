@@ -27,6 +27,10 @@ pub struct Config {
     #[arg(long, env = "DATABASE_WAIT", default_value = "60s", value_parser = humantime::parse_duration)]
     pub database_wait: Duration,
 
+    /// How long the history writer gathers changes before it writes them in one INSERT.
+    #[arg(long, env = "HISTORY_WINDOW", default_value = "200ms", value_parser = humantime::parse_duration)]
+    pub history_window: Duration,
+
     #[command(flatten)]
     pub faults: crate::faults::Faults,
 }

@@ -9,6 +9,7 @@ use tonic::{Request, Response, Status};
 
 use crate::{
     Faults,
+    history::{Action, History},
     store::{self, Store, StoreError},
 };
 
@@ -21,11 +22,12 @@ pub struct TodoService {
     store: Store,
     faults: Faults,
     draws: crate::faults::Draws,
+    history: History,
 }
 
 impl TodoService {
-    pub fn new(store: Store, faults: Faults) -> Self {
-        Self { store, faults, draws: faults.draws() }
+    pub fn new(store: Store, faults: Faults, history: History) -> Self {
+        Self { store, faults, draws: faults.draws(), history }
     }
 
     /// The store, or for a call that asked for a database failure, the store whose queries
@@ -43,6 +45,7 @@ impl proto::TodoManager for TodoService {
         let owner = valid_owner(&todo.owner)?;
         let text = valid_text(&todo.text)?;
         let created = store.create(owner, text, todo.done).await?;
+        self.history.record(owner, created.id, Action::Created).await;
         Ok(Response::new(created.into()))
     }
 
@@ -75,6 +78,7 @@ impl proto::TodoManager for TodoService {
         let owner = valid_owner(&todo.owner)?;
         let changes = changes(&todo)?;
         let updated = store.update(owner, valid_id(todo.id)?, changes).await?;
+        self.history.record(owner, updated.id, Action::Updated).await;
         Ok(Response::new(updated.into()))
     }
 
@@ -82,7 +86,9 @@ impl proto::TodoManager for TodoService {
         let store = self.store_for(&request);
         let request = request.into_inner();
         let owner = valid_owner(&request.owner)?;
-        store.delete(owner, valid_id(request.id)?).await?;
+        let id = valid_id(request.id)?;
+        store.delete(owner, id).await?;
+        self.history.record(owner, id, Action::Deleted).await;
         Ok(Response::new(DeleteTodoRes { success: true }))
     }
 }

@@ -4,6 +4,7 @@ pub mod config;
 pub mod content_type;
 pub mod faults;
 pub mod grpc;
+pub mod history;
 pub mod server;
 pub mod store;
 

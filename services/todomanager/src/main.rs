@@ -15,7 +15,8 @@ async fn main() -> anyhow::Result<()> {
     })?;
     tracing::info!(address = %listener.local_addr()?, database = store.backend(), %tracez, "todomanager serving gRPC");
 
-    let served = todomanager::serve(listener, store, config.faults, telemetry::shutdown_signal()).await;
+    let served =
+        todomanager::serve(listener, store, config.faults, config.history_window, telemetry::shutdown_signal()).await;
     // Send the last spans even when serving failed.
     telemetry.shutdown().await;
     served?;

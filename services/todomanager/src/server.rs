@@ -7,16 +7,21 @@ use tokio_stream::wrappers::TcpListenerStream;
 use tonic::transport::Server;
 use tonic_health::server::HealthReporter;
 
-use crate::{Faults, Store, grpc::TodoService};
+use crate::{Faults, Store, grpc::TodoService, history::History};
 
 /// How often the health service re-checks the database.
 const HEALTH_CHECK_INTERVAL: Duration = Duration::from_secs(5);
 
-/// Serves todomanager on `listener` until `shutdown` completes, then finishes the RPCs in flight.
+/// How long the history writer gets, once the server has stopped, to write what is queued.
+const HISTORY_DRAIN: Duration = Duration::from_secs(10);
+
+/// Serves todomanager on `listener` until `shutdown` completes, then finishes the RPCs in flight
+/// and writes the history they queued (gathered for `history_window` before each write).
 pub async fn serve(
     listener: TcpListener,
     store: Store,
     faults: Faults,
+    history_window: Duration,
     shutdown: impl Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
     // `grpc.health.v1.Health`: what Kubernetes gRPC probes and `grpcurl` health checks ask.
@@ -30,6 +35,7 @@ pub async fn serve(
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()?;
 
+    let (history, history_writer) = History::start(store.clone(), history_window);
     let result = Server::builder()
         // A SERVER span per RPC, continuing the caller's trace.
         .layer(telemetry::grpc::ServerLayer)
@@ -37,10 +43,16 @@ pub async fn serve(
         .layer(crate::content_type::require_grpc_content_type())
         .add_service(health_service)
         .add_service(reflection)
-        .add_service(proto::TodoManagerServer::new(TodoService::new(store, faults)))
+        .add_service(proto::TodoManagerServer::new(TodoService::new(store, faults, history)))
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
         .await;
     health_watch.abort();
+    // The service is gone with the server: the writer writes what is queued, then ends.
+    match tokio::time::timeout(HISTORY_DRAIN, history_writer).await {
+        Ok(Ok(())) => {}
+        Ok(Err(error)) => tracing::error!(%error, "the history writer failed"),
+        Err(_) => tracing::error!("the history writer did not finish within {HISTORY_DRAIN:?}: changes may be missing"),
+    }
     Ok(result?)
 }
 

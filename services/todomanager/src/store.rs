@@ -73,6 +73,21 @@ pub struct Page {
     pub after_id: i64,
 }
 
+/// One row of the `todo_history` table: a change to a todo, and the trace of the request that
+/// made it (history.rs writes them).
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct HistoryRow {
+    pub owner: String,
+    pub todo_id: i64,
+    /// `created`, `updated` or `deleted`.
+    pub action: String,
+    pub at_unix_ms: i64,
+    pub trace_id: String,
+}
+
+const SELECT_HISTORY: &str =
+    "SELECT owner, todo_id, action, at_unix_ms, trace_id FROM todo_history WHERE owner = ? AND todo_id = ? ORDER BY id";
+
 /// What an update changes; a field left `None` keeps its value.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Changes<'a> {
@@ -254,6 +269,44 @@ impl Store {
 }
 
 impl Store {
+    /// Writes these rows of history, in one INSERT.
+    pub async fn append_history(&self, rows: &[HistoryRow]) -> Result<(), StoreError> {
+        const INSERT: &str =
+            "INSERT INTO todo_history (owner, todo_id, action, at_unix_ms, trace_id) VALUES (?, ?, ?, ?, ?), …";
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let span = self.span("db-history-write", "INSERT", INSERT);
+        self.traced(span, async {
+            on_pool!(&self.pool, |pool| {
+                let mut insert =
+                    sqlx::QueryBuilder::new("INSERT INTO todo_history (owner, todo_id, action, at_unix_ms, trace_id) ");
+                insert.push_values(rows, |mut values, row| {
+                    values
+                        .push_bind(row.owner.clone())
+                        .push_bind(row.todo_id)
+                        .push_bind(row.action.clone())
+                        .push_bind(row.at_unix_ms)
+                        .push_bind(row.trace_id.clone());
+                });
+                insert.build().execute(pool).await?;
+            });
+            Ok(())
+        })
+        .await
+    }
+
+    /// The history of one todo, oldest change first.
+    pub async fn history(&self, owner: &str, todo_id: i64) -> Result<Vec<HistoryRow>, StoreError> {
+        let span = self.span("db-history", "SELECT", SELECT_HISTORY);
+        self.traced(span, async {
+            Ok(on_pool!(&self.pool, |pool| {
+                sqlx::query_as(SELECT_HISTORY).bind(owner).bind(todo_id).fetch_all(pool).await
+            })?)
+        })
+        .await
+    }
+
     /// A CLIENT span for one database operation, named as in the workshop's chapters
     /// (`db-create`, `db-list`, …), with the query's text but never its values.
     fn span(&self, name: &'static str, operation: &'static str, query: &'static str) -> Span {

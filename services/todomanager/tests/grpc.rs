@@ -347,3 +347,28 @@ async fn a_request_that_is_not_grpc_gets_415() {
     let mut client = server.client().await;
     assert_eq!(list(&mut client, "alice").await.len(), 1, "only the gRPC request was run");
 }
+
+/// Every change is in the history, with nothing lost when the service stops right after the
+/// last one (before the writer's window is over): on every backend.
+#[tokio::test(flavor = "multi_thread")]
+async fn every_change_is_in_the_history_even_when_stopped_at_once() {
+    for db in testkit::all_backends().await {
+        let backend = db.backend;
+        let server = Server::start(&db.url).await;
+        let mut client = server.client().await;
+        let created = client.create_todo(todo("hal", "Remember")).await.unwrap().into_inner();
+        client.update_todo(Todo { id: created.id, ..todo("hal", "Remember this") }).await.unwrap();
+        client.delete_todo(id_req("hal", created.id)).await.unwrap();
+        // Another owner's change is not in hal's history.
+        client.create_todo(todo("ann", "Mine")).await.unwrap();
+        server.0.stop().await;
+
+        let store = todomanager::Store::open(&db.url, Duration::from_secs(5)).await.unwrap();
+        let history = store.history("hal", created.id as i64).await.unwrap();
+        let actions: Vec<&str> = history.iter().map(|row| row.action.as_str()).collect();
+        assert_eq!(actions, ["created", "updated", "deleted"], "{backend}");
+        assert!(history.windows(2).all(|pair| pair[0].at_unix_ms <= pair[1].at_unix_ms), "{backend}: {history:?}");
+        // No tracing here: no trace id to keep.
+        assert!(history.iter().all(|row| row.trace_id.is_empty()), "{backend}: {history:?}");
+    }
+}

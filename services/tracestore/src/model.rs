@@ -28,6 +28,15 @@ pub struct Span {
     pub status_message: String,
     /// What happened during the span, in time order (a warning logged inside it, say).
     pub events: Vec<Event>,
+    /// The spans it links to, often in other traces (work done for many requests at once).
+    pub links: Vec<Link>,
+}
+
+/// A span a span links to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Link {
+    pub trace_id: String,
+    pub span_id: String,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -125,6 +134,11 @@ pub fn spans_of(resource_spans: &[ResourceSpans]) -> Vec<Span> {
                             .map(|kv| (kv.key.clone(), text(kv.value.as_ref())))
                             .collect(),
                     })
+                    .collect(),
+                links: span
+                    .links
+                    .iter()
+                    .map(|link| Link { trace_id: hex(&link.trace_id), span_id: hex(&link.span_id) })
                     .collect(),
             });
         }

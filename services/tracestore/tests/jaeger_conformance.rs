@@ -235,6 +235,7 @@ fn the_span_tree_survives_jaegers_edge_cases() {
             is_error: false,
             status_message: String::new(),
             events: Vec::new(),
+            links: Vec::new(),
         })
         .collect();
     let tree = model::tree(&spans);

@@ -146,6 +146,25 @@ pub struct Request {
     /// `exercise check`, which starts the services for itself, can do it.
     #[serde(default)]
     pub stop_after: bool,
+    /// Its trace is looked at only after the next request is sent: the two happen within one
+    /// moment (work gathered from several requests, say).
+    #[serde(default)]
+    pub look_after_next: bool,
+    /// Spans, in traces of their own, that must link to a span of this request's trace.
+    #[serde(default)]
+    pub linked: Vec<ExpectedLink>,
+}
+
+/// A span of `service` named `name`, in any trace, that links to the span of this request's
+/// trace whose `id` is `to`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExpectedLink {
+    pub service: String,
+    pub name: String,
+    pub to: String,
+    /// What it means when no such span links there.
+    pub why: String,
 }
 
 /// Spans of one service and name in the request's trace, at least `at_least` of which run at

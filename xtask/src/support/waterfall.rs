@@ -72,6 +72,7 @@ mod tests {
             is_error: error,
             status_message: String::new(),
             events: Vec::new(),
+            links: Vec::new(),
         }
     }
 

@@ -80,6 +80,7 @@ mod tests {
             is_error: false,
             status_message: String::new(),
             events: Vec::new(),
+            links: Vec::new(),
         }
     }
 

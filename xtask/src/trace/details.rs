@@ -63,6 +63,7 @@ mod tests {
                 time_unix_nano: (start_ms + 1) * 1_000_000,
                 attributes: [("attempt".to_owned(), "2".to_owned())].into(),
             }],
+            links: Vec::new(),
         }
     }
 

@@ -172,8 +172,21 @@ impl Verifier<'_> {
             let shape = if self.mesh == crate::expect::Mesh::On { "with" } else { "without" };
             println!("  - no expectation of this chapter holds for a cluster {shape} the mesh: nothing to check");
         }
+        // A request that is looked at after the next one waits here, sent.
+        let mut waiting = Vec::new();
         for request in requests {
-            passed &= self.request(request)?;
+            let sent = self.send_request(request)?;
+            if request.look_after_next {
+                waiting.push((request, sent));
+                continue;
+            }
+            for (earlier, sent) in waiting.drain(..) {
+                passed &= self.look(earlier, sent)?;
+            }
+            passed &= self.look(request, sent)?;
+        }
+        for (earlier, sent) in waiting {
+            passed &= self.look(earlier, sent)?;
         }
         for expected in &chapter.tracez {
             passed &= self.tracez(expected)?;

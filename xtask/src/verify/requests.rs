@@ -3,7 +3,7 @@
 
 use std::{
     collections::HashMap,
-    time::{Duration, Instant},
+    time::{Duration, Instant, SystemTime},
 };
 
 use anyhow::Context;
@@ -18,6 +18,14 @@ use super::{
     Verifier,
     matcher::{Failure, check, depths},
 };
+
+/// A request sent, its trace not looked at yet.
+pub(super) struct Sent {
+    status_ok: bool,
+    trace_id: Option<String>,
+    /// When it was sent (a second early: clocks), for the spans that arrive later.
+    at: SystemTime,
+}
 
 impl Verifier<'_> {
     /// Checks that a service's tracez page shows spans named `expected.name`.
@@ -91,7 +99,9 @@ impl Verifier<'_> {
         Ok((ok, trace_id))
     }
 
-    pub(super) fn request(&self, request: &expect::Request) -> anyhow::Result<bool> {
+    /// Sends one request (and stops the services right after, if it says so).
+    pub(super) fn send_request(&self, request: &expect::Request) -> anyhow::Result<Sent> {
+        let at = SystemTime::now() - Duration::from_secs(1);
         let (status_ok, trace_id) =
             self.send(&request.method, &request.path, &request.headers, request.body.as_deref(), request.status)?;
         if request.stop_after {
@@ -99,7 +109,16 @@ impl Verifier<'_> {
             println!("  the services get SIGTERM now, right after the answer; then the trace is looked for");
             stop()?;
         }
-        if request.span.is_empty() && request.log.is_empty() {
+        Ok(Sent { status_ok, trace_id, at })
+    }
+
+    /// Checks what a request sent earlier left: its trace, its log lines, the spans linking to it.
+    pub(super) fn look(&self, request: &expect::Request, sent: Sent) -> anyhow::Result<bool> {
+        let Sent { status_ok, trace_id, at } = sent;
+        if request.look_after_next {
+            println!("  (the trace of {} {}, sent before the next request:)", request.method, request.path);
+        }
+        if request.span.is_empty() && request.log.is_empty() && request.linked.is_empty() {
             return Ok(status_ok);
         }
         let Some(trace_id) = trace_id else {
@@ -156,6 +175,15 @@ impl Verifier<'_> {
         for expected in &request.log {
             passed &= self.log_line(expected, &trace_id)?;
         }
+        for expected in &request.linked {
+            let found = request.span.iter().zip(&outcomes).find(|(span, _)| span.id.as_deref() == Some(&expected.to));
+            let Some((_, Ok(span_id))) = found else {
+                passed = false;
+                println!("  ✗ no span `{}` of this trace for a span to link to (see above)", expected.to);
+                continue;
+            };
+            passed &= self.linked(expected, &trace_id, span_id, at)?;
+        }
         for expected in &request.overlap {
             let times = spans
                 .iter()
@@ -196,6 +224,60 @@ impl Verifier<'_> {
             }
         }
         Ok(passed)
+    }
+
+    /// Waits for a span named `expected.name` of `expected.service` that links to the span
+    /// `span_id` of `trace_id`.
+    fn linked(
+        &self,
+        expected: &expect::ExpectedLink,
+        trace_id: &str,
+        span_id: &str,
+        since: SystemTime,
+    ) -> anyhow::Result<bool> {
+        let deadline = Instant::now() + self.timeout;
+        loop {
+            let spans: Vec<Span> = self
+                .jaeger
+                .find(&expected.service, Some(&expected.name), since)?
+                .into_iter()
+                .filter(|span| span.service == expected.service && span.name == expected.name)
+                .collect();
+            let linking = spans
+                .iter()
+                .find(|span| span.links.iter().any(|link| link.trace_id == trace_id && link.span_id == span_id));
+            if let Some(span) = linking {
+                println!(
+                    "  ✓ {} `{}` (trace {}, {} link(s)) links to `{}`",
+                    expected.service,
+                    expected.name,
+                    span.trace_id,
+                    span.links.len(),
+                    expected.to
+                );
+                return Ok(true);
+            }
+            if Instant::now() >= deadline {
+                println!(
+                    "  ✗ no {} span `{}` links to `{}` of this trace",
+                    expected.service, expected.name, expected.to
+                );
+                let inside = spans.iter().filter(|span| !span.parent_span_id.is_empty()).count();
+                if !spans.is_empty() {
+                    println!(
+                        "      {} such span(s) arrived meanwhile: {} with a parent (inside another trace), {} with \
+                         links to {} span(s) in all",
+                        spans.len(),
+                        inside,
+                        spans.len() - inside,
+                        spans.iter().map(|span| span.links.len()).sum::<usize>()
+                    );
+                }
+                println!("      → {}", expected.why);
+                return Ok(false);
+            }
+            std::thread::sleep(Duration::from_millis(300));
+        }
     }
 
     /// Checks that `expected.service`'s log has a line of this trace containing the text.
