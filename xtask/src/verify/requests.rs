@@ -265,8 +265,8 @@ impl Verifier<'_> {
                 let inside = spans.iter().filter(|span| !span.parent_span_id.is_empty()).count();
                 if !spans.is_empty() {
                     println!(
-                        "      {} such span(s) arrived meanwhile: {} with a parent (inside another trace), {} with \
-                         links to {} span(s) in all",
+                        "      {} such span(s) arrived meanwhile: {} as the child of another span (in that one trace \
+                         only), {} with no parent; linking to {} span(s) in all",
                         spans.len(),
                         inside,
                         spans.len() - inside,
