@@ -19,6 +19,7 @@
 //! diagnosis = "the answer has no X-Trace-Id header"   # `check` prints it while unsolved
 //! compiles = true                                     # false: the exercise starts from a compile error
 //! env = { OTEL_TRACES_SAMPLER_ARG = "0" }             # for the services while `check` runs
+//! tail_sampling = true             # the real collector with config/local/tail-sampling.yaml
 //! hints = ["…", "…", "…"]                            # the last names the API, not the code
 //!
 //! [[decoy]]
@@ -66,6 +67,10 @@ pub struct Spec {
     pub env: std::collections::BTreeMap<String, String>,
     /// The answer is a test: `check` runs it instead of the stack.
     pub test: Option<TestSpec>,
+    /// `check` runs the real stack (the collector and Jaeger of `cargo xtask tools install`) with
+    /// the collector's tail sampling (`config/local/tail-sampling.yaml`) instead of the trace store.
+    #[serde(default)]
+    pub tail_sampling: bool,
 }
 
 /// How `check` runs the learner's test, and the breaks it must catch.

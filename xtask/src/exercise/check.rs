@@ -21,7 +21,7 @@ pub struct Options {
     /// Check this exercise instead of the one in progress (on the code as it is).
     name: Option<String>,
 
-    /// Check again whenever a file under services/ is saved; once the exercise in progress is
+    /// Check again whenever a file under services/ (or config/) is saved; once the exercise in progress is
     /// solved, start the next one and go on. Type h and Enter for a hint, q and Enter to stop.
     #[arg(long)]
     watch: bool,
@@ -52,6 +52,8 @@ pub fn run(exercises: &[Exercise], options: &Options) -> anyhow::Result<()> {
     let mut debouncer = new_debouncer(Duration::from_millis(300), sender)?;
     let services = project::root().join("services");
     debouncer.watcher().watch(&services, RecursiveMode::Recursive)?;
+    // The collector's configuration, where an exercise is about it.
+    debouncer.watcher().watch(&project::root().join("config"), RecursiveMode::Recursive)?;
     let typed = typed_lines();
     loop {
         if once(exercises, exercise, options)? == Outcome::Solved {
@@ -108,7 +110,7 @@ fn typed_lines() -> mpsc::Receiver<String> {
 fn wait(changes: &mpsc::Receiver<DebounceEventResult>, typed: &mpsc::Receiver<String>) -> Wake {
     let is_source = |path: &PathBuf| {
         let extension = path.extension().and_then(|extension| extension.to_str()).unwrap_or_default();
-        ["rs", "toml", "proto", "sql"].contains(&extension)
+        ["rs", "toml", "proto", "sql", "yaml"].contains(&extension)
             && !path.components().any(|part| part.as_os_str() == "target")
     };
     loop {
@@ -199,7 +201,8 @@ fn traced(exercise: &Exercise, options: &Options) -> anyhow::Result<Outcome> {
         at: &at,
         logs: &logs,
         database_url: &database_url,
-        traces: Traces::To(Stack::Store),
+        // The real collector where the exercise is its configuration.
+        traces: Traces::To(if exercise.spec.tail_sampling { Stack::Real } else { Stack::Store }),
         tracing: Tracing::ON,
         env: &[
             // Spans reach the store right after their request.
@@ -211,7 +214,7 @@ fn traced(exercise: &Exercise, options: &Options) -> anyhow::Result<Outcome> {
         ]
         .concat(),
         under: None,
-        tail_sampling: false,
+        tail_sampling: exercise.spec.tail_sampling,
     })?;
     let verification = verify::Options { logs: Some(logs.clone()), ..at.verification(None, options.timeout) };
     // The services, not the trace store: what they flush on the way out must still arrive.

@@ -124,9 +124,10 @@ impl Git {
         Ok(true)
     }
 
-    /// What the work tree changes in services/ since `commit` (what the learner wrote).
+    /// What the work tree changes in services/ and config/ since `commit` (what the learner
+    /// wrote).
     pub fn diff_since(&self, commit: &str) -> anyhow::Result<String> {
-        self.read_exactly(&["diff", commit, "--", "services"])
+        self.read_exactly(&["diff", commit, "--", "services", "config"])
     }
 
     /// The diff that undoes `patch` on top of `base`: computed in a scratch index, so the work
