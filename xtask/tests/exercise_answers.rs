@@ -79,14 +79,17 @@ fn texts(dir: &Path) -> Vec<(PathBuf, String)> {
     found
 }
 
-/// The services as the learner gets them: a copy with the start patch applied.
+/// The services (and the configuration, which an exercise may be about) as the learner gets
+/// them: a copy with the start patch applied.
 fn services_as_given(patch: &Path) -> (tempfile::TempDir, Vec<(PathBuf, String)>) {
     let copy = tempfile::tempdir().unwrap();
-    let status = Command::new("cp").arg("-r").arg(root().join("services")).arg(copy.path()).status().unwrap();
-    assert!(status.success());
+    for folder in ["services", "config"] {
+        let status = Command::new("cp").arg("-r").arg(root().join(folder)).arg(copy.path()).status().unwrap();
+        assert!(status.success());
+    }
     let applied = Command::new("git").arg("apply").arg(patch).current_dir(copy.path()).output().unwrap();
     assert!(applied.status.success(), "{}: {}", patch.display(), String::from_utf8_lossy(&applied.stderr));
-    let texts = texts(&copy.path().join("services"));
+    let texts = [texts(&copy.path().join("services")), texts(&copy.path().join("config"))].concat();
     (copy, texts)
 }
 
@@ -117,7 +120,10 @@ fn no_answer_line_is_printed_before_it_is_written() {
             }
             for (path, text) in &services {
                 if text.contains(&line) {
-                    let path = path.components().skip_while(|part| part.as_os_str() != "services").collect::<PathBuf>();
+                    let path = path
+                        .components()
+                        .skip_while(|part| part.as_os_str() != "services" && part.as_os_str() != "config")
+                        .collect::<PathBuf>();
                     leaks.push(format!("{name}: {line:?} is in {} as the learner gets it", path.display()));
                 }
             }

@@ -169,7 +169,7 @@ impl Store {
 
     pub async fn create(&self, owner: &str, text: &str, done: bool) -> Result<Todo, StoreError> {
         const INSERT: &str = "INSERT INTO todos (owner, text, done) VALUES (?, ?, ?)";
-        let span = self.span("db-create", "INSERT", INSERT);
+        let span = self.span("db-create", "INSERT", "todos", INSERT);
         self.traced(span, async {
             let id = match &self.pool {
                 Pool::Sqlite(pool) => {
@@ -187,7 +187,7 @@ impl Store {
     }
 
     pub async fn get(&self, owner: &str, id: i64) -> Result<Todo, StoreError> {
-        let span = self.span("db-get", "SELECT", SELECT_ONE);
+        let span = self.span("db-get", "SELECT", "todos", SELECT_ONE);
         let todo = self
             .traced(span, async {
                 Ok(on_pool!(&self.pool, |pool| {
@@ -201,7 +201,7 @@ impl Store {
     /// A page of the owner's todos in id order, read from the database while the caller
     /// consumes them.
     pub fn list(&self, owner: String, page: Page) -> impl Stream<Item = Result<Todo, StoreError>> + Send + 'static {
-        let span = self.span("db-list", "SELECT", SELECT_PAGE);
+        let span = self.span("db-list", "SELECT", "todos", SELECT_PAGE);
         let pool = self.pool.clone();
         let failing = self.failing;
         let limit = page.size.map_or(i64::MAX, i64::from);
@@ -239,7 +239,7 @@ impl Store {
         let Changes { text, done } = changes;
         // MySQL counts only rows whose values changed, so "0 rows affected" does not mean
         // "not found": read the row back in the same transaction instead.
-        let span = self.span("db-update", "UPDATE", UPDATE);
+        let span = self.span("db-update", "UPDATE", "todos", UPDATE);
         let todo: Option<Todo> = self
             .traced(span, async {
                 Ok(on_pool!(&self.pool, |pool| {
@@ -256,7 +256,7 @@ impl Store {
 
     pub async fn delete(&self, owner: &str, id: i64) -> Result<(), StoreError> {
         const DELETE: &str = "DELETE FROM todos WHERE id = ? AND owner = ?";
-        let span = self.span("db-delete", "DELETE", DELETE);
+        let span = self.span("db-delete", "DELETE", "todos", DELETE);
         let deleted = self
             .traced(span, async {
                 Ok(on_pool!(&self.pool, |pool| {
@@ -268,6 +268,7 @@ impl Store {
     }
 }
 
+/// The history of the todos (history.rs writes it).
 impl Store {
     /// Writes these rows of history, in one INSERT.
     pub async fn append_history(&self, rows: &[HistoryRow]) -> Result<(), StoreError> {
@@ -276,7 +277,7 @@ impl Store {
         if rows.is_empty() {
             return Ok(());
         }
-        let span = self.span("db-history-write", "INSERT", INSERT);
+        let span = self.span("db-history-write", "INSERT", "todo_history", INSERT);
         self.traced(span, async {
             on_pool!(&self.pool, |pool| {
                 let mut insert =
@@ -298,7 +299,7 @@ impl Store {
 
     /// The history of one todo, oldest change first.
     pub async fn history(&self, owner: &str, todo_id: i64) -> Result<Vec<HistoryRow>, StoreError> {
-        let span = self.span("db-history", "SELECT", SELECT_HISTORY);
+        let span = self.span("db-history", "SELECT", "todo_history", SELECT_HISTORY);
         self.traced(span, async {
             Ok(on_pool!(&self.pool, |pool| {
                 sqlx::query_as(SELECT_HISTORY).bind(owner).bind(todo_id).fetch_all(pool).await
@@ -306,17 +307,19 @@ impl Store {
         })
         .await
     }
+}
 
+impl Store {
     /// A CLIENT span for one database operation, named as in the workshop's chapters
     /// (`db-create`, `db-list`, …), with the query's text but never its values.
-    fn span(&self, name: &'static str, operation: &'static str, query: &'static str) -> Span {
+    fn span(&self, name: &'static str, operation: &'static str, table: &'static str, query: &'static str) -> Span {
         tracing::info_span!(
             "database operation",
             otel.name = name,
             otel.kind = ?SpanKind::Client,
             db.system.name = self.backend(),
             db.operation.name = operation,
-            db.collection.name = "todos",
+            db.collection.name = table,
             db.query.text = query,
             server.address = self.server.as_ref().map(|(host, _)| host.as_str()),
             server.port = self.server.as_ref().map(|(_, port)| port),
