@@ -132,6 +132,7 @@ fn no_answer_line_is_printed_before_it_is_written() {
     sizes.sort_unstable();
     let median = sizes.get(sizes.len() / 2).copied().unwrap_or_default();
     eprintln!("{} exercises; lines of code each answer writes: {sizes:?}, median {median}", sizes.len());
+    assert!(median >= 6, "the median answer is {median} lines: the learner should write the decision, not copy a line");
     assert!(leaks.is_empty(), "{} answer line(s) printed before they are written:\n{}", leaks.len(), leaks.join("\n"));
 }
 

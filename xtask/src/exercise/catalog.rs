@@ -227,7 +227,11 @@ mod tests {
     #[test]
     fn the_exercises_load() {
         let exercises = load_all(&crate::project::root().join("chapters")).unwrap();
-        assert!(exercises.len() >= 8, "the workshop has at least eight exercises");
+        assert!(exercises.len() >= 24, "the workshop has at least 24 exercises");
+        for chapter in 1..crate::project::FIRST_CLUSTER_CHAPTER {
+            let here = exercises.iter().filter(|exercise| exercise.chapter == chapter).count();
+            assert!(here >= 2, "chapter {chapter} has {here} exercise(s): every laptop chapter has at least two");
+        }
         for exercise in &exercises {
             assert!(
                 (1..crate::project::FIRST_CLUSTER_CHAPTER).contains(&exercise.chapter),
