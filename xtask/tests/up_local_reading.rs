@@ -184,19 +184,29 @@ fn the_chapters_questions_are_answered_from_the_traces() {
     let (right, said) = answer(&up, state.path(), &["slowest-span", "todomanager todo_mgr.TodoManager/ListTodos"]);
     assert!(right && said.starts_with("✓ Right"), "{said}");
 
-    // Counting: the third wrong answer shows the right one; answered then, it does not count.
-    for question in ["failed-requests", "failures-kept"] {
-        for wrong in 1..=2 {
-            let (right, said) = answer(&up, state.path(), &[question, "1000"]);
-            assert!(!right && !said.contains("the answer is:"), "wrong answer {wrong}: {said}");
-        }
-        let (right, said) = answer(&up, state.path(), &[question, "1000"]);
-        assert!(!right, "{said}");
-        let count: usize = right_answer(&said).parse().unwrap();
-        assert!(count >= failures, "{question}: {count} counted, {failures} of ours failed: {said}");
-        let (right, said) = answer(&up, state.path(), &[question, &count.to_string()]);
-        assert!(right && said.contains("does not count"), "{said}");
+    // Where a failure started: an injected failure is apiserver's own, before any call to
+    // todomanager. The third wrong answer shows the right one; answered then, it does not count.
+    let failing = http.get(format!("{}/v1/todo", up.api)).header("X-Inject-Fault", "error").send().unwrap();
+    assert_eq!(failing.status(), 500);
+    std::thread::sleep(Duration::from_secs(2)); // its spans reach the store
+    for wrong in 1..=2 {
+        let (right, said) = answer(&up, state.path(), &["where-it-failed", "todomanager db-list"]);
+        assert!(!right && !said.contains("the answer is:"), "wrong answer {wrong}: {said}");
     }
+    let (right, said) = answer(&up, state.path(), &["where-it-failed", "todomanager db-list"]);
+    assert!(!right && right_answer(&said) == "apiserver GET /v1/todo", "{said}");
+    assert!(said.contains("fault.injected error") && said.contains("spans of apiserver only"), "{said}");
+    let (right, said) = answer(&up, state.path(), &["where-it-failed", "apiserver GET /v1/todo"]);
+    assert!(right && said.contains("does not count"), "{said}");
+
+    // Failures kept: every trace is recorded here, so every failure left one; the log lines
+    // (one per failure, with its trace id) are what the traces are counted against.
+    let (right, said) = answer(&up, state.path(), &["failures-kept", "some"]);
+    assert!(!right && !said.contains("the answer is:"), "{said}");
+    let (right, said) = answer(&up, state.path(), &["failures-kept", "all"]);
+    assert!(right && said.starts_with("✓ Right"), "{said}");
+    let counted: usize = said.split(" requests failed").next().unwrap().rsplit(' ').next().unwrap().parse().unwrap();
+    assert!(counted > failures, "{counted} failures logged, {failures} of ours and one more: {said}");
 
     // --reveal shows the answer at once, with why.
     let (right, said) = answer(&up, state.path(), &["missing-todo-error", "--reveal"]);
@@ -211,5 +221,6 @@ fn the_chapters_questions_are_answered_from_the_traces() {
 
     let (_, listed) = answer(&up, state.path(), &[]);
     assert!(listed.contains("✓ slow-line-trace") && listed.contains("✓ slowest-span"), "{listed}");
-    assert!(listed.contains("◐ failed-requests") && listed.contains("◐ missing-todo-error"), "{listed}");
+    assert!(listed.contains("◐ where-it-failed") && listed.contains("◐ missing-todo-error"), "{listed}");
+    assert!(listed.contains("✓ failures-kept"), "{listed}");
 }

@@ -463,6 +463,10 @@ async fn a_request_that_asks_for_its_trace_is_kept_at_any_share() {
     assert!(server.attribute("http.request.header.x-debug-trace").is_some(), "{server:#?}");
     assert!(spans.iter().any(|span| span.service == "todomanager" && span.trace_id == recorded));
     assert!(spans.iter().all(|span| span.trace_id != unrecorded), "the plain request was recorded");
+    // Its log lines still carry its trace id: what a log says of a request not sampled leads to
+    // its id (chapter 7's question counts failures by them).
+    let logged = stack.apiserver.log().iter().any(|line| line["trace_id"] == unrecorded.as_str());
+    assert!(logged, "no log line of the unrecorded request carries its trace id: {:#?}", stack.apiserver.log());
 }
 
 /// A database failure on demand (`X-Inject-Fault: db-error`): the database itself rejects the

@@ -25,8 +25,12 @@ pub enum Kind {
     /// The newest trace whose root span is `operation`: the span(s) marked as errors.
     /// Answer: `service span-name`.
     ErrorSpan,
-    /// How many traces whose root span is `operation` have an error. Answer: a number.
-    CountFailed,
+    /// The newest trace whose root span is `operation` and that failed: the span where the
+    /// failure started (the deepest one marked as an error). Answer: `service span-name`.
+    WhereItFailed,
+    /// Of the requests whose log says `grep` (every failure is logged, traced or not), how many
+    /// left a trace in the store. Answer: `all`, `some` or `none`.
+    FailuresKept,
     /// The trace of the newest log line containing `grep`. Answer: its trace id.
     TraceOfLogLine,
 }
@@ -66,10 +70,12 @@ fn normal(text: &str) -> String {
 /// A question's parameters make sense for its computation.
 pub fn check(question: &Question) -> anyhow::Result<()> {
     match question.compute {
-        Kind::MostSelfTime | Kind::ErrorSpan | Kind::CountFailed => {
+        Kind::MostSelfTime | Kind::ErrorSpan | Kind::WhereItFailed => {
             anyhow::ensure!(question.operation.is_some(), "{:?} needs `operation`", question.compute)
         }
-        Kind::TraceOfLogLine => anyhow::ensure!(question.grep.is_some(), "trace-of-log-line needs `grep`"),
+        Kind::TraceOfLogLine | Kind::FailuresKept => {
+            anyhow::ensure!(question.grep.is_some(), "{:?} needs `grep`", question.compute)
+        }
     }
     Ok(())
 }
@@ -92,6 +98,26 @@ pub fn answer(question: &Question, jaeger: &Jaeger, logs: &Path) -> anyhow::Resu
                 answer: id,
             })
         }
+        Kind::FailuresKept => {
+            let text = question.grep.as_deref().unwrap_or_default();
+            let cutoff = humantime::format_rfc3339(SystemTime::now() - since).to_string();
+            let lines = crate::logs::read_all(logs)?;
+            let failed: Vec<&str> = lines
+                .iter()
+                .filter(|line| line.text.contains(text) && line.timestamp.as_str() >= cutoff.trim_end_matches('Z'))
+                .filter_map(|line| line.trace_id())
+                .collect();
+            anyhow::ensure!(
+                !failed.is_empty(),
+                "no log line of the last {} minutes says {text:?}: send some requests first",
+                question.minutes
+            );
+            let mut kept = 0;
+            for trace_id in &failed {
+                kept += usize::from(jaeger.trace(trace_id)?.is_some_and(|spans| !spans.is_empty()));
+            }
+            Ok(failures_kept(failed.len(), kept))
+        }
         kind => {
             let operation = question.operation.as_deref().unwrap_or_default();
             let traces = rooted_at(jaeger, operation, since)?;
@@ -103,8 +129,8 @@ pub fn answer(question: &Question, jaeger: &Jaeger, logs: &Path) -> anyhow::Resu
             Ok(match kind {
                 Kind::MostSelfTime => most_self_time(&traces),
                 Kind::ErrorSpan => error_span(&traces[0]),
-                Kind::CountFailed => count_failed(&traces, operation, question.minutes),
-                Kind::TraceOfLogLine => unreachable!("handled above"),
+                Kind::WhereItFailed => where_it_failed(&traces, operation)?,
+                Kind::TraceOfLogLine | Kind::FailuresKept => unreachable!("handled above"),
             })
         }
     }
@@ -175,21 +201,65 @@ fn error_span(trace: &[Span]) -> Truth {
     }
 }
 
-fn count_failed(traces: &[Vec<Span>], operation: &str, minutes: u64) -> Truth {
-    let failed = traces.iter().filter(|trace| trace.iter().any(|span| span.is_error)).count();
-    Truth {
-        answer: failed.to_string(),
+/// Where the newest failed trace's failure started: its deepest error span, and whether the
+/// request got past the service that failed it.
+fn where_it_failed(traces: &[Vec<Span>], operation: &str) -> anyhow::Result<Truth> {
+    let failed = traces
+        .iter()
+        .find(|trace| trace.iter().any(|span| span.is_error))
+        .with_context(|| format!("none of the {} traces of {operation} failed: send more requests", traces.len()))?;
+    let (_, deepest) = model::tree(failed)
+        .into_iter()
+        .filter(|(_, span)| span.is_error)
+        .max_by_key(|(depth, _)| *depth)
+        .expect("a failed trace has an error span");
+    let services: std::collections::BTreeSet<&str> = failed.iter().map(|span| span.service.as_str()).collect();
+    let services: Vec<&str> = services.into_iter().collect();
+    Ok(Truth {
+        answer: format!("{} {}", deepest.service, deepest.name),
         why: format!(
-            "of the {} traces of {operation} from the last {minutes} minutes in the store, {failed} have a span with status Error",
-            traces.len()
+            "in the newest failed trace ({}), the deepest span marked as an error is {} {}{}; the trace has spans of {} only",
+            deepest.trace_id,
+            deepest.service,
+            deepest.name,
+            deepest
+                .attributes
+                .get("fault.injected")
+                .map_or(String::new(), |fault| format!(" (fault.injected {fault})")),
+            services.join(" and ")
         ),
-        expect: Expect::Exactly(failed.to_string()),
+        expect: Expect::Span { service: deepest.service.clone(), name: deepest.name.clone() },
+    })
+}
+
+/// Of `failed` requests, `kept` left a trace.
+fn failures_kept(failed: usize, kept: usize) -> Truth {
+    let answer = match kept {
+        0 => "none",
+        kept if kept >= failed => "all",
+        _ => "some",
+    };
+    Truth {
+        answer: answer.into(),
+        why: format!(
+            "{failed} requests failed (each logged it, with its trace id); {kept} of those traces are in the store: \
+             head sampling decides when a trace starts, before anyone knows it will fail"
+        ),
+        expect: Expect::Exactly(answer.into()),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn failures_kept_is_all_some_or_none() {
+        assert_eq!(failures_kept(12, 12).answer, "all");
+        assert_eq!(failures_kept(12, 1).answer, "some");
+        assert_eq!(failures_kept(12, 0).answer, "none");
+        assert!(failures_kept(12, 1).why.starts_with("12 requests failed"));
+    }
 
     #[test]
     fn answers_are_read_generously_but_not_loosely() {
