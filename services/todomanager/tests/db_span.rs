@@ -12,6 +12,20 @@ fn attribute(span: &SpanData, key: &str) -> Option<String> {
     span.attributes.iter().find(|pair| pair.key.as_str() == key).map(|pair| pair.value.to_string())
 }
 
+/// The finished spans, once those named `names` are among them: a span ends when its last
+/// handle is dropped, and the database's worker thread may hold one a moment after the query
+/// has answered.
+async fn finished(exporter: &InMemorySpanExporter, names: &[&str]) -> Vec<SpanData> {
+    for _ in 0..250 {
+        let spans = finished(&exporter, &["db-create", "db-get"]).await;
+        if names.iter().all(|name| spans.iter().any(|span| span.name == *name)) {
+            return spans;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    exporter.get_finished_spans().unwrap()
+}
+
 fn named<'a>(spans: &'a [SpanData], name: &str) -> &'a SpanData {
     spans.iter().find(|span| span.name == name).unwrap_or_else(|| panic!("no span {name} in {spans:#?}"))
 }
@@ -33,7 +47,7 @@ async fn a_failed_query_is_an_error_span_and_a_missing_todo_is_not() {
     // A todo that does not exist: an answer, not a failure of the database.
     assert!(store.get("ann", 4242).await.is_err());
 
-    let spans = exporter.get_finished_spans().unwrap();
+    let spans = finished(&exporter, &["db-create", "db-get"]).await;
     let failed = named(&spans, "db-create");
     assert!(matches!(failed.status, Status::Error { .. }), "the failed insert: {:?}", failed.status);
     assert_eq!(attribute(failed, "error.type").as_deref(), Some("database_error"));
