@@ -18,7 +18,9 @@ pub struct Options {
     #[arg(required_unless_present = "last")]
     trace_id: Option<String>,
 
-    /// Show the most recent trace instead.
+    /// Show the most recent request's trace instead (the newest trace with a server span: the
+    /// history writer's own traces, which no request starts, are left aside; find those with
+    /// `cargo xtask search --service todomanager --operation history-write`).
     #[arg(long, conflicts_with = "trace_id")]
     last: bool,
 
@@ -65,16 +67,76 @@ fn fetch(jaeger: &Jaeger, trace_id: &str) -> anyhow::Result<Vec<Span>> {
     })
 }
 
-/// The trace whose first span started last, over every service of the last hour.
+/// The trace of the most recent request, over every service of the last hour.
 fn last_trace_id(jaeger: &Jaeger) -> anyhow::Result<String> {
     let since = SystemTime::now() - Duration::from_secs(3600);
-    let mut newest: Option<(u64, String)> = None;
+    let mut spans = Vec::new();
     for service in jaeger.services()? {
-        for span in jaeger.find(&service, None, since)? {
-            if newest.as_ref().is_none_or(|(start, _)| span.start_unix_nano > *start) {
-                newest = Some((span.start_unix_nano, span.trace_id));
-            }
+        spans.extend(jaeger.find(&service, None, since)?);
+    }
+    newest_request(&spans)
+        .context("no request's trace in the last hour: send a request first (see the curl that `up` printed)")
+}
+
+/// The trace whose first span started last, among the traces a request started: those with a
+/// server span. A background job's trace (todomanager's history writer) has none, and showing it
+/// to a learner who has just sent a request would be a puzzle.
+fn newest_request(spans: &[Span]) -> Option<String> {
+    let mut traces: std::collections::HashMap<&str, (u64, bool)> = std::collections::HashMap::new();
+    for span in spans {
+        let (start, served) = traces.entry(&span.trace_id).or_insert((u64::MAX, false));
+        *start = (*start).min(span.start_unix_nano);
+        *served |= span.kind == "server";
+    }
+    traces
+        .into_iter()
+        .filter(|(_, (_, served))| *served)
+        .max_by_key(|(_, (start, _))| *start)
+        .map(|(id, _)| id.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn span(trace_id: &str, kind: &'static str, start_unix_nano: u64) -> Span {
+        Span {
+            trace_id: trace_id.into(),
+            span_id: format!("{trace_id}{start_unix_nano}"),
+            parent_span_id: String::new(),
+            service: "todomanager".into(),
+            name: "n".into(),
+            kind,
+            start_unix_nano,
+            end_unix_nano: start_unix_nano + 1,
+            attributes: Default::default(),
+            resource: Default::default(),
+            is_error: false,
+            status_message: String::new(),
+            events: Vec::new(),
+            links: Vec::new(),
         }
     }
-    newest.map(|(_, id)| id).context("no trace in the last hour: send a request first (see the curl that `up` printed)")
+
+    #[test]
+    fn the_last_trace_is_the_last_request_not_a_background_job_after_it() {
+        let spans = [
+            span("older", "server", 10),
+            span("older", "client", 11),
+            span("request", "client", 20),
+            span("request", "server", 21),
+            // The history writer's batch, written after the request: internal spans only.
+            span("history", "internal", 30),
+            span("history", "client", 31),
+        ];
+        assert_eq!(newest_request(&spans).as_deref(), Some("request"));
+        assert_eq!(newest_request(&spans[4..]), None);
+    }
+
+    #[test]
+    fn a_trace_counts_from_its_first_span() {
+        // A long request that started first and ended last is still the older one.
+        let spans = [span("long", "server", 10), span("long", "server", 50), span("short", "server", 20)];
+        assert_eq!(newest_request(&spans).as_deref(), Some("short"));
+    }
 }
