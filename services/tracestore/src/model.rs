@@ -8,7 +8,8 @@ use opentelemetry_proto::tonic::{
     trace::v1::{ResourceSpans, ScopeSpans, status::StatusCode},
 };
 
-#[derive(Clone, Debug, PartialEq)]
+/// `Default` is for tests' fixtures: a span with every field empty (and kind "").
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Span {
     /// Lower-case hex, as everywhere in this workshop.
     pub trace_id: String,

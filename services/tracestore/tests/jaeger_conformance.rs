@@ -230,12 +230,7 @@ fn the_span_tree_survives_jaegers_edge_cases() {
             kind: "internal",
             start_unix_nano: span["startTime"].as_u64().unwrap() * 1000,
             end_unix_nano: (span["startTime"].as_u64().unwrap() + span["duration"].as_u64().unwrap()) * 1000,
-            attributes: Default::default(),
-            resource: Default::default(),
-            is_error: false,
-            status_message: String::new(),
-            events: Vec::new(),
-            links: Vec::new(),
+            ..Default::default()
         })
         .collect();
     let tree = model::tree(&spans);

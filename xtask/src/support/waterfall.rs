@@ -67,12 +67,8 @@ mod tests {
             kind: "internal",
             start_unix_nano: 1_000_000_000 + start_us * 1000,
             end_unix_nano: 1_000_000_000 + end_us * 1000,
-            attributes: Default::default(),
-            resource: Default::default(),
             is_error: error,
-            status_message: String::new(),
-            events: Vec::new(),
-            links: Vec::new(),
+            ..Default::default()
         }
     }
 

@@ -75,12 +75,7 @@ mod tests {
             kind: "server",
             start_unix_nano: 0,
             end_unix_nano: millis * 1_000_000,
-            attributes: Default::default(),
-            resource: Default::default(),
-            is_error: false,
-            status_message: String::new(),
-            events: Vec::new(),
-            links: Vec::new(),
+            ..Default::default()
         }
     }
 

@@ -55,7 +55,6 @@ mod tests {
             start_unix_nano: start_ms * 1_000_000,
             end_unix_nano: end_ms * 1_000_000,
             attributes: [("http.route".to_owned(), "/v1/todo".to_owned())].into(),
-            resource: Default::default(),
             is_error: id == "3",
             status_message: if id == "3" { "database unavailable".into() } else { String::new() },
             events: vec![model::Event {
@@ -63,7 +62,7 @@ mod tests {
                 time_unix_nano: (start_ms + 1) * 1_000_000,
                 attributes: [("attempt".to_owned(), "2".to_owned())].into(),
             }],
-            links: Vec::new(),
+            ..Default::default()
         }
     }
 

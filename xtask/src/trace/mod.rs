@@ -5,7 +5,10 @@
 mod compare;
 mod details;
 
-use std::time::{Duration, SystemTime};
+use std::{
+    collections::HashMap,
+    time::{Duration, SystemTime},
+};
 
 use anyhow::Context;
 use tracestore::model::Span;
@@ -82,7 +85,7 @@ fn last_trace_id(jaeger: &Jaeger) -> anyhow::Result<String> {
 /// server span. A background job's trace (todomanager's history writer) has none, and showing it
 /// to a learner who has just sent a request would be a puzzle.
 fn newest_request(spans: &[Span]) -> Option<String> {
-    let mut traces: std::collections::HashMap<&str, (u64, bool)> = std::collections::HashMap::new();
+    let mut traces: HashMap<&str, (u64, bool)> = HashMap::new();
     for span in spans {
         let (start, served) = traces.entry(&span.trace_id).or_insert((u64::MAX, false));
         *start = (*start).min(span.start_unix_nano);
@@ -103,18 +106,10 @@ mod tests {
         Span {
             trace_id: trace_id.into(),
             span_id: format!("{trace_id}{start_unix_nano}"),
-            parent_span_id: String::new(),
-            service: "todomanager".into(),
-            name: "n".into(),
             kind,
             start_unix_nano,
             end_unix_nano: start_unix_nano + 1,
-            attributes: Default::default(),
-            resource: Default::default(),
-            is_error: false,
-            status_message: String::new(),
-            events: Vec::new(),
-            links: Vec::new(),
+            ..Default::default()
         }
     }
 
